@@ -1,0 +1,237 @@
+//! Fetch: serve stored batches as they are, from the batch containing the requested offset,
+//! within `max_bytes` / per-partition limits; long-poll until `min_bytes` are there or
+//! `max_wait_ms` passes, woken by appends. No fetch sessions are created (session id 0 in
+//! the answer), which every client accepts by sending full fetches.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
+use tokio::time::Instant;
+use tracing::error;
+
+use super::{check_leader_epoch, partition_of};
+use crate::api::{blocking, ApiError, Code, Ctx};
+use crate::log::{Partition, ReadError};
+
+/// First Fetch version that names topics by id.
+const TOPIC_ID_VERSION: i16 = 13;
+/// Kafka caps how long a fetch may wait; so do we (it also bounds shutdown).
+const MAX_WAIT_CAP_MS: u64 = 30_000;
+
+struct Want {
+    topic: usize,
+    partition: i32,
+    target: Result<Arc<Partition>, Code>,
+    offset: i64,
+    max_bytes: usize,
+}
+
+#[derive(Clone)]
+struct Got {
+    code: Code,
+    ok: bool,
+    hw: i64,
+    log_start: i64,
+    records: Bytes,
+}
+
+/// Handle Fetch.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    hdr: &RequestHeader,
+    req: FetchRequest,
+) -> Result<FetchResponse, ApiError> {
+    let logs = &ctx.broker.logs;
+    let v = hdr.request_api_version;
+    let by_id = v >= TOPIC_ID_VERSION;
+    if req.session_epoch > 0 || (req.session_id != 0 && req.session_epoch != -1) {
+        // We never hand out sessions, so an incremental fetch names one we do not have.
+        return Ok(FetchResponse::default().with_error_code(Code::FetchSessionIdNotFound.code()));
+    }
+    let read_committed = req.isolation_level == 1;
+    let mut wants = Vec::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for (ti, t) in req.topics.into_iter().enumerate() {
+        let topic = if by_id {
+            logs.topic_by_id(&t.topic_id)
+        } else {
+            logs.topic(t.topic.0.as_str())
+        };
+        let unknown = if by_id {
+            Code::UnknownTopicId
+        } else {
+            Code::UnknownTopicOrPartition
+        };
+        for p in &t.partitions {
+            let target = check_leader_epoch(p.current_leader_epoch)
+                .and_then(|()| partition_of(topic.as_deref(), p.partition, unknown));
+            wants.push(Want {
+                topic: ti,
+                partition: p.partition,
+                target,
+                offset: p.fetch_offset,
+                max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+            });
+        }
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic)
+                .with_topic_id(t.topic_id),
+        );
+    }
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(usize::MAX);
+    let wait = Duration::from_millis(
+        u64::try_from(req.max_wait_ms)
+            .unwrap_or(0)
+            .min(MAX_WAIT_CAP_MS),
+    );
+    let deadline = Instant::now() + wait;
+    let wants = Arc::new(wants);
+    let token = ctx.broker.shutdown.clone();
+    let got = loop {
+        let parts: Vec<&Arc<Partition>> = wants
+            .iter()
+            .filter_map(|w| w.target.as_ref().ok())
+            .collect();
+        // Register for wake-ups before looking, so an append between the look and the wait
+        // is not missed.
+        let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = parts
+            .iter()
+            .map(|p| Box::pin(p.notify.notified()))
+            .collect();
+        for w in waits.iter_mut() {
+            w.as_mut().enable();
+        }
+        let anything = wants.iter().any(|w| match &w.target {
+            Ok(p) => w.offset != p.high_watermark(),
+            Err(_) => true,
+        });
+        let timed_out = Instant::now() >= deadline;
+        if anything || timed_out {
+            let w = Arc::clone(&wants);
+            let got = blocking(move || read_all(&w, max_bytes)).await?;
+            let total: usize = got.iter().map(|g| g.records.len()).sum();
+            let errors = got.iter().any(|g| !g.ok);
+            if total >= min_bytes.max(1) || errors || timed_out || min_bytes == 0 {
+                break got;
+            }
+        }
+        tokio::select! {
+            _ = wait_any(&mut waits) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = token.cancelled() => {
+                let w = Arc::clone(&wants);
+                break blocking(move || read_all(&w, max_bytes)).await?;
+            }
+        }
+    };
+    for (w, g) in wants.iter().zip(got) {
+        let pd = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_error_code(if g.ok { 0 } else { g.code.code() })
+            .with_high_watermark(g.hw)
+            .with_last_stable_offset(g.hw)
+            .with_log_start_offset(g.log_start)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_records(Some(g.records));
+        if let Some(t) = topics.get_mut(w.topic) {
+            t.partitions.push(pd);
+        }
+    }
+    Ok(FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(topics))
+}
+
+/// Read every wanted partition within the response budget. The first partition with data
+/// gets at least one whole batch even if it exceeds the budget (KIP-74).
+fn read_all(wants: &[Want], max_bytes: usize) -> Vec<Got> {
+    let mut remaining = max_bytes;
+    let mut any = false;
+    wants
+        .iter()
+        .map(|w| {
+            let p = match &w.target {
+                Ok(p) => p,
+                Err(code) => {
+                    return Got {
+                        code: *code,
+                        ok: false,
+                        hw: -1,
+                        log_start: -1,
+                        records: Bytes::new(),
+                    }
+                }
+            };
+            let limit = w.max_bytes.min(remaining);
+            if any && limit == 0 {
+                let (log_start, _, hw, _) = p.offsets();
+                return Got {
+                    code: Code::UnknownServerError,
+                    ok: true,
+                    hw,
+                    log_start,
+                    records: Bytes::new(),
+                };
+            }
+            match p.read(w.offset, limit) {
+                Ok(d) => {
+                    remaining = remaining.saturating_sub(d.records.len());
+                    any |= !d.records.is_empty();
+                    Got {
+                        code: Code::UnknownServerError,
+                        ok: true,
+                        hw: d.high_watermark,
+                        log_start: d.log_start_offset,
+                        records: d.records,
+                    }
+                }
+                Err(ReadError::OutOfRange {
+                    log_start,
+                    high_watermark,
+                    ..
+                }) => Got {
+                    code: Code::OffsetOutOfRange,
+                    ok: false,
+                    hw: high_watermark,
+                    log_start,
+                    records: Bytes::new(),
+                },
+                Err(ReadError::Storage(e)) => {
+                    error!(partition = ?p, error = %e, "read failed");
+                    Got {
+                        code: Code::KafkaStorageError,
+                        ok: false,
+                        hw: -1,
+                        log_start: -1,
+                        records: Bytes::new(),
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Resolve when any of the registered notifications fires.
+async fn wait_any(waits: &mut [Pin<Box<tokio::sync::futures::Notified<'_>>>]) {
+    if waits.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for w in waits.iter_mut() {
+            if w.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}

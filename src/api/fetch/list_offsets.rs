@@ -1,0 +1,82 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
+//! tiered (-5, no tiers: answered like Kafka without remote storage, offset -1), and by
+//! timestamp (first record whose timestamp is at least the target).
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, RequestHeader};
+use tracing::error;
+
+use super::{check_leader_epoch, partition_by_name, LEADER_EPOCH};
+use crate::api::{blocking, ApiError, Code, Ctx};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// Handle ListOffsets.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    hdr: &RequestHeader,
+    req: ListOffsetsRequest,
+) -> Result<ListOffsetsResponse, ApiError> {
+    let broker = std::sync::Arc::clone(ctx.broker);
+    // leader_epoch exists from v4 on; the codec refuses a non-default value before that.
+    let epoch = if hdr.request_api_version >= 4 {
+        LEADER_EPOCH
+    } else {
+        -1
+    };
+    let topics = blocking(move || {
+        req.topics
+            .into_iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let base = ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_timestamp(-1)
+                            .with_offset(-1);
+                        let part = match check_leader_epoch(p.current_leader_epoch).and_then(|()| {
+                            partition_by_name(&broker.logs, t.name.0.as_str(), p.partition_index)
+                        }) {
+                            Ok(part) => part,
+                            Err(code) => return base.with_error_code(code.code()),
+                        };
+                        let (log_start, _, hw, _) = part.offsets();
+                        let found = match p.timestamp {
+                            LATEST => Ok(Some((-1, hw))),
+                            EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log_start))),
+                            LATEST_TIERED => Ok(Some((-1, -1))),
+                            MAX_TIMESTAMP => part.max_timestamp(),
+                            ts if ts >= 0 => part.offset_for_timestamp(ts),
+                            _ => return base.with_error_code(Code::InvalidRequest.code()),
+                        };
+                        match found {
+                            Ok(Some((ts, off))) => base
+                                .with_timestamp(ts)
+                                .with_offset(off)
+                                .with_leader_epoch(epoch),
+                            // No record at or after the timestamp: Kafka answers -1/-1.
+                            Ok(None) => base.with_leader_epoch(epoch),
+                            Err(e) => {
+                                error!(partition = ?part, error = %e, "list offsets failed");
+                                base.with_error_code(Code::KafkaStorageError.code())
+                            }
+                        }
+                    })
+                    .collect();
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(parts)
+            })
+            .collect()
+    })
+    .await?;
+    Ok(ListOffsetsResponse::default().with_topics(topics))
+}

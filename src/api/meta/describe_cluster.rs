@@ -1,0 +1,31 @@
+//! DescribeCluster: this one broker, which is also the controller.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, RequestHeader,
+};
+
+use crate::api::{sb, ApiError, Ctx};
+
+/// Handle DescribeCluster.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    _hdr: &RequestHeader,
+    req: DescribeClusterRequest,
+) -> Result<DescribeClusterResponse, ApiError> {
+    let (host, port) = ctx.conn.advertised();
+    let node = BrokerId(ctx.broker.config.node_id);
+    Ok(DescribeClusterResponse::default()
+        .with_endpoint_type(req.endpoint_type.max(1))
+        .with_cluster_id(sb(ctx.broker.logs.cluster_id()))
+        .with_controller_id(node)
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            crate::api::meta::metadata::ALL_CLUSTER_OPERATIONS
+        } else {
+            i32::MIN
+        })
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(sb(host))
+            .with_port(i32::from(port))]))
+}

@@ -1,0 +1,361 @@
+//! The Kafka APIs Sluice implements: one table of supported version ranges, one dispatch
+//! `match`, and one handler module per API key grouped by family. Handlers take decoded
+//! structs and return structs; they never touch sockets or bytes on the wire.
+
+pub mod fetch;
+pub mod meta;
+pub mod produce;
+pub mod topics;
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::log::producer::ProducerIdAllocator;
+use crate::log::LogManager;
+use crate::server::connection::ConnInfo;
+
+/// State shared by every connection.
+pub struct Broker {
+    /// Validated configuration.
+    pub config: Config,
+    /// All topics and partitions.
+    pub logs: LogManager,
+    /// Producer id source for InitProducerId.
+    pub producer_ids: ProducerIdAllocator,
+    /// Cancelled when the broker shuts down; long polls and reads watch it.
+    pub shutdown: CancellationToken,
+}
+
+impl Broker {
+    /// Open the data directory and build the shared state.
+    pub fn open(config: Config) -> Result<Arc<Self>, crate::log::Error> {
+        let logs = LogManager::open(&config.data_dir, config.log.clone(), config.node_id)?;
+        let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
+        Ok(Arc::new(Broker {
+            config,
+            logs,
+            producer_ids,
+            shutdown: CancellationToken::new(),
+        }))
+    }
+}
+
+/// What a handler gets: the broker and the connection it is answering on.
+pub struct Ctx<'a> {
+    /// Shared broker state.
+    pub broker: &'a Arc<Broker>,
+    /// The connection (for advertised addresses).
+    pub conn: &'a ConnInfo,
+}
+
+/// A failure a handler cannot express as an error code in its response.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Internal failure; the connection is closed with a log line.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Every API and version range Sluice implements. The ApiVersions response is built from
+/// this table, never from what the codec crate can decode. Floors are Kafka 4.x's (KIP-896).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 13),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Result of checking a request's key and version against [`SUPPORTED`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum VersionCheck {
+    /// In range: decode and dispatch.
+    Supported,
+    /// ApiVersions newer than ours: answer at v0 with UNSUPPORTED_VERSION.
+    ApiVersionsFallback,
+    /// Not implemented at this version.
+    Unsupported,
+}
+
+/// Check a request's key and version against the table.
+pub fn check_version(key: ApiKey, version: i16) -> VersionCheck {
+    match SUPPORTED.iter().find(|(k, _, _)| *k == key) {
+        Some((_, min, max)) if (*min..=*max).contains(&version) => VersionCheck::Supported,
+        Some(_) if key == ApiKey::ApiVersions => VersionCheck::ApiVersionsFallback,
+        _ => VersionCheck::Unsupported,
+    }
+}
+
+/// Route a decoded request to its handler.
+pub async fn dispatch(
+    ctx: &Ctx<'_>,
+    hdr: &RequestHeader,
+    req: RequestKind,
+) -> Result<ResponseKind, ApiError> {
+    Ok(match req {
+        RequestKind::Produce(r) => {
+            ResponseKind::Produce(produce::produce::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch::handle(ctx, hdr, r).await?),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(fetch::list_offsets::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(meta::metadata::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::ApiVersions(r) => {
+            ResponseKind::ApiVersions(meta::api_versions::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(topics::create_topics::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(topics::delete_topics::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(produce::init_producer_id::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+            fetch::offset_for_leader_epoch::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(topics::describe_configs::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(meta::describe_cluster::handle(ctx, hdr, r).await?)
+        }
+        other => {
+            return Err(ApiError::Internal(format!(
+                "no handler for {:?}",
+                api_key_of(&other)
+            )))
+        }
+    })
+}
+
+fn api_key_of(r: &RequestKind) -> &'static str {
+    match r {
+        RequestKind::SaslHandshake(_) => "SaslHandshake",
+        _ => "this request",
+    }
+}
+
+/// An answer carrying `code` for every topic/partition of a request, like Kafka's
+/// `getErrorResponse`. `None` for APIs outside the table.
+pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
+    use kafka_protocol::messages::*;
+    Some(match req {
+        RequestKind::Produce(r) => ResponseKind::Produce(
+            ProduceResponse::default().with_responses(
+                r.topic_data
+                    .iter()
+                    .map(|t| {
+                        produce_response::TopicProduceResponse::default()
+                            .with_name(t.name.clone())
+                            .with_topic_id(t.topic_id)
+                            .with_partition_responses(
+                                t.partition_data
+                                    .iter()
+                                    .map(|p| {
+                                        produce_response::PartitionProduceResponse::default()
+                                            .with_index(p.index)
+                                            .with_error_code(code)
+                                            .with_base_offset(-1)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::Fetch(_) => {
+            ResponseKind::Fetch(FetchResponse::default().with_error_code(code))
+        }
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(
+            ListOffsetsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        list_offsets_response::ListOffsetsTopicResponse::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    list_offsets_response::ListOffsetsPartitionResponse::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(
+            MetadataResponse::default()
+                .with_error_code(code)
+                .with_topics(
+                    r.topics
+                        .iter()
+                        .flatten()
+                        .map(|t| {
+                            metadata_response::MetadataResponseTopic::default()
+                                .with_name(t.name.clone())
+                                .with_topic_id(t.topic_id)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                ),
+        ),
+        RequestKind::ApiVersions(_) => {
+            ResponseKind::ApiVersions(meta::api_versions::fallback_response())
+        }
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(
+            CreateTopicsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        create_topics_response::CreatableTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(
+            DeleteTopicsResponse::default().with_responses(
+                r.topic_names
+                    .iter()
+                    .map(|n| Some(n.clone()))
+                    .chain(r.topics.iter().map(|t| t.name.clone()))
+                    .map(|n| {
+                        delete_topics_response::DeletableTopicResult::default()
+                            .with_name(n)
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::InitProducerId(_) => ResponseKind::InitProducerId(
+            InitProducerIdResponse::default()
+                .with_error_code(code)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+            OffsetForLeaderEpochResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        offset_for_leader_epoch_response::OffsetForLeaderTopicResult::default()
+                            .with_topic(t.topic.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        offset_for_leader_epoch_response::EpochEndOffset::default()
+                                            .with_partition(p.partition)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(
+            DescribeConfigsResponse::default().with_results(
+                r.resources
+                    .iter()
+                    .map(|res| {
+                        describe_configs_response::DescribeConfigsResult::default()
+                            .with_error_code(code)
+                            .with_resource_type(res.resource_type)
+                            .with_resource_name(res.resource_name.clone())
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeCluster(_) => {
+            ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_error_code(code))
+        }
+        _ => return None,
+    })
+}
+
+/// A `StrBytes` from a string.
+pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// Kafka's error codes, by name, for the handlers.
+pub(crate) use kafka_protocol::error::ResponseError as Code;
+
+/// Run blocking storage work on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("storage task failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_within_the_codec_and_dispatch_covers_it() {
+        for (key, min, max) in SUPPORTED {
+            let r = key.valid_versions();
+            assert!(
+                r.min <= *min && *max <= r.max,
+                "{key:?} {min}..{max} outside codec {r:?}"
+            );
+            // every supported key has an error-response builder, so a default request of
+            // that kind must map to Some
+            let req = match key {
+                ApiKey::Produce => RequestKind::Produce(Default::default()),
+                ApiKey::Fetch => RequestKind::Fetch(Default::default()),
+                ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
+                ApiKey::Metadata => RequestKind::Metadata(Default::default()),
+                ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
+                ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
+                ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+                ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
+                ApiKey::OffsetForLeaderEpoch => {
+                    RequestKind::OffsetForLeaderEpoch(Default::default())
+                }
+                ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
+                ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+                other => panic!("{other:?} is in SUPPORTED but not in this test"),
+            };
+            assert!(error_response(&req, 35).is_some(), "{key:?}");
+        }
+    }
+
+    #[test]
+    fn version_checks() {
+        assert_eq!(check_version(ApiKey::Produce, 2), VersionCheck::Unsupported);
+        assert_eq!(check_version(ApiKey::Produce, 9), VersionCheck::Supported);
+        assert_eq!(
+            check_version(ApiKey::ApiVersions, 9),
+            VersionCheck::ApiVersionsFallback
+        );
+        assert_eq!(
+            check_version(ApiKey::JoinGroup, 1),
+            VersionCheck::Unsupported
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Produce: validate each partition's batches, assign offsets, append, and answer per
+//! partition. All appends of one request run in a single trip to the blocking pool; the
+//! records are stored exactly as the producer sent them (any codec), only the base offset
+//! (and, for LogAppendTime topics, the timestamp) patched.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use tracing::{error, warn};
+
+use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::log::{AppendError, AppendInfo, Error as LogError, Partition};
+
+/// First Produce version that names topics by id.
+const TOPIC_ID_VERSION: i16 = 13;
+
+fn error_code(e: &AppendError) -> Code {
+    match e {
+        AppendError::Corrupt(LogError::UnsupportedMagic(_)) => Code::InvalidRecord,
+        AppendError::Corrupt(_) => Code::CorruptMessage,
+        AppendError::TooLarge { .. } => Code::MessageTooLarge,
+        AppendError::ListTooLarge(_) => Code::RecordListTooLarge,
+        AppendError::Fenced => Code::InvalidProducerEpoch,
+        AppendError::OutOfOrder(_) => Code::OutOfOrderSequenceNumber,
+        AppendError::Storage(_) => Code::KafkaStorageError,
+    }
+}
+
+enum Slot {
+    Done(PartitionProduceResponse),
+    Pending(usize, i32),
+}
+
+/// Handle Produce.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    hdr: &RequestHeader,
+    req: ProduceRequest,
+) -> Result<ProduceResponse, ApiError> {
+    let logs = &ctx.broker.logs;
+    let by_id = hdr.request_api_version >= TOPIC_ID_VERSION;
+    let refuse_all: Option<(Code, &str)> = if req.transactional_id.is_some() {
+        Some((
+            Code::TransactionalIdAuthorizationFailed,
+            "transactions are not supported by this broker",
+        ))
+    } else if !matches!(req.acks, -1..=1) {
+        Some((Code::InvalidRequiredAcks, "acks must be -1, 0 or 1"))
+    } else {
+        None
+    };
+    let mut jobs: Vec<(Arc<Partition>, Bytes)> = Vec::new();
+    let mut layout: Vec<(TopicProduceResponse, Vec<Slot>)> =
+        Vec::with_capacity(req.topic_data.len());
+    for t in req.topic_data {
+        let topic = if by_id {
+            logs.topic_by_id(&t.topic_id)
+        } else {
+            logs.topic(t.name.0.as_str())
+        };
+        let unknown = if by_id {
+            Code::UnknownTopicId
+        } else {
+            Code::UnknownTopicOrPartition
+        };
+        let mut slots = Vec::with_capacity(t.partition_data.len());
+        for p in t.partition_data {
+            let fail = |code: Code, msg: Option<&str>| {
+                Slot::Done(
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(code.code())
+                        .with_base_offset(-1)
+                        .with_error_message(msg.map(sb)),
+                )
+            };
+            if let Some((code, msg)) = refuse_all {
+                slots.push(fail(code, Some(msg)));
+                continue;
+            }
+            let part = topic.as_ref().and_then(|t| {
+                usize::try_from(p.index)
+                    .ok()
+                    .and_then(|i| t.partitions.get(i))
+            });
+            let Some(part) = part else {
+                slots.push(fail(unknown, None));
+                continue;
+            };
+            let Some(records) = p.records else {
+                slots.push(fail(Code::InvalidRecord, Some("no records")));
+                continue;
+            };
+            slots.push(Slot::Pending(jobs.len(), p.index));
+            jobs.push((Arc::clone(part), records));
+        }
+        layout.push((
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id),
+            slots,
+        ));
+    }
+    let results: Vec<Result<AppendInfo, AppendError>> = if jobs.is_empty() {
+        Vec::new()
+    } else {
+        blocking(move || jobs.iter().map(|(p, r)| p.append(r)).collect()).await?
+    };
+    let mut responses = Vec::with_capacity(layout.len());
+    for (topic_resp, slots) in layout {
+        let mut parts = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Slot::Done(r) => parts.push(r),
+                Slot::Pending(j, index) => {
+                    let resp = match results.get(j) {
+                        Some(Ok(info)) => PartitionProduceResponse::default()
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(info.log_start_offset),
+                        Some(Err(e)) => {
+                            let code = error_code(e);
+                            if matches!(e, AppendError::Storage(_)) {
+                                error!(error = %e, "append failed");
+                            } else {
+                                warn!(topic = %topic_resp.name.0, error = %e, "produce refused");
+                            }
+                            PartitionProduceResponse::default()
+                                .with_error_code(code.code())
+                                .with_base_offset(-1)
+                                .with_error_message(Some(sb(e.to_string())))
+                        }
+                        None => PartitionProduceResponse::default()
+                            .with_error_code(Code::UnknownServerError.code())
+                            .with_base_offset(-1),
+                    };
+                    parts.push(resp.with_index(index));
+                }
+            }
+        }
+        responses.push((topic_resp, parts));
+    }
+    Ok(ProduceResponse::default().with_responses(
+        responses
+            .into_iter()
+            .map(|(t, parts)| t.with_partition_responses(parts))
+            .collect(),
+    ))
+}

@@ -1,0 +1,62 @@
+//! DeleteTopics, by name (v1–5) or by name or id (v6). Data is removed from disk in the
+//! background; reads in flight finish on the files they hold.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    DeleteTopicsRequest, DeleteTopicsResponse, RequestHeader, TopicName,
+};
+use tracing::error;
+use uuid::Uuid;
+
+use crate::api::{blocking, sb, ApiError, Code, Ctx};
+
+/// Handle DeleteTopics.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    _hdr: &RequestHeader,
+    req: DeleteTopicsRequest,
+) -> Result<DeleteTopicsResponse, ApiError> {
+    let broker = std::sync::Arc::clone(ctx.broker);
+    let responses = blocking(move || {
+        let targets: Vec<(Option<TopicName>, Uuid)> = req
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .chain(req.topics.into_iter().map(|t| (t.name, t.topic_id)))
+            .collect();
+        targets
+            .into_iter()
+            .map(|(name, id)| {
+                let topic = match (&name, id) {
+                    (Some(n), _) => broker.logs.topic(n.0.as_str()),
+                    (None, id) => broker.logs.topic_by_id(&id),
+                };
+                let base = DeletableTopicResult::default()
+                    .with_name(name.clone())
+                    .with_topic_id(id);
+                let Some(topic) = topic else {
+                    let code = if name.is_some() {
+                        Code::UnknownTopicOrPartition
+                    } else {
+                        Code::UnknownTopicId
+                    };
+                    return base.with_error_code(code.code());
+                };
+                let base = base
+                    .with_name(Some(TopicName(sb(topic.name.to_string()))))
+                    .with_topic_id(topic.id);
+                match broker.logs.delete_topic(&topic.name) {
+                    Ok(Some(_)) => base,
+                    Ok(None) => base.with_error_code(Code::UnknownTopicOrPartition.code()),
+                    Err(e) => {
+                        error!(topic = %topic.name, error = %e, "delete topic failed");
+                        base.with_error_code(Code::KafkaStorageError.code())
+                            .with_error_message(Some(sb(e.to_string())))
+                    }
+                }
+            })
+            .collect()
+    })
+    .await?;
+    Ok(DeleteTopicsResponse::default().with_responses(responses))
+}

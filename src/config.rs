@@ -1,0 +1,417 @@
+//! The broker's configuration: the TOML file (`config/sluice.toml` documents every key), its
+//! validation, and the defaults. Kafka property `a.b.c` maps to section `[a]` key `b_c` for
+//! the `log.`, `socket.` and `group.` families, and to `[broker]` with dots turned into
+//! underscores otherwise (`num.partitions` → `[broker] num_partitions`).
+//!
+//! Command-line flags are applied on top of the file by `main`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::log::config::{
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RETENTION_MS, DEFAULT_SEGMENT_BYTES, DEFAULT_SEGMENT_MS,
+};
+use crate::log::{LogConfig, TimestampType};
+
+/// Kafka's `socket.request.max.bytes` default: 100 MiB.
+pub const DEFAULT_REQUEST_MAX_BYTES: usize = 100 * 1024 * 1024;
+/// Kafka's `max.connections` is unbounded; Sluice caps at this many by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Kafka's `log.flush.offset.checkpoint.interval.ms` default: 60 s.
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 60_000;
+/// Kafka's default listener port.
+pub const DEFAULT_PORT: u16 = 9092;
+
+/// A config problem: names the file, the dotted key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// Config file.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown key or wrong type.
+    #[error("{path}: {msg}")]
+    Parse {
+        /// Config file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        msg: String,
+    },
+    /// A value is out of range.
+    #[error("{path}: key `{key}`: {msg}")]
+    Invalid {
+        /// Config file (or `command line`).
+        path: String,
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    broker: RawBroker,
+    socket: RawSocket,
+    log: RawLog,
+    group: RawGroup,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBroker {
+    node_id: i32,
+    listeners: Vec<String>,
+    advertised_listeners: Vec<String>,
+    auto_create_topics_enable: bool,
+    num_partitions: i32,
+    default_replication_factor: i16,
+    message_max_bytes: usize,
+    max_connections: usize,
+    accept_replication_factor_above_one: bool,
+}
+
+impl Default for RawBroker {
+    fn default() -> Self {
+        RawBroker {
+            node_id: 1,
+            listeners: vec![format!("0.0.0.0:{DEFAULT_PORT}")],
+            advertised_listeners: Vec::new(),
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            message_max_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            accept_replication_factor_above_one: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSocket {
+    request_max_bytes: usize,
+}
+
+impl Default for RawSocket {
+    fn default() -> Self {
+        RawSocket {
+            request_max_bytes: DEFAULT_REQUEST_MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLog {
+    dir: PathBuf,
+    segment_bytes: u64,
+    roll_ms: i64,
+    index_size_max_bytes: usize,
+    index_interval_bytes: u64,
+    flush_interval_messages: i64,
+    flush_interval_ms: i64,
+    flush_offset_checkpoint_interval_ms: u64,
+    retention_ms: i64,
+    retention_bytes: i64,
+    cleanup_policy: String,
+    message_timestamp_type: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            dir: PathBuf::from("./data"),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            roll_ms: DEFAULT_SEGMENT_MS,
+            index_size_max_bytes: crate::log::segment::DEFAULT_INDEX_BYTES,
+            index_interval_bytes: crate::log::INDEX_INTERVAL_BYTES as u64,
+            flush_interval_messages: i64::MAX,
+            flush_interval_ms: i64::MAX,
+            flush_offset_checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
+            retention_ms: DEFAULT_RETENTION_MS,
+            retention_bytes: -1,
+            cleanup_policy: "delete".into(),
+            message_timestamp_type: "CreateTime".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGroup {
+    initial_rebalance_delay_ms: u64,
+}
+
+impl Default for RawGroup {
+    fn default() -> Self {
+        // Kafka's default is 3000 ms.
+        RawGroup {
+            initial_rebalance_delay_ms: 3000,
+        }
+    }
+}
+
+/// The validated configuration the broker runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `node.id`.
+    pub node_id: i32,
+    /// Addresses to bind, `HOST:PORT`.
+    pub listeners: Vec<String>,
+    /// Addresses to advertise, one per listener; empty means "the address the client
+    /// connected to".
+    pub advertised_listeners: Vec<String>,
+    /// `log.dir`.
+    pub data_dir: PathBuf,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// Treat a replication factor above 1 as 1 instead of INVALID_REPLICATION_FACTOR.
+    pub accept_replication_factor_above_one: bool,
+    /// `max.connections`.
+    pub max_connections: usize,
+    /// `socket.request.max.bytes`.
+    pub request_max_bytes: usize,
+    /// `log.flush.offset.checkpoint.interval.ms`.
+    pub checkpoint_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Broker-wide defaults of the topic-level log configs.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults are valid by construction.
+        match RawConfig::default().validate("defaults") {
+            Ok(c) => c,
+            Err(e) => unreachable!("default config is invalid: {e}"),
+        }
+    }
+}
+
+impl RawConfig {
+    fn validate(self, path: &str) -> Result<Config, Error> {
+        let invalid = |key: &str, msg: String| Error::Invalid {
+            path: path.to_string(),
+            key: key.to_string(),
+            msg,
+        };
+        let b = self.broker;
+        if b.num_partitions < 1 {
+            return Err(invalid(
+                "broker.num_partitions",
+                format!("must be at least 1, got {}", b.num_partitions),
+            ));
+        }
+        if b.default_replication_factor < 1 {
+            return Err(invalid(
+                "broker.default_replication_factor",
+                format!("must be at least 1, got {}", b.default_replication_factor),
+            ));
+        }
+        if b.node_id < 0 {
+            return Err(invalid(
+                "broker.node_id",
+                format!("must not be negative, got {}", b.node_id),
+            ));
+        }
+        if b.max_connections == 0 {
+            return Err(invalid(
+                "broker.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if b.message_max_bytes < crate::log::batch::HEADER_LEN {
+            return Err(invalid(
+                "broker.message_max_bytes",
+                format!("must be at least {}", crate::log::batch::HEADER_LEN),
+            ));
+        }
+        if b.listeners.is_empty() {
+            return Err(invalid(
+                "broker.listeners",
+                "at least one listener is needed".into(),
+            ));
+        }
+        for l in b.listeners.iter().chain(&b.advertised_listeners) {
+            parse_host_port(l).map_err(|m| invalid("broker.listeners", m))?;
+        }
+        if !b.advertised_listeners.is_empty() && b.advertised_listeners.len() != b.listeners.len() {
+            return Err(invalid(
+                "broker.advertised_listeners",
+                format!(
+                    "has {} entries but there are {} listeners; give one per listener",
+                    b.advertised_listeners.len(),
+                    b.listeners.len()
+                ),
+            ));
+        }
+        let s = self.socket;
+        if s.request_max_bytes < 1024 {
+            return Err(invalid(
+                "socket.request_max_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        let l = self.log;
+        if l.segment_bytes < 14 {
+            return Err(invalid(
+                "log.segment_bytes",
+                format!("must be at least 14, got {}", l.segment_bytes),
+            ));
+        }
+        if l.roll_ms < 1 {
+            return Err(invalid("log.roll_ms", "must be at least 1".into()));
+        }
+        if l.index_size_max_bytes < 8 {
+            return Err(invalid(
+                "log.index_size_max_bytes",
+                "must be at least 8".into(),
+            ));
+        }
+        if l.flush_interval_messages < 1 {
+            return Err(invalid(
+                "log.flush_interval_messages",
+                format!("must be at least 1, got {}", l.flush_interval_messages),
+            ));
+        }
+        if l.flush_offset_checkpoint_interval_ms == 0 {
+            return Err(invalid(
+                "log.flush_offset_checkpoint_interval_ms",
+                "must be at least 1".into(),
+            ));
+        }
+        let timestamp_type = match l.message_timestamp_type.as_str() {
+            "CreateTime" => TimestampType::CreateTime,
+            "LogAppendTime" => TimestampType::LogAppendTime,
+            other => {
+                return Err(invalid(
+                    "log.message_timestamp_type",
+                    format!("must be CreateTime or LogAppendTime, got '{other}'"),
+                ))
+            }
+        };
+        for p in l.cleanup_policy.split(',') {
+            if !matches!(p.trim(), "delete" | "compact") {
+                return Err(invalid(
+                    "log.cleanup_policy",
+                    format!("each policy must be delete or compact, got '{p}'"),
+                ));
+            }
+        }
+        Ok(Config {
+            node_id: b.node_id,
+            listeners: b.listeners,
+            advertised_listeners: b.advertised_listeners,
+            data_dir: l.dir,
+            auto_create_topics: b.auto_create_topics_enable,
+            num_partitions: b.num_partitions,
+            default_replication_factor: b.default_replication_factor,
+            accept_replication_factor_above_one: b.accept_replication_factor_above_one,
+            max_connections: b.max_connections,
+            request_max_bytes: s.request_max_bytes,
+            checkpoint_interval_ms: l.flush_offset_checkpoint_interval_ms,
+            group_initial_rebalance_delay_ms: self.group.initial_rebalance_delay_ms,
+            log: LogConfig {
+                segment_bytes: l.segment_bytes,
+                segment_ms: l.roll_ms,
+                segment_index_bytes: l.index_size_max_bytes,
+                index_interval_bytes: l.index_interval_bytes,
+                flush_messages: l.flush_interval_messages,
+                flush_ms: l.flush_interval_ms,
+                max_message_bytes: b.message_max_bytes,
+                timestamp_type,
+                retention_ms: l.retention_ms,
+                retention_bytes: l.retention_bytes,
+                cleanup_policy: l.cleanup_policy,
+            },
+        })
+    }
+}
+
+impl Config {
+    /// Read and validate a TOML config file.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate TOML text; `path` is used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Parse {
+            path: path.to_path_buf(),
+            msg: e.to_string().trim_end().to_string(),
+        })?;
+        raw.validate(&path.display().to_string())
+    }
+}
+
+/// Split `HOST:PORT` (IPv6 hosts in brackets), checking the port.
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("'{s}': port '{port}' is not a number from 0 to 65535"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_kafka() {
+        let c = Config::default();
+        assert_eq!(c.listeners, vec!["0.0.0.0:9092".to_string()]);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.auto_create_topics);
+        assert_eq!(c.log.segment_bytes, 1 << 30);
+        assert_eq!(c.log.flush_messages, i64::MAX);
+        assert_eq!(c.group_initial_rebalance_delay_ms, 3000);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let e = Config::parse("[log]\nsegment_byts = 5\n", Path::new("x.toml")).unwrap_err();
+        let m = e.to_string();
+        assert!(m.contains("x.toml") && m.contains("segment_byts"), "{m}");
+    }
+
+    #[test]
+    fn bad_value_names_the_dotted_key() {
+        let e =
+            Config::parse("[log]\nflush_interval_messages = 0\n", Path::new("c.toml")).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("c.toml") && m.contains("log.flush_interval_messages"),
+            "{m}"
+        );
+        let e =
+            Config::parse("[broker]\nlisteners = [\"nohost\"]\n", Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("broker.listeners"));
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sluice.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.num_partitions, 1);
+    }
+}

@@ -1,0 +1,14 @@
+//! Sluice: a single-node broker that speaks Kafka's wire protocol.
+//!
+//! - [`config`]: the TOML config file and its validation.
+//! - [`server`]: listeners, connections, framing and shutdown.
+//! - [`api`]: the table of supported APIs and one handler per API key.
+//! - [`log`]: storage (segments, indexes, recovery, checkpoints).
+//! - [`group`]: placeholder for the group coordinator.
+
+pub mod api;
+pub mod config;
+pub mod log;
+pub mod server;
+#[cfg(feature = "test-util")]
+pub mod testing;

@@ -1,0 +1,216 @@
+//! Per-topic log configuration: Kafka's topic-level keys, their broker-wide defaults, and
+//! validation of overrides given at topic creation.
+
+use std::collections::BTreeMap;
+
+/// `message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The producer's timestamp is kept (Kafka's default).
+    CreateTime,
+    /// The broker stamps the append time.
+    LogAppendTime,
+}
+
+/// Kafka's `segment.bytes` default: 1 GiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
+/// Kafka's `segment.ms` default: 7 days.
+pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Kafka's `retention.ms` default: 7 days.
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Kafka's `max.message.bytes` / `message.max.bytes` default: 1 MiB plus record overhead.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+
+/// Effective config of one topic's logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would exceed this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment is older than this.
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: max size of each index file.
+    pub segment_index_bytes: usize,
+    /// `index.interval.bytes`: log bytes between index entries.
+    pub index_interval_bytes: u64,
+    /// `flush.messages`: fsync after this many messages (1 = before every ack).
+    pub flush_messages: i64,
+    /// `flush.ms`: fsync at least this often.
+    pub flush_ms: i64,
+    /// `max.message.bytes`: largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type`.
+    pub timestamp_type: TimestampType,
+    /// `retention.ms` (enforced by the retention work; reported now).
+    pub retention_ms: i64,
+    /// `retention.bytes`.
+    pub retention_bytes: i64,
+    /// `cleanup.policy`.
+    pub cleanup_policy: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            segment_ms: DEFAULT_SEGMENT_MS,
+            segment_index_bytes: super::segment::DEFAULT_INDEX_BYTES,
+            index_interval_bytes: super::INDEX_INTERVAL_BYTES as u64,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            timestamp_type: TimestampType::CreateTime,
+            retention_ms: DEFAULT_RETENTION_MS,
+            retention_bytes: -1,
+            cleanup_policy: "delete".into(),
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("invalid value '{v}' for configuration {key}"))
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    v: T,
+    min: T,
+) -> Result<T, String> {
+    if v < min {
+        Err(format!(
+            "invalid value {v} for configuration {key}: value must be at least {min}"
+        ))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Topic-level keys Sluice accepts in CreateTopics; keys Kafka knows but a single node has
+/// no use for are accepted and reported as they were given.
+pub const ACCEPTED_NO_EFFECT: &[&str] = &[
+    "min.insync.replicas",
+    "unclean.leader.election.enable",
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "max.compaction.lag.ms",
+    "preallocate",
+    "message.downconversion.enable",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "local.retention.ms",
+    "local.retention.bytes",
+    "remote.storage.enable",
+    "segment.jitter.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+];
+
+impl LogConfig {
+    /// Apply topic overrides (Kafka names) on top of these defaults. The error names the key
+    /// and says what is wrong, as Kafka's INVALID_CONFIG message does.
+    pub fn with_overrides(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, String> {
+        let mut c = self.clone();
+        for (k, v) in overrides {
+            let key = k.as_str();
+            match key {
+                "segment.bytes" => c.segment_bytes = at_least(key, parse(key, v)?, 14u64)?,
+                "segment.ms" => c.segment_ms = at_least(key, parse(key, v)?, 1i64)?,
+                "segment.index.bytes" => c.segment_index_bytes = at_least(key, parse(key, v)?, 8usize)?,
+                "index.interval.bytes" => c.index_interval_bytes = parse(key, v)?,
+                "flush.messages" => c.flush_messages = at_least(key, parse(key, v)?, 1i64)?,
+                "flush.ms" => c.flush_ms = at_least(key, parse(key, v)?, 0i64)?,
+                "max.message.bytes" => c.max_message_bytes = parse(key, v)?,
+                "retention.ms" => c.retention_ms = at_least(key, parse(key, v)?, -1i64)?,
+                "retention.bytes" => c.retention_bytes = parse(key, v)?,
+                "message.timestamp.type" => {
+                    c.timestamp_type = match v.as_str() {
+                        "CreateTime" => TimestampType::CreateTime,
+                        "LogAppendTime" => TimestampType::LogAppendTime,
+                        _ => {
+                            return Err(format!(
+                                "invalid value '{v}' for configuration {key}: must be CreateTime or LogAppendTime"
+                            ))
+                        }
+                    }
+                }
+                "cleanup.policy" => {
+                    for p in v.split(',') {
+                        if !matches!(p.trim(), "delete" | "compact") {
+                            return Err(format!(
+                                "invalid value '{v}' for configuration {key}: each policy must be delete or compact"
+                            ));
+                        }
+                    }
+                    c.cleanup_policy = v.clone();
+                }
+                _ if ACCEPTED_NO_EFFECT.contains(&key) => {}
+                _ => return Err(format!("unknown topic config name: {key}")),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every topic-level key with its effective value, for DescribeConfigs.
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let ts = match self.timestamp_type {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        };
+        vec![
+            ("cleanup.policy", self.cleanup_policy.clone()),
+            ("compression.type", "producer".into()),
+            ("delete.retention.ms", "86400000".into()),
+            ("file.delete.delay.ms", "60000".into()),
+            ("flush.messages", self.flush_messages.to_string()),
+            ("flush.ms", self.flush_ms.to_string()),
+            (
+                "index.interval.bytes",
+                self.index_interval_bytes.to_string(),
+            ),
+            ("max.compaction.lag.ms", i64::MAX.to_string()),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("message.timestamp.after.max.ms", i64::MAX.to_string()),
+            ("message.timestamp.before.max.ms", i64::MAX.to_string()),
+            ("message.timestamp.type", ts.into()),
+            ("min.cleanable.dirty.ratio", "0.5".into()),
+            ("min.compaction.lag.ms", "0".into()),
+            ("min.insync.replicas", "1".into()),
+            ("preallocate", "false".into()),
+            ("retention.bytes", self.retention_bytes.to_string()),
+            ("retention.ms", self.retention_ms.to_string()),
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.index.bytes", self.segment_index_bytes.to_string()),
+            ("segment.jitter.ms", "0".into()),
+            ("segment.ms", self.segment_ms.to_string()),
+            ("unclean.leader.election.enable", "false".into()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_validate_and_apply() {
+        let d = LogConfig::default();
+        let ov: BTreeMap<_, _> = [("flush.messages".to_string(), "1".to_string())].into();
+        assert_eq!(d.with_overrides(&ov).unwrap().flush_messages, 1);
+        let bad: BTreeMap<_, _> = [("segment.bytes".to_string(), "abc".to_string())].into();
+        assert!(d
+            .with_overrides(&bad)
+            .unwrap_err()
+            .contains("segment.bytes"));
+        let unknown: BTreeMap<_, _> = [("nope".to_string(), "1".to_string())].into();
+        assert!(d.with_overrides(&unknown).unwrap_err().contains("nope"));
+        assert!(d.entries().iter().any(|(k, _)| *k == "retention.ms"));
+    }
+}

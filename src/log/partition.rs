@@ -1,0 +1,859 @@
+//! One partition's log: its segments, log start / end offsets, the high watermark, the
+//! idempotent-producer table, and the group-commit flush.
+//!
+//! State sits behind a short `std::sync::Mutex` that is never held across an await or a
+//! bulk read; fetches copy bytes with positional reads after dropping it.
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::batch::{self, BatchView};
+use super::producer::{ProducerState, SeqCheck};
+use super::segment::{ReadSlice, Segment, Truncation};
+use super::{Error, LogConfig, TimestampType};
+
+/// File holding the producer table at the last checkpoint.
+const PRODUCER_SNAPSHOT: &str = "producer-state.snapshot";
+
+/// What a successful append reports back to the producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record written (or of the original, for a duplicate).
+    pub base_offset: i64,
+    /// Offset of the last record written.
+    pub last_offset: i64,
+    /// LogAppendTime stamped by the broker, -1 for CreateTime topics.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Whether the batch was a retry already in the log.
+    pub duplicate: bool,
+}
+
+/// Why an append was refused; the produce handler maps each to a Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The records failed validation (CRC, magic, length).
+    #[error("invalid record batch: {0}")]
+    Corrupt(Error),
+    /// A batch is larger than `max.message.bytes`.
+    #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge {
+        /// Batch size.
+        size: usize,
+        /// Limit in force.
+        max: usize,
+    },
+    /// The whole request is larger than a segment.
+    #[error("record set of {0} bytes is larger than a segment")]
+    ListTooLarge(usize),
+    /// Producer epoch older than the current one.
+    #[error("producer epoch is fenced")]
+    Fenced,
+    /// Sequence gap.
+    #[error("out of order sequence number: expected {0}")]
+    OutOfOrder(i32),
+    /// The disk failed us.
+    #[error(transparent)]
+    Storage(Error),
+}
+
+/// Result of a read for a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchData {
+    /// Whole batches starting with the one that contains the requested offset.
+    pub records: Bytes,
+    /// High watermark at the time of the read.
+    pub high_watermark: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+}
+
+/// Why a read was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Below the log start or above the high watermark.
+    #[error("offset {offset} is out of range [{log_start}, {high_watermark}]")]
+    OutOfRange {
+        /// Requested offset.
+        offset: i64,
+        /// First readable offset.
+        log_start: i64,
+        /// High watermark.
+        high_watermark: i64,
+    },
+    /// The disk failed us.
+    #[error(transparent)]
+    Storage(#[from] Error),
+}
+
+struct State {
+    /// Sorted by base offset; the last one is active. Never empty.
+    segments: Vec<Segment>,
+    log_start: i64,
+    log_end: i64,
+    /// High watermark and the byte position in the segment where it ends.
+    hw: i64,
+    hw_segment: i64,
+    hw_position: u64,
+    /// Everything below this offset is fsynced.
+    recovery_point: i64,
+    unflushed_messages: i64,
+    producers: ProducerState,
+    config: Arc<LogConfig>,
+    scratch: Vec<u8>,
+}
+
+impl State {
+    fn active(&mut self) -> &mut Segment {
+        // `segments` is never empty: open and roll both guarantee one segment.
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+    fn active_ref(&self) -> &Segment {
+        &self.segments[self.segments.len() - 1]
+    }
+    fn set_hw_to_end(&mut self) {
+        self.hw = self.log_end;
+        let (base, size) = {
+            let a = self.active_ref();
+            (a.base_offset(), a.size())
+        };
+        self.hw_segment = base;
+        self.hw_position = size;
+    }
+}
+
+/// One partition of a topic.
+pub struct Partition {
+    topic: Arc<str>,
+    index: i32,
+    dir: PathBuf,
+    state: Mutex<State>,
+    flush_lock: Mutex<()>,
+    /// Signalled after every advance of the high watermark; fetches long-poll on it.
+    pub notify: Notify,
+    hw: AtomicI64,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.index)
+    }
+}
+
+/// Now in ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Base offsets of the `.log` files in a partition directory, sorted.
+fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
+    let mut bases = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".log") {
+            if let Ok(base) = stem.parse::<i64>() {
+                bases.push(base);
+            }
+        } else if name.ends_with(".cleaned")
+            || name.ends_with(".swap")
+            || name.ends_with(".deleted")
+        {
+            // Leftovers of an interrupted segment replacement: the original is still there.
+            let p = entry.path();
+            warn!(path = %p.display(), "removing leftover file from an interrupted operation");
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+impl Partition {
+    /// Open (or create) the partition in `dir`, recovering its log. `recovery_point` is
+    /// the checkpointed offset below which data is known to be fsynced; batches from there
+    /// on are CRC-checked and a torn tail is truncated, with a log line.
+    pub fn open(
+        topic: Arc<str>,
+        index: i32,
+        dir: &Path,
+        config: Arc<LogConfig>,
+        recovery_point: Option<i64>,
+        log_start: Option<i64>,
+    ) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let now = now_ms();
+        let bases = list_segments(dir)?;
+        let mut producers = match std::fs::read_to_string(dir.join(PRODUCER_SNAPSHOT)) {
+            Ok(text) => ProducerState::from_snapshot(&text),
+            Err(_) => ProducerState::default(),
+        };
+        let rp = recovery_point.unwrap_or(0);
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+        let mut truncated: Option<(usize, Truncation)> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            match next_base {
+                Some(next) if next <= rp => {
+                    segments.push(Segment::open_closed(
+                        dir,
+                        base,
+                        next,
+                        config.segment_index_bytes,
+                        now,
+                    )?);
+                }
+                _ => {
+                    let (seg, trunc, batches) =
+                        Segment::open(dir, base, config.segment_index_bytes, Some(rp), now)?;
+                    for (pid, epoch, meta) in batches {
+                        producers.record_meta(pid, epoch, meta);
+                    }
+                    segments.push(seg);
+                    if let Some(t) = trunc {
+                        truncated = Some((i, t));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((i, t)) = &truncated {
+            let path = segments[*i].log_path().display().to_string();
+            warn!(
+                "truncated {} bytes at offset {} in {path}: {}",
+                t.bytes, t.at_offset, t.reason
+            );
+            for &base in &bases[i + 1..] {
+                let (seg, _, _) = Segment::open(dir, base, config.segment_index_bytes, None, now)?;
+                warn!(
+                    "deleted segment {} after the truncation point",
+                    seg.log_path().display()
+                );
+                seg.delete_files()?;
+            }
+        }
+        // Empty trailing segments are harmless; an empty log gets a first segment.
+        if segments.is_empty() {
+            let base = log_start.unwrap_or(0).max(0);
+            segments.push(Segment::create(dir, base, config.segment_index_bytes, now)?);
+        }
+        let log_end = segments
+            .last()
+            .map_or(0, |s| s.next_offset().max(s.base_offset()));
+        producers.truncate_to(log_end);
+        let first_base = segments.first().map_or(0, Segment::base_offset);
+        let log_start = log_start.unwrap_or(first_base).clamp(first_base, log_end);
+        let mut state = State {
+            segments,
+            log_start,
+            log_end,
+            hw: 0,
+            hw_segment: 0,
+            hw_position: 0,
+            recovery_point: rp.min(log_end),
+            unflushed_messages: 0,
+            producers,
+            config,
+            scratch: Vec::new(),
+        };
+        state.set_hw_to_end();
+        if truncated.is_some() {
+            // Make the cut durable before anything new lands after it.
+            state.active_ref().sync()?;
+            state.recovery_point = log_end;
+        }
+        let hw = state.hw;
+        info!(topic = %topic, partition = index, log_start, log_end, "partition loaded");
+        Ok(Partition {
+            topic,
+            index,
+            dir: dir.to_path_buf(),
+            state: Mutex::new(state),
+            flush_lock: Mutex::new(()),
+            notify: Notify::new(),
+            hw: AtomicI64::new(hw),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves state that is still structurally valid
+        // (every mutation is completed before the next step), so recover the guard.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    /// Partition index.
+    pub fn index(&self) -> i32 {
+        self.index
+    }
+    /// Partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// High watermark (readable end), without taking the lock.
+    pub fn high_watermark(&self) -> i64 {
+        self.hw.load(Ordering::Acquire)
+    }
+    /// (log start, log end, high watermark, recovery point).
+    pub fn offsets(&self) -> (i64, i64, i64, i64) {
+        let s = self.lock();
+        (s.log_start, s.log_end, s.hw, s.recovery_point)
+    }
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.iter().map(Segment::size).sum()
+    }
+    /// The config in force.
+    pub fn config(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.lock().config)
+    }
+    /// Replace the config (topic config change).
+    pub fn set_config(&self, config: Arc<LogConfig>) {
+        self.lock().config = config;
+    }
+
+    /// Validate and append the record batches of one produce request for this partition.
+    pub fn append(&self, records: &[u8]) -> Result<AppendInfo, AppendError> {
+        let config = self.config();
+        // Validation needs no lock: CRC and size checks over the request's own bytes.
+        let mut rest = records;
+        let mut n_batches = 0usize;
+        while let Some((view, tail)) = BatchView::split_first(rest).map_err(AppendError::Corrupt)? {
+            view.validate().map_err(AppendError::Corrupt)?;
+            if view.size() > config.max_message_bytes {
+                return Err(AppendError::TooLarge {
+                    size: view.size(),
+                    max: config.max_message_bytes,
+                });
+            }
+            n_batches += 1;
+            rest = tail;
+        }
+        if n_batches == 0 {
+            return Err(AppendError::Corrupt(Error::ShortBatch {
+                need: batch::HEADER_LEN,
+                have: 0,
+            }));
+        }
+        if records.len() as u64 > config.segment_bytes {
+            return Err(AppendError::ListTooLarge(records.len()));
+        }
+        let now = now_ms();
+        let (info, needs_flush) = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            // Idempotence: the first batch decides duplicates, as producers send one batch
+            // per partition per request.
+            let mut rest = records;
+            let mut first = true;
+            while let Ok(Some((view, tail))) = BatchView::split_first(rest) {
+                match st.producers.check(&view) {
+                    SeqCheck::Append => {}
+                    SeqCheck::Duplicate(m) if first => {
+                        return Ok(AppendInfo {
+                            base_offset: m.base_offset,
+                            last_offset: m.last_offset,
+                            log_append_time: if config.timestamp_type
+                                == TimestampType::LogAppendTime
+                            {
+                                m.max_timestamp
+                            } else {
+                                -1
+                            },
+                            log_start_offset: st.log_start,
+                            duplicate: true,
+                        });
+                    }
+                    SeqCheck::Duplicate(m) => return Err(AppendError::OutOfOrder(m.first_seq)),
+                    SeqCheck::FencedEpoch => return Err(AppendError::Fenced),
+                    SeqCheck::OutOfOrder { expected } => {
+                        return Err(AppendError::OutOfOrder(expected))
+                    }
+                }
+                first = false;
+                rest = tail;
+            }
+            let mut scratch = std::mem::take(&mut st.scratch);
+            scratch.clear();
+            scratch.extend_from_slice(records);
+            let base = st.log_end;
+            let mut next = base;
+            let mut pos = 0usize;
+            let mut max_ts = -1i64;
+            let mut count = 0i64;
+            let log_append = config.timestamp_type == TimestampType::LogAppendTime;
+            while pos < scratch.len() {
+                let Some((_, len)) = batch::peek_offset_and_len(&scratch[pos..]) else {
+                    break;
+                };
+                let total = usize::try_from(len).unwrap_or(0) + batch::LOG_OVERHEAD;
+                let Some(b) = scratch.get_mut(pos..pos + total) else {
+                    break;
+                };
+                batch::assign_offset(b, next, 0);
+                if log_append {
+                    batch::set_log_append_time(b, now);
+                }
+                let Ok(Some((view, _))) = BatchView::split_first(b) else {
+                    break;
+                };
+                max_ts = max_ts.max(view.max_timestamp());
+                let n = i64::from(view.last_offset_delta()) + 1;
+                count += n;
+                next += n;
+                pos += total;
+            }
+            let last = next - 1;
+            let result = self.write_locked(st, &scratch, base, last, max_ts, now, &config);
+            if result.is_ok() {
+                let mut rest = &scratch[..pos];
+                while let Ok(Some((view, tail))) = BatchView::split_first(rest) {
+                    st.producers.record(&view);
+                    rest = tail;
+                }
+            }
+            st.scratch = scratch;
+            result.map_err(AppendError::Storage)?;
+            st.log_end = next;
+            st.unflushed_messages += count;
+            let needs_flush = st.unflushed_messages >= config.flush_messages;
+            if !needs_flush {
+                st.set_hw_to_end();
+                self.hw.store(st.hw, Ordering::Release);
+            }
+            (
+                AppendInfo {
+                    base_offset: base,
+                    last_offset: last,
+                    log_append_time: if log_append { now } else { -1 },
+                    log_start_offset: st.log_start,
+                    duplicate: false,
+                },
+                needs_flush,
+            )
+        };
+        if needs_flush {
+            self.flush_to(info.last_offset + 1)
+                .map_err(AppendError::Storage)?;
+        } else {
+            self.notify.notify_waiters();
+        }
+        Ok(info)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_locked(
+        &self,
+        st: &mut State,
+        bytes: &[u8],
+        first: i64,
+        last: i64,
+        max_ts: i64,
+        now: i64,
+        config: &LogConfig,
+    ) -> Result<(), Error> {
+        let active = st.active_ref();
+        let too_big =
+            active.size() > 0 && active.size() + bytes.len() as u64 > config.segment_bytes;
+        let too_old =
+            active.size() > 0 && now.saturating_sub(active.created_ms()) > config.segment_ms;
+        let offset_overflow = first - active.base_offset() > i64::from(i32::MAX);
+        if too_big || too_old || active.index_full() || offset_overflow {
+            self.roll_locked(st, first, now)?;
+        }
+        st.active()
+            .append(bytes, first, last, max_ts, config.index_interval_bytes)
+    }
+
+    /// Start a new active segment at `base`. The old one is sealed; its fsync happens on a
+    /// background thread (Kafka flushes rolled segments asynchronously too).
+    fn roll_locked(&self, st: &mut State, base: i64, now: i64) -> Result<(), Error> {
+        st.active().seal()?;
+        let old = Arc::clone(st.active_ref().file());
+        let seg = Segment::create(&self.dir, base, st.config.segment_index_bytes, now)?;
+        info!(topic = %self.topic, partition = self.index, base, "rolled new segment");
+        st.segments.push(seg);
+        let path = self.dir.clone();
+        std::thread::spawn(move || {
+            if let Err(e) = old.sync_data() {
+                warn!(dir = %path.display(), error = %e, "fsync of rolled segment failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// Group commit: make everything below `target` durable. One fsync covers every batch
+    /// appended before it started, so concurrent producers share it.
+    pub fn flush_to(&self, target: i64) -> Result<(), Error> {
+        let _flushing = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (files, end, seg, pos) = {
+            let st = self.lock();
+            if st.recovery_point >= target {
+                drop(st);
+                return Ok(());
+            }
+            let files: Vec<_> = st
+                .segments
+                .iter()
+                .filter(|s| {
+                    s.next_offset() > st.recovery_point
+                        || s.size() > 0 && s.next_offset() == s.base_offset()
+                })
+                .map(|s| Arc::clone(s.file()))
+                .collect();
+            let a = st.active_ref();
+            (files, st.log_end, a.base_offset(), a.size())
+        };
+        for f in &files {
+            f.sync_data().map_err(|e| Error::io(&self.dir, e))?;
+        }
+        {
+            let mut st = self.lock();
+            st.recovery_point = st.recovery_point.max(end);
+            st.unflushed_messages = 0;
+            if end > st.hw {
+                st.hw = end;
+                st.hw_segment = seg;
+                st.hw_position = pos;
+                self.hw.store(end, Ordering::Release);
+            }
+        }
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    /// Flush everything (shutdown, periodic flush): the log, the index files, and the
+    /// producer snapshot. Returns (recovery point, log start) for the checkpoint files.
+    pub fn flush_all(&self) -> Result<(i64, i64), Error> {
+        let end = self.lock().log_end;
+        self.flush_to(end)?;
+        let mut st = self.lock();
+        for s in st.segments.iter_mut() {
+            s.flush_indexes()?;
+        }
+        let snap = st.producers.to_snapshot();
+        let (rp, ls) = (st.recovery_point, st.log_start);
+        drop(st);
+        let tmp = self.dir.join(format!("{PRODUCER_SNAPSHOT}.tmp"));
+        std::fs::write(&tmp, snap).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, self.dir.join(PRODUCER_SNAPSHOT)).map_err(|e| Error::io(&tmp, e))?;
+        Ok((rp, ls))
+    }
+
+    /// Find the bytes to serve for a fetch at `offset`: whole batches, starting with the one
+    /// that contains `offset`, up to `max_bytes` (but always the first whole batch, as
+    /// Kafka does since KIP-74 so a consumer can make progress).
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchData, ReadError> {
+        let (slice, hw, log_start) = {
+            let st = self.lock();
+            if offset < st.log_start || offset > st.hw {
+                return Err(ReadError::OutOfRange {
+                    offset,
+                    log_start: st.log_start,
+                    high_watermark: st.hw,
+                });
+            }
+            let mut slice: Option<ReadSlice> = None;
+            if offset < st.hw {
+                let start = st
+                    .segments
+                    .partition_point(|s| s.base_offset() <= offset)
+                    .saturating_sub(1);
+                for seg in &st.segments[start..] {
+                    let end = if seg.base_offset() == st.hw_segment {
+                        st.hw_position
+                    } else if seg.base_offset() > st.hw_segment {
+                        break;
+                    } else {
+                        seg.size()
+                    };
+                    if let Some(s) = seg.slice(offset, end)? {
+                        slice = Some(s);
+                        break;
+                    }
+                }
+            }
+            (slice, st.hw, st.log_start)
+        };
+        let records = match slice {
+            Some(s) => read_batches(&s, max_bytes)
+                .map_err(|e| ReadError::Storage(Error::io(&self.dir, e)))?,
+            None => Bytes::new(),
+        };
+        Ok(FetchData {
+            records,
+            high_watermark: hw,
+            log_start_offset: log_start,
+        })
+    }
+
+    /// ListOffsets by timestamp: the first record whose timestamp is at least `ts`, as
+    /// (timestamp, offset). Kafka looks inside the batch for the exact record.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
+        let found = {
+            let st = self.lock();
+            let mut found = None;
+            for seg in &st.segments {
+                if seg.max_timestamp() < ts {
+                    continue;
+                }
+                if let Some(pos) = seg.find_by_timestamp(ts)? {
+                    found = Some(seg.read_batch_at(pos)?);
+                    break;
+                }
+            }
+            found.map(|b| (b, st.hw, st.log_start))
+        };
+        let Some((bytes, hw, log_start)) = found else {
+            return Ok(None);
+        };
+        Ok(records_of(&bytes)
+            .into_iter()
+            .find(|(o, t)| *t >= ts && *o >= log_start && *o < hw)
+            .map(|(o, t)| (t, o)))
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: the record with the largest timestamp, as (timestamp,
+    /// offset).
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, Error> {
+        let found = {
+            let st = self.lock();
+            let best = st
+                .segments
+                .iter()
+                .filter(|s| s.max_timestamp() >= 0)
+                .max_by_key(|s| s.max_timestamp());
+            match best {
+                Some(seg) => match seg.find(seg.offset_of_max_timestamp())? {
+                    Some((pos, _)) => Some((seg.read_batch_at(pos)?, seg.max_timestamp(), st.hw)),
+                    None => None,
+                },
+                None => None,
+            }
+        };
+        let Some((bytes, max_ts, hw)) = found else {
+            return Ok(None);
+        };
+        Ok(records_of(&bytes)
+            .into_iter()
+            .filter(|(o, _)| *o < hw)
+            .find(|(_, t)| *t == max_ts)
+            .map(|(o, t)| (t, o)))
+    }
+
+    /// Remove all files of this partition (topic deletion).
+    pub fn delete_dir(&self) -> Result<(), Error> {
+        std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))
+    }
+}
+
+/// Read whole batches from a slice: up to `max_bytes`, cut at the last complete batch, but
+/// at least the first batch whole.
+fn read_batches(s: &ReadSlice, max_bytes: usize) -> std::io::Result<Bytes> {
+    let available = s.end.saturating_sub(s.position);
+    let want = usize::try_from(available)
+        .unwrap_or(usize::MAX)
+        .min(max_bytes.max(batch::HEADER_LEN));
+    let mut buf = vec![0u8; want];
+    s.file.read_exact_at(&mut buf, s.position)?;
+    // Find the end of the last complete batch.
+    let mut end = 0usize;
+    while let Some((_, len)) = buf.get(end..).and_then(batch::peek_offset_and_len) {
+        let Some(total) = usize::try_from(len).ok().map(|l| l + batch::LOG_OVERHEAD) else {
+            break;
+        };
+        if end + total > buf.len() {
+            if end == 0 {
+                // First batch larger than max_bytes: send it whole.
+                let whole = u64::try_from(total).unwrap_or(u64::MAX).min(available);
+                let mut first = vec![0u8; usize::try_from(whole).unwrap_or(0)];
+                s.file.read_exact_at(&mut first, s.position)?;
+                return Ok(Bytes::from(first));
+            }
+            break;
+        }
+        end += total;
+    }
+    buf.truncate(end);
+    Ok(Bytes::from(buf))
+}
+
+/// (offset, timestamp) of every record of a batch; decodes (and decompresses) it.
+fn records_of(bytes: &[u8]) -> Vec<(i64, i64)> {
+    let mut buf = Bytes::copy_from_slice(bytes);
+    match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set
+            .records
+            .iter()
+            .map(|r| (r.offset, r.timestamp))
+            .collect(),
+        Err(e) => {
+            warn!(error = %e, "could not decode a stored batch for a timestamp lookup");
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::make_batch;
+
+    fn cfg() -> Arc<LogConfig> {
+        Arc::new(LogConfig::default())
+    }
+
+    fn open(dir: &Path, c: Arc<LogConfig>, rp: Option<i64>) -> Partition {
+        Partition::open("t".into(), 0, dir, c, rp, None).unwrap()
+    }
+
+    #[test]
+    fn append_read_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), cfg(), None);
+        let a = p.append(&make_batch(3, 100, -1, -1)).unwrap();
+        assert_eq!((a.base_offset, a.last_offset), (0, 2));
+        let b = p.append(&make_batch(2, 200, -1, -1)).unwrap();
+        assert_eq!(b.base_offset, 3);
+        assert_eq!(p.high_watermark(), 5);
+        // a fetch inside the first batch returns it whole
+        let d = p.read(1, 1 << 20).unwrap();
+        let (v, rest) = BatchView::split_first(&d.records).unwrap().unwrap();
+        assert_eq!(v.base_offset(), 0);
+        assert_eq!(
+            BatchView::split_first(rest)
+                .unwrap()
+                .unwrap()
+                .0
+                .base_offset(),
+            3
+        );
+        // tiny max_bytes still returns the first batch
+        let d = p.read(3, 1).unwrap();
+        assert_eq!(
+            BatchView::split_first(&d.records)
+                .unwrap()
+                .unwrap()
+                .0
+                .base_offset(),
+            3
+        );
+        assert!(p.read(5, 100).unwrap().records.is_empty());
+        assert!(matches!(p.read(6, 100), Err(ReadError::OutOfRange { .. })));
+        assert_eq!(p.offset_for_timestamp(150).unwrap(), Some((200, 3)));
+        assert_eq!(p.max_timestamp().unwrap(), Some((200, 3)));
+        let (rp, _) = p.flush_all().unwrap();
+        assert_eq!(rp, 5);
+        drop(p);
+        let p = open(dir.path(), cfg(), Some(5));
+        assert_eq!(p.offsets().1, 5);
+        assert_eq!(
+            p.append(&make_batch(1, 300, -1, -1)).unwrap().base_offset,
+            5
+        );
+    }
+
+    #[test]
+    fn idempotent_duplicate_returns_original_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), cfg(), None);
+        let b = make_batch(2, 1, 42, 0);
+        assert_eq!(p.append(&b).unwrap().base_offset, 0);
+        let again = p.append(&b).unwrap();
+        assert!(again.duplicate);
+        assert_eq!(again.base_offset, 0);
+        assert_eq!(p.high_watermark(), 2);
+        assert!(matches!(
+            p.append(&make_batch(1, 1, 42, 7)),
+            Err(AppendError::OutOfOrder(2))
+        ));
+        p.flush_all().unwrap();
+        drop(p);
+        // the producer table survives a restart
+        let p = open(dir.path(), cfg(), Some(2));
+        assert!(p.append(&b).unwrap().duplicate);
+    }
+
+    #[test]
+    fn rolls_by_size_and_reads_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(LogConfig {
+            segment_bytes: 200,
+            ..LogConfig::default()
+        });
+        let p = open(dir.path(), Arc::clone(&c), None);
+        for _ in 0..10 {
+            p.append(&make_batch(2, 1, -1, -1)).unwrap();
+        }
+        let logs = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count();
+        assert!(logs > 1, "expected several segments, got {logs}");
+        let mut off = 0;
+        while off < 20 {
+            let d = p.read(off, 1 << 20).unwrap();
+            let (v, _) = BatchView::split_first(&d.records).unwrap().unwrap();
+            assert_eq!(v.base_offset(), off);
+            off = v.last_offset() + 1;
+        }
+        p.flush_all().unwrap();
+        drop(p);
+        let p = open(dir.path(), c, Some(20));
+        assert_eq!(p.offsets().1, 20);
+        assert_eq!(p.read(7, 1 << 20).unwrap().records.len() > 0, true);
+    }
+
+    #[test]
+    fn fsync_mode_advances_hw_after_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(LogConfig {
+            flush_messages: 1,
+            ..LogConfig::default()
+        });
+        let p = open(dir.path(), c, None);
+        p.append(&make_batch(4, 1, -1, -1)).unwrap();
+        let (_, end, hw, rp) = p.offsets();
+        assert_eq!((end, hw, rp), (4, 4, 4));
+    }
+
+    #[test]
+    fn rejects_oversized_and_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(LogConfig {
+            max_message_bytes: 70,
+            ..LogConfig::default()
+        });
+        let p = open(dir.path(), c, None);
+        assert!(matches!(
+            p.append(&make_batch(3, 1, -1, -1)),
+            Err(AppendError::TooLarge { .. })
+        ));
+        let mut bad = make_batch(1, 1, -1, -1);
+        let n = bad.len() - 1;
+        bad[n] ^= 1;
+        assert!(matches!(p.append(&bad), Err(AppendError::Corrupt(_))));
+        assert_eq!(p.high_watermark(), 0);
+    }
+}

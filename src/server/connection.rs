@@ -1,0 +1,199 @@
+//! One task per client connection: read a frame, check key and version against the
+//! supported table, decode, dispatch, encode, write. Requests on a connection are answered in
+//! order, one at a time, as Kafka does. Framing and decode errors close the connection with a
+//! log line; nothing else does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use super::frame::{self, FrameError};
+use crate::api::{self, Broker, Ctx, VersionCheck};
+
+/// Read buffer per connection; small requests then cost one syscall for several frames.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Facts about a connection that handlers may need (Metadata advertises per listener).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Our address as the client reached it.
+    pub local: SocketAddr,
+    /// Index of the listener that accepted it.
+    pub listener: usize,
+    /// Configured advertised address of that listener.
+    pub advertised: Option<(String, u16)>,
+}
+
+impl ConnInfo {
+    /// The host and port to advertise to this client: the configured one, else the address
+    /// it connected to (which it can certainly reach).
+    pub fn advertised(&self) -> (String, u16) {
+        match &self.advertised {
+            Some(a) => a.clone(),
+            None => (self.local.ip().to_string(), self.local.port()),
+        }
+    }
+}
+
+/// Serve one connection until the peer closes, a framing error occurs, or shutdown.
+pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
+    let peer = info.peer;
+    debug!(%peer, "connection opened");
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+    let token = broker.shutdown.clone();
+    let max = broker.config.request_max_bytes;
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let frame = tokio::select! {
+            f = frame::read_frame(&mut rd, max) => f,
+            _ = token.cancelled() => break,
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(FrameError::Closed) => break,
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection");
+                break;
+            }
+        };
+        let ctx = Ctx {
+            broker: &broker,
+            conn: &info,
+        };
+        match handle_frame(&ctx, frame, &mut out).await {
+            Ok(true) => {
+                if let Err(e) = wr.write_all(&out).await {
+                    debug!(%peer, error = %e, "write failed; closing");
+                    break;
+                }
+                if out.capacity() > 4 * 1024 * 1024 {
+                    out = BytesMut::with_capacity(64 * 1024);
+                }
+            }
+            Ok(false) => {}
+            Err(msg) => {
+                info!(%peer, "closing connection: {msg}");
+                break;
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    debug!(%peer, "connection closed");
+}
+
+/// Handle one frame. `Ok(true)`: `out` holds a response to write; `Ok(false)`: no response
+/// (acks=0 produce); `Err`: close the connection, with the reason for the log.
+async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result<bool, String> {
+    let p = frame::peek(&frame).ok_or("frame shorter than a request header")?;
+    let key = ApiKey::try_from(p.api_key).map_err(|_| format!("unknown api key {}", p.api_key))?;
+    match api::check_version(key, p.api_version) {
+        VersionCheck::Supported => {}
+        VersionCheck::ApiVersionsFallback => {
+            // Kafka answers an ApiVersions it cannot parse at v0 with UNSUPPORTED_VERSION and
+            // the full table, so the client can retry at a version both sides know.
+            let body = api::meta::api_versions::fallback_response();
+            encode_response(out, p.correlation_id, 0, 0, &body).map_err(|e| e.to_string())?;
+            return Ok(true);
+        }
+        VersionCheck::Unsupported => {
+            // Kafka closes the connection here; the project asks for an UNSUPPORTED_VERSION
+            // answer where one can be expressed at that version, and a close otherwise.
+            return match unsupported_version(key, p.api_version, &frame) {
+                Some(resp) => {
+                    encode_kind(out, key, p.correlation_id, p.api_version, &resp)
+                        .map_err(|e| e.to_string())?;
+                    warn!(api = ?key, version = p.api_version, "unsupported version; answered UNSUPPORTED_VERSION");
+                    Ok(true)
+                }
+                None => Err(format!("unsupported version {} of {key:?}", p.api_version)),
+            };
+        }
+    }
+    let mut body = frame;
+    let header = RequestHeader::decode(&mut body, key.request_header_version(p.api_version))
+        .map_err(|e| format!("malformed {key:?} v{} header: {e}", p.api_version))?;
+    let req = RequestKind::decode(key, &mut body, p.api_version)
+        .map_err(|e| format!("malformed {key:?} v{} request: {e}", p.api_version))?;
+    let no_response = matches!(&req, RequestKind::Produce(r) if r.acks == 0);
+    let resp = api::dispatch(ctx, &header, req)
+        .await
+        .map_err(|e| format!("{key:?} handler failed: {e}"))?;
+    if no_response {
+        return Ok(false);
+    }
+    encode_kind(
+        out,
+        key,
+        header.correlation_id,
+        header.request_api_version,
+        &resp,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(true)
+}
+
+fn unsupported_version(
+    key: ApiKey,
+    version: i16,
+    frame: &Bytes,
+) -> Option<kafka_protocol::messages::ResponseKind> {
+    let range = key.valid_versions();
+    if version < range.min || version > range.max {
+        return None;
+    }
+    let mut body = frame.clone();
+    RequestHeader::decode(&mut body, key.request_header_version(version)).ok()?;
+    let req = RequestKind::decode(key, &mut body, version).ok()?;
+    api::error_response(
+        &req,
+        kafka_protocol::error::ResponseError::UnsupportedVersion.code(),
+    )
+}
+
+fn encode_kind(
+    out: &mut BytesMut,
+    key: ApiKey,
+    correlation_id: i32,
+    version: i16,
+    resp: &kafka_protocol::messages::ResponseKind,
+) -> anyhow::Result<()> {
+    out.clear();
+    out.put_i32(0);
+    // ApiVersions responses always use header v0 (KIP-511), which `response_header_version`
+    // already says for that key.
+    let hv = key.response_header_version(version);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(out, hv)?;
+    resp.encode(out, version)?;
+    let len = i32::try_from(out.len() - 4)?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+fn encode_response<E: Encodable>(
+    out: &mut BytesMut,
+    correlation_id: i32,
+    header_version: i16,
+    version: i16,
+    body: &E,
+) -> anyhow::Result<()> {
+    out.clear();
+    out.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(out, header_version)?;
+    body.encode(out, version)?;
+    let len = i32::try_from(out.len() - 4)?;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}

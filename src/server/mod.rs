@@ -1,0 +1,119 @@
+//! The network server: accept loop with a connection cap, one task per connection, periodic
+//! checkpoints, and an orderly shutdown. `run` takes listeners that are already bound, so
+//! tests hand it ephemeral ports.
+
+pub mod connection;
+pub mod frame;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use crate::api::Broker;
+
+/// How long connections get to finish their request once shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// One bound listener and the address it advertises (None: the address the client used).
+pub struct Listener {
+    /// The bound socket.
+    pub socket: TcpListener,
+    /// `HOST:PORT` to put in Metadata, if configured.
+    pub advertised: Option<(String, u16)>,
+}
+
+/// Serve until `shutdown` resolves, then stop accepting, let connections finish the request
+/// in hand, flush every partition and write the checkpoints.
+pub async fn run(
+    listeners: Vec<Listener>,
+    broker: Arc<Broker>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let token = broker.shutdown.clone();
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let mut tasks = JoinSet::new();
+    for (i, l) in listeners.into_iter().enumerate() {
+        let broker = Arc::clone(&broker);
+        let limit = Arc::clone(&limit);
+        tasks.spawn(accept_loop(i, l, broker, limit));
+    }
+    let checkpointer = tokio::spawn(checkpoint_loop(Arc::clone(&broker)));
+    shutdown.await;
+    info!("shutting down");
+    token.cancel();
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        warn!("connections did not finish within the grace period; aborting them");
+        tasks.abort_all();
+    }
+    checkpointer.abort();
+    let b = Arc::clone(&broker);
+    tokio::task::spawn_blocking(move || b.logs.checkpoint()).await??;
+    info!("all partitions flushed; bye");
+    Ok(())
+}
+
+async fn accept_loop(index: usize, l: Listener, broker: Arc<Broker>, limit: Arc<Semaphore>) {
+    let token = broker.shutdown.clone();
+    let mut conns = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = token.cancelled() => break,
+        };
+        let accepted = tokio::select! {
+            a = l.socket.accept() => a,
+            _ = token.cancelled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let local: SocketAddr = match stream.local_addr() {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(%peer, error = %e, "no local address for connection");
+                        continue;
+                    }
+                };
+                let info = connection::ConnInfo {
+                    peer,
+                    local,
+                    listener: index,
+                    advertised: l.advertised.clone(),
+                };
+                let broker = Arc::clone(&broker);
+                conns.spawn(async move {
+                    connection::serve(stream, info, broker).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly rather than spin.
+                error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        while conns.try_join_next().is_some() {}
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+async fn checkpoint_loop(broker: Arc<Broker>) {
+    let every = Duration::from_millis(broker.config.checkpoint_interval_ms);
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let b = Arc::clone(&broker);
+        match tokio::task::spawn_blocking(move || b.logs.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "checkpoint failed"),
+            Err(e) => error!(error = %e, "checkpoint task failed"),
+        }
+    }
+}
