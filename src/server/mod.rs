@@ -104,7 +104,9 @@ async fn accept_loop(index: usize, l: Listener, broker: Arc<Broker>, limit: Arc<
 }
 
 async fn checkpoint_loop(broker: Arc<Broker>) {
-    let every = Duration::from_millis(broker.config.checkpoint_interval_ms);
+    // `log.flush.interval.ms`, when set, makes the periodic flush run at least that often.
+    let flush_ms = u64::try_from(broker.config.log.flush_ms).unwrap_or(u64::MAX);
+    let every = Duration::from_millis(broker.config.checkpoint_interval_ms.min(flush_ms).max(1));
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
