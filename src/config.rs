@@ -1,6 +1,6 @@
 //! The broker's configuration: the TOML file (`config/sluice.toml` documents every key), its
 //! validation, and the defaults. Kafka property `a.b.c` maps to section `[a]` key `b_c` for
-//! the `log.`, `socket.` and `group.` families, and to `[broker]` with dots turned into
+//! the `log.`, `socket.`, `group.` and `offsets.` families, and to `[broker]` with dots turned into
 //! underscores otherwise (`num.partitions` → `[broker] num_partitions`).
 //!
 //! Command-line flags are applied on top of the file by `main`.
@@ -61,6 +61,7 @@ struct RawConfig {
     socket: RawSocket,
     log: RawLog,
     group: RawGroup,
+    offsets: RawOffsets,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +159,21 @@ impl Default for RawGroup {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOffsets {
+    retention_minutes: i64,
+}
+
+impl Default for RawOffsets {
+    fn default() -> Self {
+        // Kafka's `offsets.retention.minutes` default: 7 days.
+        RawOffsets {
+            retention_minutes: 7 * 24 * 60,
+        }
+    }
+}
+
 /// The validated configuration the broker runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -186,6 +202,8 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
+    /// `offsets.retention.minutes`, in ms.
+    pub offsets_retention_ms: i64,
     /// Broker-wide defaults of the topic-level log configs.
     pub log: LogConfig,
 }
@@ -257,6 +275,12 @@ impl RawConfig {
                 ),
             ));
         }
+        if self.offsets.retention_minutes < 1 {
+            return Err(invalid(
+                "offsets.retention_minutes",
+                "must be at least 1".into(),
+            ));
+        }
         let s = self.socket;
         if s.request_max_bytes < 1024 {
             return Err(invalid(
@@ -323,6 +347,7 @@ impl RawConfig {
             request_max_bytes: s.request_max_bytes,
             checkpoint_interval_ms: l.flush_offset_checkpoint_interval_ms,
             group_initial_rebalance_delay_ms: self.group.initial_rebalance_delay_ms,
+            offsets_retention_ms: self.offsets.retention_minutes.saturating_mul(60_000),
             log: LogConfig {
                 segment_bytes: l.segment_bytes,
                 segment_ms: l.roll_ms,

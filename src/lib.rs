@@ -4,10 +4,11 @@
 //! - [`server`]: listeners, connections, framing and shutdown.
 //! - [`api`]: the table of supported APIs and one handler per API key.
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
-//! - [`group`]: placeholder for the group coordinator.
+//! - [`group`]: the group coordinator and committed offsets.
 
 pub mod api;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod server;
 #[cfg(feature = "test-util")]

@@ -3,6 +3,7 @@
 //! structs and return structs; they never touch sockets or bytes on the wire.
 
 pub mod fetch;
+pub mod group;
 pub mod meta;
 pub mod produce;
 pub mod topics;
@@ -14,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::group::Coordinator;
 use crate::log::producer::ProducerIdAllocator;
 use crate::log::LogManager;
 use crate::server::connection::ConnInfo;
@@ -26,19 +28,27 @@ pub struct Broker {
     pub logs: LogManager,
     /// Producer id source for InitProducerId.
     pub producer_ids: ProducerIdAllocator,
+    /// The group coordinator and committed offsets.
+    pub groups: Coordinator,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
 }
 
 impl Broker {
     /// Open the data directory and build the shared state.
-    pub fn open(config: Config) -> Result<Arc<Self>, crate::log::Error> {
+    pub fn open(config: Config) -> anyhow::Result<Arc<Self>> {
         let logs = LogManager::open(&config.data_dir, config.log.clone(), config.node_id)?;
         let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
+        let groups = Coordinator::open(
+            &logs,
+            config.group_initial_rebalance_delay_ms,
+            config.offsets_retention_ms,
+        )?;
         Ok(Arc::new(Broker {
             config,
             logs,
             producer_ids,
+            groups,
             shutdown: CancellationToken::new(),
         }))
     }
@@ -74,6 +84,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// Result of checking a request's key and version against [`SUPPORTED`].
@@ -133,6 +154,39 @@ pub async fn dispatch(
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(meta::describe_cluster::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(group::find_coordinator::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(group::join_group::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(group::sync_group::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(group::heartbeat::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(group::leave_group::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(group::offset_commit::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(group::offset_fetch::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(group::offset_delete::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(group::list_groups::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(group::describe_groups::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(group::delete_groups::handle(ctx, hdr, r).await?)
         }
         other => {
             return Err(ApiError::Internal(format!(
@@ -290,6 +344,92 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
         RequestKind::DescribeCluster(_) => {
             ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_error_code(code))
         }
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(
+            FindCoordinatorResponse::default()
+                .with_error_code(code)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_coordinators(
+                    r.coordinator_keys
+                        .iter()
+                        .map(|k| {
+                            find_coordinator_response::Coordinator::default()
+                                .with_key(k.clone())
+                                .with_node_id(BrokerId(-1))
+                                .with_port(-1)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                ),
+        ),
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(code)
+                .with_generation_id(-1)
+                .with_member_id(r.member_id.clone()),
+        ),
+        RequestKind::SyncGroup(_) => ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code)),
+        RequestKind::Heartbeat(_) => ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code)),
+        RequestKind::LeaveGroup(_) => ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
+            OffsetCommitResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        offset_commit_response::OffsetCommitResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        offset_commit_response::OffsetCommitResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(
+            OffsetFetchResponse::default().with_error_code(code).with_groups(
+                r.groups
+                    .iter()
+                    .map(|g| {
+                        offset_fetch_response::OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::OffsetDelete(_) => ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code)),
+        RequestKind::ListGroups(_) => ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(
+            DescribeGroupsResponse::default().with_groups(
+                r.groups
+                    .iter()
+                    .map(|g| {
+                        describe_groups_response::DescribedGroup::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(
+            DeleteGroupsResponse::default().with_results(
+                r.groups_names
+                    .iter()
+                    .map(|g| {
+                        delete_groups_response::DeletableGroupResult::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
         _ => return None,
     })
 }
@@ -339,6 +479,17 @@ mod tests {
                 }
                 ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
                 ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+                ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
+                ApiKey::JoinGroup => RequestKind::JoinGroup(Default::default()),
+                ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),
+                ApiKey::Heartbeat => RequestKind::Heartbeat(Default::default()),
+                ApiKey::LeaveGroup => RequestKind::LeaveGroup(Default::default()),
+                ApiKey::OffsetCommit => RequestKind::OffsetCommit(Default::default()),
+                ApiKey::OffsetFetch => RequestKind::OffsetFetch(Default::default()),
+                ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
+                ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
+                ApiKey::DescribeGroups => RequestKind::DescribeGroups(Default::default()),
+                ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");
@@ -354,7 +505,11 @@ mod tests {
             VersionCheck::ApiVersionsFallback
         );
         assert_eq!(
-            check_version(ApiKey::JoinGroup, 1),
+            check_version(ApiKey::SaslHandshake, 1),
+            VersionCheck::Unsupported
+        );
+        assert_eq!(
+            check_version(ApiKey::OffsetCommit, 1),
             VersionCheck::Unsupported
         );
     }

@@ -43,6 +43,7 @@ pub async fn run(
         tasks.spawn(accept_loop(i, l, broker, limit));
     }
     let checkpointer = tokio::spawn(checkpoint_loop(Arc::clone(&broker)));
+    let group_timer = tokio::spawn(group_timer(Arc::clone(&broker)));
     shutdown.await;
     info!("shutting down");
     token.cancel();
@@ -52,6 +53,7 @@ pub async fn run(
         tasks.abort_all();
     }
     checkpointer.abort();
+    group_timer.abort();
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.logs.checkpoint()).await??;
     info!("all partitions flushed; bye");
@@ -116,6 +118,26 @@ async fn checkpoint_loop(broker: Arc<Broker>) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => error!(error = %e, "checkpoint failed"),
             Err(e) => error!(error = %e, "checkpoint task failed"),
+        }
+    }
+}
+
+/// Drives group session expiry and join deadlines, and offset retention.
+async fn group_timer(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(crate::group::TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Kafka's `offsets.retention.check.interval.ms` default: 10 minutes.
+    let retention_every = 600_000 / crate::group::TICK_MS;
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        broker.groups.tick();
+        n += 1;
+        if n % retention_every == 0 {
+            let b = Arc::clone(&broker);
+            if let Err(e) = tokio::task::spawn_blocking(move || b.groups.expire_offsets()).await {
+                error!(error = %e, "offset retention task failed");
+            }
         }
     }
 }

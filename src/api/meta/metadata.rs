@@ -68,9 +68,10 @@ pub(crate) async fn handle(
     let mut topics = Vec::new();
     match req.topics {
         None => {
-            // All topics, internal ones included (Kafka lists them, flagged internal).
-            for t in b.logs.topics() {
-                topics.push(topic_entry(&t, node, ops));
+            // All topics. Internal topics are left out unless asked for by name
+            // (docs/DESIGN.md "Internal topics").
+            for t in b.logs.topics().iter().filter(|t| !t.is_internal()) {
+                topics.push(topic_entry(t, node, ops));
             }
         }
         Some(wanted) => {

@@ -1,0 +1,20 @@
+//! Heartbeat: keeps a member's session alive and tells it when to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
+
+use crate::api::{ApiError, Ctx};
+
+/// Handle Heartbeat.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    _hdr: &RequestHeader,
+    req: HeartbeatRequest,
+) -> Result<HeartbeatResponse, ApiError> {
+    let r = ctx.broker.groups.heartbeat(
+        req.group_id.0.as_str(),
+        req.member_id.as_str(),
+        req.group_instance_id.as_deref(),
+        req.generation_id,
+    );
+    Ok(HeartbeatResponse::default().with_error_code(r.err().map_or(0, |c| c.code())))
+}

@@ -1,0 +1,24 @@
+//! Group APIs: FindCoordinator, the classic rebalance protocol, offsets, and group admin.
+//! Handlers translate between wire structs and the coordinator in `crate::group`.
+
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
+
+use crate::group::state::Reply;
+
+/// Wait for a rebalance step's answer; a dropped sender (member replaced) gets `fallback`.
+pub(crate) async fn settle<T>(reply: Reply<T>, fallback: impl FnOnce() -> T) -> T {
+    match reply {
+        Reply::Ready(r) => r,
+        Reply::Wait(rx) => rx.await.unwrap_or_else(|_| fallback()),
+    }
+}

@@ -1,0 +1,108 @@
+//! OffsetCommit: validate membership and generation (or accept a commit from outside any
+//! generation while the group has no members), then write the offsets to
+//! `__consumer_offsets` before answering.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, RequestHeader};
+use tracing::error;
+
+use crate::api::{blocking, ApiError, Code, Ctx};
+use crate::group::offsets::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
+use crate::log::partition::now_ms;
+
+/// (partition, error) per partition of a topic, filled in as the request is checked.
+type PartitionCodes = Vec<(i32, Option<Code>)>;
+
+/// Handle OffsetCommit.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    _hdr: &RequestHeader,
+    req: OffsetCommitRequest,
+) -> Result<OffsetCommitResponse, ApiError> {
+    let b = ctx.broker;
+    let group = req.group_id.0.to_string();
+    let refused = if group.is_empty() {
+        Some(Code::InvalidGroupId)
+    } else {
+        b.groups
+            .check_commit(
+                &group,
+                req.member_id.as_str(),
+                req.group_instance_id.as_deref(),
+                req.generation_id_or_member_epoch,
+            )
+            .err()
+    };
+    let now = now_ms();
+    let mut results: Vec<(OffsetCommitResponseTopic, PartitionCodes)> = Vec::new();
+    let mut entries = Vec::new();
+    for t in req.topics {
+        let topic = b.logs.topic(t.name.0.as_str());
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let code = if let Some(c) = refused {
+                Some(c)
+            } else if !topic.as_ref().is_some_and(|tp| {
+                usize::try_from(p.partition_index).is_ok_and(|i| i < tp.partitions.len())
+            }) {
+                Some(Code::UnknownTopicOrPartition)
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
+            {
+                Some(Code::OffsetMetadataTooLarge)
+            } else {
+                entries.push((
+                    (t.name.0.to_string(), p.partition_index),
+                    CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.map(|m| m.to_string()),
+                        commit_timestamp: now,
+                    },
+                ));
+                None
+            };
+            parts.push((p.partition_index, code));
+        }
+        results.push((
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id),
+            parts,
+        ));
+    }
+    let stored = if entries.is_empty() {
+        None
+    } else {
+        let broker = std::sync::Arc::clone(b);
+        let g = group.clone();
+        match blocking(move || broker.groups.commit(&g, entries)).await? {
+            Ok(()) => None,
+            Err(e) => {
+                error!(group, error = %e, "offset commit failed");
+                Some(Code::KafkaStorageError)
+            }
+        }
+    };
+    Ok(OffsetCommitResponse::default().with_topics(
+        results
+            .into_iter()
+            .map(|(t, parts)| {
+                t.with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(i, code)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(i)
+                                .with_error_code(code.or(stored).map_or(0, |c| c.code()))
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+    ))
+}

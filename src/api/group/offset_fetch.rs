@@ -1,0 +1,119 @@
+//! OffsetFetch: one group (v1–7, `topics` null = all) or several groups (v8+). Partitions
+//! without a commit answer offset -1, as Kafka does.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName};
+
+use crate::api::{sb, ApiError, Ctx};
+use crate::group::Coordinator;
+
+/// (topic, [(partition, offset, leader epoch, metadata)]) for a group.
+type Fetched = Vec<(String, Vec<(i32, i64, i32, String)>)>;
+
+fn lookup(groups: &Coordinator, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    match wanted {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(t, parts)| {
+                let rows = parts
+                    .into_iter()
+                    .map(|p| match groups.offsets.get(group, &t, p) {
+                        Some(c) => (p, c.offset, c.leader_epoch, c.metadata.unwrap_or_default()),
+                        None => (p, -1, -1, String::new()),
+                    })
+                    .collect();
+                (t, rows)
+            })
+            .collect(),
+        None => {
+            let mut out: Fetched = Vec::new();
+            for ((t, p), c) in groups.offsets.group(group) {
+                let row = (p, c.offset, c.leader_epoch, c.metadata.unwrap_or_default());
+                match out.last_mut() {
+                    Some((lt, rows)) if *lt == t => rows.push(row),
+                    _ => out.push((t, vec![row])),
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Handle OffsetFetch.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    hdr: &RequestHeader,
+    req: OffsetFetchRequest,
+) -> Result<OffsetFetchResponse, ApiError> {
+    let groups = &ctx.broker.groups;
+    if hdr.request_api_version >= 8 {
+        let out = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let rows = lookup(groups, g.group_id.0.as_str(), wanted);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(
+                        rows.into_iter()
+                            .map(|(t, parts)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(sb(t)))
+                                    .with_partitions(
+                                        parts
+                                            .into_iter()
+                                            .map(|(p, o, e, m)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(o)
+                                                    .with_committed_leader_epoch(e)
+                                                    .with_metadata(Some(sb(m)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return Ok(OffsetFetchResponse::default().with_groups(out));
+    }
+    let wanted = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let rows = lookup(groups, req.group_id.0.as_str(), wanted);
+    Ok(OffsetFetchResponse::default().with_topics(
+        rows.into_iter()
+            .map(|(t, parts)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(TopicName(sb(t)))
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(p, o, e, m)| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(o)
+                                    .with_committed_leader_epoch(if hdr.request_api_version >= 5 {
+                                        e
+                                    } else {
+                                        -1
+                                    })
+                                    .with_metadata(Some(sb(m)))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    ))
+}
