@@ -95,7 +95,25 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
+
+/// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
+/// (KAFKA-18659): librdkafka before 2.10 only compresses when the broker advertises
+/// Produce v0.
+pub const ADVERTISED_PRODUCE_MIN: i16 = 0;
+
+/// The (key, min, max) ranges the ApiVersions response carries.
+pub fn advertised() -> impl Iterator<Item = (ApiKey, i16, i16)> {
+    SUPPORTED.iter().map(|&(k, min, max)| {
+        if k == ApiKey::Produce {
+            (k, ADVERTISED_PRODUCE_MIN, max)
+        } else {
+            (k, min, max)
+        }
+    })
+}
 
 /// Result of checking a request's key and version against [`SUPPORTED`].
 #[derive(Debug, PartialEq, Eq)]
@@ -188,6 +206,12 @@ pub async fn dispatch(
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(group::delete_groups::handle(ctx, hdr, r).await?)
         }
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            group::consumer_group_heartbeat::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            group::consumer_group_describe::handle(ctx, hdr, r).await?,
+        ),
         other => {
             return Err(ApiError::Internal(format!(
                 "no handler for {:?}",
@@ -430,6 +454,21 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
                     .collect(),
             ),
         ),
+        RequestKind::ConsumerGroupHeartbeat(_) => ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default().with_error_code(code),
+        ),
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            ConsumerGroupDescribeResponse::default().with_groups(
+                r.group_ids
+                    .iter()
+                    .map(|g| {
+                        consumer_group_describe_response::DescribedGroup::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
         _ => return None,
     })
 }
@@ -490,6 +529,12 @@ mod tests {
                 ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
                 ApiKey::DescribeGroups => RequestKind::DescribeGroups(Default::default()),
                 ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
+                ApiKey::ConsumerGroupHeartbeat => {
+                    RequestKind::ConsumerGroupHeartbeat(Default::default())
+                }
+                ApiKey::ConsumerGroupDescribe => {
+                    RequestKind::ConsumerGroupDescribe(Default::default())
+                }
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");

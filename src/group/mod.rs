@@ -3,6 +3,7 @@
 //! durably in `__consumer_offsets`. Wire formats live in `api::group`; this module holds
 //! state and rules.
 
+pub mod consumer;
 pub mod offsets;
 pub mod state;
 
@@ -15,6 +16,7 @@ use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use crate::api::Code;
 use crate::log::partition::now_ms;
 use crate::log::LogManager;
+use consumer::{Catalog, ConsumerGroup, Heartbeat, HeartbeatReply};
 use offsets::{CommittedOffset, OffsetStore};
 use state::{Group, GroupState, JoinParams, Reply};
 
@@ -56,6 +58,7 @@ pub struct MemberView {
 /// The coordinator of every group on this broker.
 pub struct Coordinator {
     groups: Mutex<HashMap<String, Group>>,
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     /// Committed offsets.
     pub offsets: OffsetStore,
     initial_delay_ms: i64,
@@ -71,6 +74,7 @@ impl Coordinator {
     ) -> Result<Self, offsets::Error> {
         Ok(Coordinator {
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::open(logs)?,
             initial_delay_ms: i64::try_from(initial_delay_ms).unwrap_or(i64::MAX),
             offsets_retention_ms,
@@ -81,9 +85,59 @@ impl Coordinator {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn consumers(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {
+        self.consumer_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848). A group id used by a classic group with members
+    /// is refused, as Kafka refuses it without online migration.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        catalog: &Catalog,
+    ) -> Result<HeartbeatReply, Code> {
+        if self
+            .lock()
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            return Err(Code::GroupIdNotFound);
+        }
+        let mut groups = self.consumers();
+        if hb.epoch != 0 && !groups.contains_key(group_id) {
+            return Err(Code::UnknownMemberId);
+        }
+        let g = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| ConsumerGroup::new(group_id));
+        g.heartbeat(hb, catalog, now_ms())
+    }
+
+    /// Run `f` on a consumer group, if there is one.
+    pub fn with_consumer_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(&ConsumerGroup) -> T,
+    ) -> Option<T> {
+        self.consumers().get(group_id).map(f)
+    }
+
     /// JoinGroup. Unknown groups are created by a first join with an empty member id.
     pub fn join(&self, group_id: &str, p: JoinParams) -> Reply<JoinGroupResponse> {
         let now = now_ms();
+        if self
+            .consumers()
+            .get(group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            return Reply::Ready(state::join_error(
+                Code::InconsistentGroupProtocol,
+                &p.member_id,
+            ));
+        }
         let mut groups = self.lock();
         if !groups.contains_key(group_id) && !p.member_id.is_empty() {
             return Reply::Ready(state::join_error(Code::UnknownMemberId, &p.member_id));
@@ -215,12 +269,23 @@ impl Coordinator {
             })
             .collect();
         for id in self.offsets.groups() {
-            if !groups.contains_key(&id) {
+            if !groups.contains_key(&id) && !self.consumers().contains_key(&id) {
                 out.push((id, "consumer".to_string(), GroupState::Empty));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    /// KIP-848 groups: (id, state name).
+    pub fn list_consumer_groups(&self) -> Vec<(String, &'static str)> {
+        let mut v: Vec<_> = self
+            .consumers()
+            .values()
+            .map(|g| (g.id.clone(), consumer::state_name(g)))
+            .collect();
+        v.sort();
+        v
     }
 
     /// A group's description, or `None` if it does not exist.
@@ -293,6 +358,15 @@ impl Coordinator {
     /// Delete a group that has no members, with its offsets. Blocking.
     pub fn delete(&self, group_id: &str) -> Result<(), Code> {
         {
+            let mut consumers = self.consumers();
+            if let Some(g) = consumers.get(group_id) {
+                if !g.members.is_empty() {
+                    return Err(Code::NonEmptyGroup);
+                }
+                consumers.remove(group_id);
+            }
+        }
+        {
             let mut groups = self.lock();
             match groups.get(group_id) {
                 Some(g)
@@ -322,6 +396,9 @@ impl Coordinator {
         for g in self.lock().values_mut() {
             g.tick(now);
         }
+        for g in self.consumers().values_mut() {
+            g.tick(now);
+        }
     }
 
     /// Offset retention (`offsets.retention.minutes`): offsets of groups that have been
@@ -334,10 +411,15 @@ impl Coordinator {
         for (group, parts) in candidates {
             let expire = {
                 let groups = self.lock();
-                match groups.get(&group) {
-                    Some(g) => g.members.is_empty() && g.empty_since_ms < cutoff,
-                    None => true,
-                }
+                let consumer_active = self
+                    .consumers()
+                    .get(&group)
+                    .is_some_and(|g| !g.members.is_empty());
+                !consumer_active
+                    && match groups.get(&group) {
+                        Some(g) => g.members.is_empty() && g.empty_since_ms < cutoff,
+                        None => true,
+                    }
             };
             if expire {
                 match self.offsets.delete(&group, Some(&parts)) {

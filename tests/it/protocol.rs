@@ -36,7 +36,7 @@ fn api_versions_too_new_gets_v0_unsupported_with_table() {
     assert!(resp
         .api_keys
         .iter()
-        .any(|k| k.api_key == ApiKey::Produce as i16 && k.min_version == 3));
+        .any(|k| k.api_key == ApiKey::Produce as i16 && k.min_version == 0));
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Group APIs: FindCoordinator, the classic rebalance protocol, offsets, and group admin.
 //! Handlers translate between wire structs and the coordinator in `crate::group`.
 
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod delete_groups;
 pub mod describe_groups;
 pub mod find_coordinator;

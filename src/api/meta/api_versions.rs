@@ -1,18 +1,17 @@
-//! ApiVersions: the supported table, straight from [`crate::api::SUPPORTED`].
+//! ApiVersions: the supported table, from [`crate::api::advertised`].
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 
-use crate::api::{ApiError, Code, Ctx, SUPPORTED};
+use crate::api::{advertised, ApiError, Code, Ctx};
 
 fn table() -> Vec<ApiVersion> {
-    SUPPORTED
-        .iter()
+    advertised()
         .map(|(k, min, max)| {
             ApiVersion::default()
-                .with_api_key(*k as i16)
-                .with_min_version(*min)
-                .with_max_version(*max)
+                .with_api_key(k as i16)
+                .with_min_version(min)
+                .with_max_version(max)
         })
         .collect()
 }
@@ -37,6 +36,7 @@ pub(crate) async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::SUPPORTED;
     use kafka_protocol::messages::ApiKey;
 
     #[test]
@@ -49,5 +49,13 @@ mod tests {
             .unwrap();
         assert_eq!((av.min_version, av.max_version), (0, 4));
         assert_eq!(fallback_response().error_code, 35);
+        let produce = t
+            .iter()
+            .find(|v| v.api_key == ApiKey::Produce as i16)
+            .unwrap();
+        assert_eq!(
+            produce.min_version, 0,
+            "advertised from v0 for old librdkafka"
+        );
     }
 }

@@ -1,0 +1,116 @@
+//! ConsumerGroupHeartbeat (KIP-848): joins, heartbeats, acknowledgements of revocation and
+//! leaves of `group.protocol=consumer` members, answered with the member's epoch and, when
+//! it changed, its assignment.
+
+use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, RequestHeader,
+};
+
+use crate::api::{sb, ApiError, Code, Ctx};
+use crate::group::consumer::{Catalog, Heartbeat, Partitions, TopicInfo, HEARTBEAT_INTERVAL_MS};
+
+/// Every topic with its id and partition count.
+pub(crate) fn catalog(ctx: &Ctx<'_>) -> Catalog {
+    ctx.broker
+        .logs
+        .topics()
+        .iter()
+        .map(|t| {
+            (
+                t.name.to_string(),
+                TopicInfo {
+                    id: t.id,
+                    partitions: i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Group partitions by topic id for the wire.
+pub(crate) fn by_topic(p: &Partitions) -> Vec<(uuid::Uuid, Vec<i32>)> {
+    let mut out: Vec<(uuid::Uuid, Vec<i32>)> = Vec::new();
+    for (id, part) in p {
+        match out.last_mut() {
+            Some((last, parts)) if last == id => parts.push(*part),
+            _ => out.push((*id, vec![*part])),
+        }
+    }
+    out
+}
+
+/// Handle ConsumerGroupHeartbeat.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    hdr: &RequestHeader,
+    req: ConsumerGroupHeartbeatRequest,
+) -> Result<ConsumerGroupHeartbeatResponse, ApiError> {
+    let fail = |code: Code, msg: &str| {
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(sb(msg)))
+            .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
+    };
+    if req.group_id.0.is_empty() {
+        return Ok(fail(Code::InvalidRequest, "group id can't be empty"));
+    }
+    if req.member_epoch > 0 && req.member_id.is_empty() {
+        return Ok(fail(Code::InvalidRequest, "member id can't be empty"));
+    }
+    if let Some(re) = &req.subscribed_topic_regex {
+        if regex::Regex::new(re.as_str()).is_err() {
+            return Ok(fail(
+                Code::InvalidRegularExpression,
+                "invalid subscribed topic regex",
+            ));
+        }
+    }
+    let hb = Heartbeat {
+        member_id: req.member_id.to_string(),
+        epoch: req.member_epoch,
+        instance_id: req.instance_id.map(|s| s.to_string()),
+        rack_id: req.rack_id.map(|s| s.to_string()),
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        topics: req
+            .subscribed_topic_names
+            .map(|ts| ts.into_iter().map(|t| t.0.to_string()).collect()),
+        regex: req.subscribed_topic_regex.map(|s| s.to_string()),
+        assignor: req.server_assignor.map(|s| s.to_string()),
+        owned: req.topic_partitions.map(|tps| {
+            tps.into_iter()
+                .flat_map(|tp| tp.partitions.into_iter().map(move |p| (tp.topic_id, p)))
+                .collect()
+        }),
+        client_id: hdr
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        client_host: format!("/{}", ctx.conn.peer.ip()),
+    };
+    let catalog = catalog(ctx);
+    match ctx
+        .broker
+        .groups
+        .consumer_heartbeat(req.group_id.0.as_str(), hb, &catalog)
+    {
+        Ok(r) => Ok(ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(sb(r.member_id)))
+            .with_member_epoch(r.epoch)
+            .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
+            .with_assignment(r.assignment.map(|a| {
+                Assignment::default().with_topic_partitions(
+                    by_topic(&a)
+                        .into_iter()
+                        .map(|(id, parts)| {
+                            TopicPartitions::default()
+                                .with_topic_id(id)
+                                .with_partitions(parts)
+                        })
+                        .collect(),
+                )
+            }))),
+        Err(code) => Ok(fail(code, &format!("{code}"))),
+    }
+}

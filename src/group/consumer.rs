@@ -1,0 +1,627 @@
+//! KIP-848 consumer groups (`group.protocol=consumer`): members heartbeat with their
+//! subscriptions, the broker computes the target assignment with a server-side assignor
+//! (`uniform` or `range`), and each member is reconciled towards it: partitions are first
+//! revoked, and only handed to a new owner once the previous owner has let them go, so no
+//! partition is ever owned twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use crate::api::Code;
+
+/// Kafka's `group.consumer.heartbeat.interval.ms` default.
+pub const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
+/// Kafka's `group.consumer.session.timeout.ms` default.
+pub const SESSION_TIMEOUT_MS: i64 = 45_000;
+/// Assignors offered, first is the default (Kafka: uniform).
+pub const ASSIGNORS: &[&str] = &["uniform", "range"];
+
+/// A topic as assignors see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Topic id.
+    pub id: Uuid,
+    /// Partition count.
+    pub partitions: i32,
+}
+
+/// All topics by name, as the coordinator is told on each heartbeat.
+pub type Catalog = BTreeMap<String, TopicInfo>;
+
+/// A set of partitions: (topic id, partition).
+pub type Partitions = BTreeSet<(Uuid, i32)>;
+
+/// One member of a consumer group.
+#[derive(Debug, Clone)]
+pub struct ConsumerMember {
+    /// Member id (client-generated from v1).
+    pub id: String,
+    /// Static instance id.
+    pub instance_id: Option<String>,
+    /// Rack id.
+    pub rack_id: Option<String>,
+    /// Current member epoch.
+    pub epoch: i32,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+    /// Subscribed topic names.
+    pub topics: Vec<String>,
+    /// Subscribed regex.
+    pub regex: Option<String>,
+    /// Assignor the member asked for.
+    pub assignor: Option<String>,
+    /// Rebalance timeout.
+    pub rebalance_timeout_ms: i32,
+    /// Partitions the member currently holds (as we told it).
+    pub assigned: Partitions,
+    /// Partitions it must give up before it advances.
+    pub revoking: Partitions,
+    /// Last heartbeat (ms).
+    pub last_seen_ms: i64,
+    /// Assignment last sent; an unchanged assignment is not sent again (null on the wire).
+    pub last_sent: Option<Partitions>,
+}
+
+/// A consumer group.
+#[derive(Debug, Default)]
+pub struct ConsumerGroup {
+    /// Group id.
+    pub id: String,
+    /// Bumped when membership, subscriptions or partition counts change.
+    pub epoch: i32,
+    /// Epoch of the current target assignment.
+    pub assignment_epoch: i32,
+    /// Members by id.
+    pub members: BTreeMap<String, ConsumerMember>,
+    /// Target assignment per member.
+    pub target: BTreeMap<String, Partitions>,
+    /// Subscribed topics' partition counts when the target was computed.
+    pub seen: BTreeMap<String, i32>,
+    /// Assignor in use.
+    pub assignor: String,
+}
+
+/// What a heartbeat asks.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    /// Member id.
+    pub member_id: String,
+    /// Member epoch: 0 join, -1 leave, -2 static leave, else current.
+    pub epoch: i32,
+    /// Static instance id.
+    pub instance_id: Option<String>,
+    /// Rack id.
+    pub rack_id: Option<String>,
+    /// Rebalance timeout, -1 unchanged.
+    pub rebalance_timeout_ms: i32,
+    /// Subscribed names, `None` unchanged.
+    pub topics: Option<Vec<String>>,
+    /// Subscribed regex, `None` unchanged.
+    pub regex: Option<String>,
+    /// Server assignor, `None` unchanged.
+    pub assignor: Option<String>,
+    /// Partitions the client owns, `None` unchanged.
+    pub owned: Option<Partitions>,
+    /// Client id.
+    pub client_id: String,
+    /// Client host.
+    pub client_host: String,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// Member id.
+    pub member_id: String,
+    /// Member epoch after reconciliation.
+    pub epoch: i32,
+    /// The member's assignment, when it differs from the one last sent.
+    pub assignment: Option<Partitions>,
+}
+
+/// States as ConsumerGroupDescribe and ListGroups name them.
+pub fn state_name(g: &ConsumerGroup) -> &'static str {
+    if g.members.is_empty() {
+        "Empty"
+    } else if g.assignment_epoch < g.epoch {
+        "Assigning"
+    } else if g
+        .members
+        .values()
+        .any(|m| m.epoch != g.assignment_epoch || !m.revoking.is_empty())
+    {
+        "Reconciling"
+    } else {
+        "Stable"
+    }
+}
+
+fn subscribed(m: &ConsumerMember, catalog: &Catalog) -> Vec<String> {
+    let mut names: BTreeSet<String> = m
+        .topics
+        .iter()
+        .filter(|t| catalog.contains_key(*t))
+        .cloned()
+        .collect();
+    if let Some(re) = m
+        .regex
+        .as_ref()
+        .and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok())
+    {
+        names.extend(
+            catalog
+                .keys()
+                .filter(|t| !t.starts_with("__") && re.is_match(t))
+                .cloned(),
+        );
+    }
+    names.into_iter().collect()
+}
+
+/// Uniform assignor: every subscribed partition to the least-loaded subscribed member,
+/// keeping current owners while they are within their fair share (sticky).
+fn assign_uniform(
+    members: &BTreeMap<String, ConsumerMember>,
+    previous: &BTreeMap<String, Partitions>,
+    catalog: &Catalog,
+) -> BTreeMap<String, Partitions> {
+    let subs: BTreeMap<&String, Vec<String>> = members
+        .iter()
+        .map(|(id, m)| (id, subscribed(m, catalog)))
+        .collect();
+    let mut all: Vec<(String, Uuid, i32)> = Vec::new();
+    let topics: BTreeSet<&String> = subs.values().flatten().collect();
+    for t in topics {
+        if let Some(info) = catalog.get(t) {
+            for p in 0..info.partitions {
+                all.push((t.clone(), info.id, p));
+            }
+        }
+    }
+    let n_members = members.len().max(1);
+    let quota = all.len().div_ceil(n_members);
+    let mut out: BTreeMap<String, Partitions> = members
+        .keys()
+        .map(|id| (id.clone(), Partitions::new()))
+        .collect();
+    let mut taken: BTreeSet<(Uuid, i32)> = BTreeSet::new();
+    // Keep what members had, up to the quota.
+    for (id, prev) in previous {
+        let Some(sub) = subs.get(id) else { continue };
+        let Some(mine) = out.get_mut(id) else {
+            continue;
+        };
+        for tp in prev {
+            let still = all
+                .iter()
+                .any(|(t, tid, p)| (*tid, *p) == *tp && sub.contains(t));
+            if still && mine.len() < quota && taken.insert(*tp) {
+                mine.insert(*tp);
+            }
+        }
+    }
+    for (t, tid, p) in &all {
+        if taken.contains(&(*tid, *p)) {
+            continue;
+        }
+        let best = subs
+            .iter()
+            .filter(|(_, s)| s.contains(t))
+            .map(|(id, _)| *id)
+            .min_by_key(|id| out.get(*id).map_or(usize::MAX, BTreeSet::len));
+        if let Some(id) = best {
+            if let Some(set) = out.get_mut(id) {
+                set.insert((*tid, *p));
+                taken.insert((*tid, *p));
+            }
+        }
+    }
+    out
+}
+
+/// Range assignor: per topic, contiguous ranges of partitions to the members subscribed to
+/// it, in member-id order.
+fn assign_range(
+    members: &BTreeMap<String, ConsumerMember>,
+    catalog: &Catalog,
+) -> BTreeMap<String, Partitions> {
+    let mut out: BTreeMap<String, Partitions> = members
+        .keys()
+        .map(|id| (id.clone(), Partitions::new()))
+        .collect();
+    let mut by_topic: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, m) in members {
+        for t in subscribed(m, catalog) {
+            by_topic.entry(t).or_default().push(id.clone());
+        }
+    }
+    for (t, ids) in by_topic {
+        let Some(info) = catalog.get(&t) else {
+            continue;
+        };
+        let n = usize::try_from(info.partitions).unwrap_or(0);
+        let k = ids.len().max(1);
+        let (base, extra) = (n / k, n % k);
+        let mut next = 0usize;
+        for (i, id) in ids.iter().enumerate() {
+            let count = base + usize::from(i < extra);
+            if let Some(set) = out.get_mut(id) {
+                for p in next..next + count {
+                    set.insert((info.id, i32::try_from(p).unwrap_or(0)));
+                }
+            }
+            next += count;
+        }
+    }
+    out
+}
+
+impl ConsumerGroup {
+    /// A new, empty group.
+    pub fn new(id: &str) -> Self {
+        ConsumerGroup {
+            id: id.to_string(),
+            assignor: ASSIGNORS[0].to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn owned_elsewhere(&self, me: &str) -> Partitions {
+        self.members
+            .iter()
+            .filter(|(id, _)| id.as_str() != me)
+            .flat_map(|(_, m)| m.assigned.iter().chain(m.revoking.iter()).copied())
+            .collect()
+    }
+
+    fn recompute_if_needed(&mut self, catalog: &Catalog) {
+        let seen: BTreeMap<String, i32> = self
+            .members
+            .values()
+            .flat_map(|m| subscribed(m, catalog))
+            .filter_map(|t| catalog.get(&t).map(|i| (t, i.partitions)))
+            .collect();
+        if seen != self.seen {
+            self.seen = seen;
+            self.epoch += 1;
+        }
+        if self.assignment_epoch < self.epoch {
+            self.target = if self.assignor == "range" {
+                assign_range(&self.members, catalog)
+            } else {
+                assign_uniform(&self.members, &self.target, catalog)
+            };
+            self.assignment_epoch = self.epoch;
+        }
+    }
+
+    /// Remove a member; its partitions become free.
+    pub fn remove(&mut self, id: &str) -> bool {
+        if self.members.remove(id).is_some() {
+            self.target.remove(id);
+            self.epoch += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Handle one heartbeat at time `now`.
+    pub fn heartbeat(
+        &mut self,
+        hb: Heartbeat,
+        catalog: &Catalog,
+        now: i64,
+    ) -> Result<HeartbeatReply, Code> {
+        if let Some(a) = &hb.assignor {
+            if !ASSIGNORS.contains(&a.as_str()) {
+                return Err(Code::UnsupportedAssignor);
+            }
+        }
+        if hb.epoch == -1 || hb.epoch == -2 {
+            let id = match &hb.instance_id {
+                Some(iid) => self
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_deref() == Some(iid.as_str()))
+                    .map(|m| m.id.clone())
+                    .unwrap_or_else(|| hb.member_id.clone()),
+                None => hb.member_id.clone(),
+            };
+            self.remove(&id);
+            self.recompute_if_needed(catalog);
+            return Ok(HeartbeatReply {
+                member_id: hb.member_id,
+                epoch: hb.epoch,
+                assignment: None,
+            });
+        }
+        let id = if hb.member_id.is_empty() {
+            Uuid::new_v4().simple().to_string()
+        } else {
+            hb.member_id.clone()
+        };
+        if hb.epoch == 0 {
+            // A static member coming back replaces its previous incarnation.
+            if let Some(iid) = &hb.instance_id {
+                let old = self
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_deref() == Some(iid.as_str()) && m.id != id)
+                    .map(|m| m.id.clone());
+                if let Some(old) = old {
+                    if let Some(mut m) = self.members.remove(&old) {
+                        let target = self.target.remove(&old).unwrap_or_default();
+                        m.id = id.clone();
+                        m.epoch = 0;
+                        m.last_sent = None;
+                        self.members.insert(id.clone(), m);
+                        self.target.insert(id.clone(), target);
+                    }
+                }
+            }
+            if !self.members.contains_key(&id) {
+                if hb.topics.is_none() && hb.regex.is_none() {
+                    return Err(Code::InvalidRequest);
+                }
+                self.members.insert(
+                    id.clone(),
+                    ConsumerMember {
+                        id: id.clone(),
+                        instance_id: hb.instance_id.clone(),
+                        rack_id: hb.rack_id.clone(),
+                        epoch: 0,
+                        client_id: hb.client_id.clone(),
+                        client_host: hb.client_host.clone(),
+                        topics: Vec::new(),
+                        regex: None,
+                        assignor: None,
+                        rebalance_timeout_ms: hb.rebalance_timeout_ms,
+                        assigned: Partitions::new(),
+                        revoking: Partitions::new(),
+                        last_seen_ms: now,
+                        last_sent: None,
+                    },
+                );
+                self.epoch += 1;
+            }
+        }
+        let group_epoch = self.epoch;
+        let Some(m) = self.members.get_mut(&id) else {
+            return Err(Code::UnknownMemberId);
+        };
+        if hb.epoch > 0 && hb.epoch != m.epoch {
+            return Err(Code::FencedMemberEpoch);
+        }
+        m.last_seen_ms = now;
+        let mut changed = false;
+        if let Some(t) = hb.topics {
+            changed |= t != m.topics;
+            m.topics = t;
+        }
+        if hb.regex.is_some() {
+            changed |= hb.regex != m.regex;
+            m.regex = hb.regex.filter(|r| !r.is_empty());
+        }
+        if let Some(a) = hb.assignor {
+            m.assignor = Some(a);
+        }
+        if hb.rebalance_timeout_ms > 0 {
+            m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
+        }
+        if let Some(owned) = &hb.owned {
+            // Whatever the client no longer owns has been revoked.
+            m.revoking.retain(|tp| owned.contains(tp));
+        }
+        let preferred = m.assignor.clone();
+        if changed {
+            self.epoch = group_epoch + 1;
+        }
+        if let Some(a) = preferred {
+            self.assignor = a;
+        }
+        self.recompute_if_needed(catalog);
+        let target = self.target.get(&id).cloned().unwrap_or_default();
+        let busy = self.owned_elsewhere(&id);
+        let assignment_epoch = self.assignment_epoch;
+        let Some(m) = self.members.get_mut(&id) else {
+            return Err(Code::UnknownMemberId);
+        };
+        let revoke: Partitions = m.assigned.difference(&target).copied().collect();
+        if !revoke.is_empty() {
+            m.assigned.retain(|tp| target.contains(tp));
+            m.revoking.extend(revoke);
+        }
+        if m.revoking.is_empty() {
+            m.epoch = assignment_epoch;
+            for tp in target.difference(&m.assigned.clone()) {
+                if !busy.contains(tp) {
+                    m.assigned.insert(*tp);
+                }
+            }
+        }
+        if hb.epoch == 0 {
+            m.last_sent = None;
+        }
+        let assignment = (m.last_sent.as_ref() != Some(&m.assigned)).then(|| m.assigned.clone());
+        if assignment.is_some() {
+            m.last_sent = assignment.clone();
+        }
+        Ok(HeartbeatReply {
+            member_id: id,
+            epoch: m.epoch,
+            assignment,
+        })
+    }
+
+    /// Expire members whose session ran out. Returns whether anything changed.
+    pub fn tick(&mut self, now: i64) -> bool {
+        let dead: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| now - m.last_seen_ms > SESSION_TIMEOUT_MS)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &dead {
+            tracing::info!(group = %self.id, member = %id, "consumer group member session expired");
+            self.remove(id);
+        }
+        !dead.is_empty()
+    }
+
+    /// Whether `member_id` at `epoch` may commit offsets.
+    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), Code> {
+        if member_id.is_empty() && epoch < 0 {
+            return if self.members.is_empty() {
+                Ok(())
+            } else {
+                Err(Code::UnknownMemberId)
+            };
+        }
+        let m = self.members.get(member_id).ok_or(Code::UnknownMemberId)?;
+        if epoch != m.epoch {
+            return Err(Code::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog(parts: i32) -> Catalog {
+        [(
+            "t".to_string(),
+            TopicInfo {
+                id: Uuid::from_u128(1),
+                partitions: parts,
+            },
+        )]
+        .into()
+    }
+
+    fn join(g: &mut ConsumerGroup, id: &str, cat: &Catalog, now: i64) -> HeartbeatReply {
+        g.heartbeat(
+            Heartbeat {
+                member_id: id.into(),
+                epoch: 0,
+                topics: Some(vec!["t".into()]),
+                ..Default::default()
+            },
+            cat,
+            now,
+        )
+        .unwrap()
+    }
+
+    fn beat(
+        g: &mut ConsumerGroup,
+        r: &HeartbeatReply,
+        owned: &Partitions,
+        cat: &Catalog,
+    ) -> HeartbeatReply {
+        g.heartbeat(
+            Heartbeat {
+                member_id: r.member_id.clone(),
+                epoch: r.epoch,
+                owned: Some(owned.clone()),
+                ..Default::default()
+            },
+            cat,
+            1,
+        )
+        .unwrap()
+    }
+
+    fn current(g: &ConsumerGroup, id: &str) -> Partitions {
+        g.members[id].assigned.clone()
+    }
+
+    #[test]
+    fn unchanged_assignment_is_not_resent() {
+        let cat = catalog(2);
+        let mut g = ConsumerGroup::new("g");
+        let a = join(&mut g, "a", &cat, 0);
+        assert_eq!(a.assignment.as_ref().unwrap().len(), 2);
+        let owned = current(&g, "a");
+        let a2 = beat(&mut g, &a, &owned, &cat);
+        assert!(a2.assignment.is_none());
+    }
+
+    #[test]
+    fn second_member_gets_partitions_only_after_revocation() {
+        let cat = catalog(4);
+        let mut g = ConsumerGroup::new("g");
+        let a = join(&mut g, "a", &cat, 0);
+        assert_eq!(a.assignment.as_ref().unwrap().len(), 4);
+        let b = join(&mut g, "b", &cat, 0);
+        // b's share is still owned by a: nothing yet.
+        assert!(b.assignment.as_ref().unwrap().is_empty());
+        let a_owned = a.assignment.clone().unwrap();
+        let a2 = beat(&mut g, &a, &a_owned, &cat);
+        assert_eq!(
+            a2.assignment.as_ref().unwrap().len(),
+            2,
+            "a is told to give two up"
+        );
+        let b2 = beat(&mut g, &b, &Partitions::new(), &cat);
+        assert!(current(&g, "b").is_empty(), "a has not revoked yet");
+        let a3 = beat(&mut g, &a2, a2.assignment.as_ref().unwrap(), &cat);
+        let b3 = beat(&mut g, &b2, &Partitions::new(), &cat);
+        let (sa, sb) = (current(&g, "a"), current(&g, "b"));
+        assert_eq!(sb.len(), 2);
+        assert!(sa.is_disjoint(&sb));
+        assert_eq!(state_name(&g), "Stable");
+        assert_eq!(a3.epoch, b3.epoch);
+    }
+
+    #[test]
+    fn range_assignor_splits_contiguously_and_leave_frees() {
+        let cat = catalog(5);
+        let mut g = ConsumerGroup::new("g");
+        g.assignor = "range".into();
+        let a = join(&mut g, "a", &cat, 0);
+        let b = join(&mut g, "b", &cat, 0);
+        let owned = current(&g, "a");
+        let a = beat(&mut g, &a, &owned, &cat);
+        let owned = current(&g, "a");
+        beat(&mut g, &a, &owned, &cat);
+        let parts: Vec<i32> = current(&g, "a").iter().map(|(_, p)| *p).collect();
+        assert_eq!(parts, vec![0, 1, 2]);
+        g.heartbeat(
+            Heartbeat {
+                member_id: "a".into(),
+                epoch: -1,
+                ..Default::default()
+            },
+            &cat,
+            2,
+        )
+        .unwrap();
+        beat(&mut g, &b, &Partitions::new(), &cat);
+        assert_eq!(current(&g, "b").len(), 5);
+    }
+
+    #[test]
+    fn wrong_epoch_is_fenced_and_silence_expires() {
+        let cat = catalog(1);
+        let mut g = ConsumerGroup::new("g");
+        let a = join(&mut g, "a", &cat, 0);
+        let r = g.heartbeat(
+            Heartbeat {
+                member_id: "a".into(),
+                epoch: a.epoch + 7,
+                ..Default::default()
+            },
+            &cat,
+            1,
+        );
+        assert_eq!(r, Err(Code::FencedMemberEpoch));
+        assert!(g.tick(SESSION_TIMEOUT_MS + 1));
+        assert!(g.members.is_empty());
+    }
+}
