@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs everything the compat tests need: system build dependencies of the `rdkafka` crate,
+# Kafka's Java tools, the Python clients, kcat. Each step is idempotent and fast when already
+# done.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bash "$here/install-build-deps.sh"
+bash "$here/install-java.sh"
+bash "$here/install-python.sh"
+bash "$here/install-kcat.sh"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's single test command: installs the real clients, builds the broker, runs every
+# workspace test (broker unit/integration tests and the compat suite), then fmt and clippy.
+# Install and build failures stop the run at once; test, fmt and clippy all run, and the script
+# exits non-zero if any of them failed.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+step() { echo; echo "==> $*"; }
+failed=()
+check() {
+    local name="$1"
+    shift
+    step "$name"
+    if ! "$@"; then
+        failed+=("$name")
+    fi
+}
+
+step "installing clients"
+bash "$here/install-all.sh"
+
+step "cargo build --bin sluice"
+cargo build --bin sluice
+
+check "cargo test --workspace" cargo test --workspace --no-fail-fast
+check "cargo fmt --check" cargo fmt --all --check
+check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+
+echo
+if [[ ${#failed[@]} -gt 0 ]]; then
+    echo "test-all.sh: FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "test-all.sh: all steps passed"

@@ -1,0 +1,1 @@
+//! Compatibility tests live under tests/; this library is empty.

@@ -1,0 +1,258 @@
+//! Hostile and malformed input over raw TCP. The broker must close (or answer) bad connections
+//! and keep serving everyone else. Requests here are built by pushing bytes by hand: this tests
+//! the broker, not a codec.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use crate::harness::{unique_topic, Broker};
+use crate::rk::{self, Rec};
+
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+fn put_i16(b: &mut Vec<u8>, v: i16) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_i32(b: &mut Vec<u8>, v: i32) {
+    b.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    put_i16(b, i16::try_from(s.len()).unwrap());
+    b.extend_from_slice(s.as_bytes());
+}
+
+/// Prefixes `body` with its 4-byte big-endian length.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(body.len() + 4);
+    put_i32(&mut f, i32::try_from(body.len()).unwrap());
+    f.extend_from_slice(body);
+    f
+}
+
+/// Request header v1: api key, version, correlation id, client id.
+fn header_v1(key: i16, version: i16, correlation: i32) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_i16(&mut b, key);
+    put_i16(&mut b, version);
+    put_i32(&mut b, correlation);
+    put_str(&mut b, "sluice-compat");
+    b
+}
+
+/// Reads until EOF; panics if the broker leaves the connection open past `READ_TIMEOUT`.
+/// Returns whatever the broker sent before closing.
+fn expect_closed(mut s: TcpStream, what: &str) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+                return got
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                panic!("{what}: broker kept the connection open for {READ_TIMEOUT:?}")
+            }
+            Err(e) => panic!("{what}: read error {e}"),
+        }
+    }
+}
+
+/// Reads one response frame; None if the broker closed the connection instead.
+fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    match s.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+            ) =>
+        {
+            return None
+        }
+        Err(e) => panic!("reading response length: {e}"),
+    }
+    let len = usize::try_from(i32::from_be_bytes(len)).expect("non-negative response length");
+    assert!(len < 1 << 20, "absurd response length {len}");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("read response body");
+    Some(body)
+}
+
+/// A fresh rdkafka client can still fetch metadata and produce.
+fn assert_serving(broker: &Broker, topic: &str, expect_offset: i64, after: &str) {
+    let acks = rk::produce_ok(broker.addr(), topic, &[Rec::kv("k", after)], &[]);
+    assert_eq!(
+        acks,
+        vec![(0, expect_offset)],
+        "produce after {after} went wrong"
+    );
+    assert_eq!(
+        rk::partition_count(broker.addr(), topic),
+        Some(1),
+        "metadata after {after}"
+    );
+}
+
+#[test]
+fn malformed_connections_are_closed_and_broker_keeps_serving() {
+    let broker = Broker::start();
+    let topic = unique_topic("bad-input");
+    assert_serving(&broker, &topic, 0, "start");
+
+    let mut unknown_key = header_v1(9999, 0, 1);
+    unknown_key.extend_from_slice(&[0; 8]);
+    // Metadata v1 whose client id claims 32767 bytes the frame doesn't have.
+    let mut torn_header = Vec::new();
+    put_i16(&mut torn_header, 3);
+    put_i16(&mut torn_header, 1);
+    put_i32(&mut torn_header, 2);
+    put_i16(&mut torn_header, i16::MAX);
+    torn_header.extend_from_slice(b"short");
+    let mut huge = vec![0x7f, 0xff, 0xff, 0xff];
+    huge.extend_from_slice(&[0; 64]);
+    let mut negative = vec![0xff, 0xff, 0xff, 0xf0];
+    negative.extend_from_slice(&[0; 16]);
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "http request",
+            b"GET / HTTP/1.1\r\nHost: sluice\r\n\r\n".to_vec(),
+        ),
+        // Starts with a negative length.
+        ("random bytes", rk::noise(512, 99)),
+        // A sane length around noise: api key 17825, which doesn't exist.
+        ("framed random bytes", frame(&rk::noise(200, 5))),
+        ("length 0x7fffffff", huge),
+        ("negative length", negative),
+        ("unknown api key 9999", frame(&unknown_key)),
+        ("torn request header", frame(&torn_header)),
+    ];
+    let mut offset = 1;
+    for (what, bytes) in cases {
+        let mut s = connect(broker.addr());
+        s.write_all(&bytes)
+            .unwrap_or_else(|e| panic!("{what}: write: {e}"));
+        expect_closed(s, what);
+        assert_serving(&broker, &topic, offset, what);
+        offset += 1;
+    }
+
+    // A frame cut short, then the client half-closes: the broker must notice EOF and close.
+    let mut s = connect(broker.addr());
+    let mut partial = Vec::new();
+    put_i32(&mut partial, 100);
+    partial.extend_from_slice(&header_v1(18, 0, 3)[..8]);
+    s.write_all(&partial).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    expect_closed(s, "truncated frame + half-close");
+    assert_serving(&broker, &topic, offset, "truncated frame");
+}
+
+#[test]
+fn api_versions_v99_gets_v0_unsupported_version() {
+    let broker = Broker::start();
+    // Header v2 (flexible, as ApiVersions v3+ uses) with an empty tagged-field section, then a
+    // v3-shaped body: compact client software name and version, no tags.
+    let mut req = Vec::new();
+    put_i16(&mut req, 18);
+    put_i16(&mut req, 99);
+    put_i32(&mut req, 0x1234_5678);
+    put_str(&mut req, "sluice-compat");
+    req.push(0);
+    req.push(7);
+    req.extend_from_slice(b"compat");
+    req.push(2);
+    req.extend_from_slice(b"1");
+    req.push(0);
+
+    let mut s = connect(broker.addr());
+    s.write_all(&frame(&req)).unwrap();
+    let body = read_frame(&mut s).expect("broker must answer ApiVersions v99, not close");
+
+    // Response header v0 (correlation id only), then the v0 body:
+    // error_code i16, api_keys [key i16, min i16, max i16] with an i32 count.
+    assert!(body.len() >= 10, "response too short: {body:?}");
+    let corr = i32::from_be_bytes(body[0..4].try_into().unwrap());
+    assert_eq!(corr, 0x1234_5678, "correlation id");
+    let err = i16::from_be_bytes(body[4..6].try_into().unwrap());
+    assert_eq!(err, 35, "error_code must be UNSUPPORTED_VERSION (35)");
+    let n = usize::try_from(i32::from_be_bytes(body[6..10].try_into().unwrap()))
+        .expect("non-negative api_keys count");
+    assert_eq!(
+        body.len(),
+        10 + 6 * n,
+        "v0 body is exactly error_code + api_keys; got {} bytes for {n} keys",
+        body.len()
+    );
+    let keys: Vec<(i16, i16, i16)> = body[10..]
+        .chunks_exact(6)
+        .map(|c| {
+            (
+                i16::from_be_bytes([c[0], c[1]]),
+                i16::from_be_bytes([c[2], c[3]]),
+                i16::from_be_bytes([c[4], c[5]]),
+            )
+        })
+        .collect();
+    let api_versions = keys.iter().find(|k| k.0 == 18);
+    assert!(
+        matches!(api_versions, Some(&(18, 0, max)) if max >= 3),
+        "ApiVersions (18) must be listed with range 0..=3+: {keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.0 == 0),
+        "Produce (0) not listed: {keys:?}"
+    );
+}
+
+#[test]
+fn produce_at_unsupported_version_is_rejected() {
+    let broker = Broker::start();
+    let raw_topic = unique_topic("bad-produce-v2");
+    // Produce v2 (Kafka 4 supports v3+): acks, timeout, [topic [partition, records]].
+    let mut req = header_v1(0, 2, 77);
+    put_i16(&mut req, 1);
+    put_i32(&mut req, 1000);
+    put_i32(&mut req, 1);
+    put_str(&mut req, &raw_topic);
+    put_i32(&mut req, 1);
+    put_i32(&mut req, 0);
+    put_i32(&mut req, 0);
+
+    let mut s = connect(broker.addr());
+    s.write_all(&frame(&req)).unwrap();
+    match read_frame(&mut s) {
+        // Kafka closes the connection here.
+        None => {}
+        Some(body) => {
+            let corr = i32::from_be_bytes(body[0..4].try_into().unwrap());
+            assert_eq!(corr, 77, "correlation id");
+            assert!(
+                body[4..].windows(2).any(|w| w == [0, 35]),
+                "response to Produce v2 carries no UNSUPPORTED_VERSION (35): {body:?}"
+            );
+        }
+    }
+    drop(s);
+
+    let topic = unique_topic("bad-produce-ok");
+    assert_serving(&broker, &topic, 0, "Produce v2");
+    assert_eq!(
+        rk::partition_count(broker.addr(), &raw_topic),
+        None,
+        "a rejected Produce v2 must not create its topic"
+    );
+}
