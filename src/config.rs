@@ -148,6 +148,7 @@ impl Default for RawLog {
 #[serde(deny_unknown_fields, default)]
 struct RawGroup {
     initial_rebalance_delay_ms: u64,
+    consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for RawGroup {
@@ -155,6 +156,8 @@ impl Default for RawGroup {
         // Kafka's default is 3000 ms.
         RawGroup {
             initial_rebalance_delay_ms: 3000,
+            // Kafka's `group.consumer.heartbeat.interval.ms` default.
+            consumer_heartbeat_interval_ms: 5000,
         }
     }
 }
@@ -202,6 +205,8 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval_ms: i32,
     /// `offsets.retention.minutes`, in ms.
     pub offsets_retention_ms: i64,
     /// Broker-wide defaults of the topic-level log configs.
@@ -273,6 +278,12 @@ impl RawConfig {
                     b.advertised_listeners.len(),
                     b.listeners.len()
                 ),
+            ));
+        }
+        if self.group.consumer_heartbeat_interval_ms < 1 {
+            return Err(invalid(
+                "group.consumer_heartbeat_interval_ms",
+                "must be at least 1".into(),
             ));
         }
         if self.offsets.retention_minutes < 1 {
@@ -347,6 +358,7 @@ impl RawConfig {
             request_max_bytes: s.request_max_bytes,
             checkpoint_interval_ms: l.flush_offset_checkpoint_interval_ms,
             group_initial_rebalance_delay_ms: self.group.initial_rebalance_delay_ms,
+            consumer_heartbeat_interval_ms: self.group.consumer_heartbeat_interval_ms,
             offsets_retention_ms: self.offsets.retention_minutes.saturating_mul(60_000),
             log: LogConfig {
                 segment_bytes: l.segment_bytes,

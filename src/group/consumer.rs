@@ -10,8 +10,6 @@ use uuid::Uuid;
 
 use crate::api::Code;
 
-/// Kafka's `group.consumer.heartbeat.interval.ms` default.
-pub const HEARTBEAT_INTERVAL_MS: i32 = 5_000;
 /// Kafka's `group.consumer.session.timeout.ms` default.
 pub const SESSION_TIMEOUT_MS: i64 = 45_000;
 /// Assignors offered, first is the default (Kafka: uniform).

@@ -232,6 +232,13 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), Code> {
+        if let Some(r) = self
+            .consumers()
+            .get(group_id)
+            .map(|g| g.check_commit(member_id, generation))
+        {
+            return r;
+        }
         let now = now_ms();
         let mut groups = self.lock();
         match groups.get(group_id) {

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{sb, ApiError, Code, Ctx};
-use crate::group::consumer::{Catalog, Heartbeat, Partitions, TopicInfo, HEARTBEAT_INTERVAL_MS};
+use crate::group::consumer::{Catalog, Heartbeat, Partitions, TopicInfo};
 
 /// Every topic with its id and partition count.
 pub(crate) fn catalog(ctx: &Ctx<'_>) -> Catalog {
@@ -46,12 +46,14 @@ pub(crate) async fn handle(
     hdr: &RequestHeader,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Result<ConsumerGroupHeartbeatResponse, ApiError> {
+    let interval = ctx.broker.config.consumer_heartbeat_interval_ms;
     let fail = |code: Code, msg: &str| {
         ConsumerGroupHeartbeatResponse::default()
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
-            .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
+            .with_heartbeat_interval_ms(interval)
     };
+    tracing::trace!(?req, "consumer group heartbeat request");
     if req.group_id.0.is_empty() {
         return Ok(fail(Code::InvalidRequest, "group id can't be empty"));
     }
@@ -98,7 +100,7 @@ pub(crate) async fn handle(
         Ok(r) => Ok(ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(sb(r.member_id)))
             .with_member_epoch(r.epoch)
-            .with_heartbeat_interval_ms(HEARTBEAT_INTERVAL_MS)
+            .with_heartbeat_interval_ms(interval)
             .with_assignment(r.assignment.map(|a| {
                 Assignment::default().with_topic_partitions(
                     by_topic(&a)

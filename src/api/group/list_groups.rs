@@ -1,5 +1,5 @@
-//! ListGroups, with the state filter (v4+) and type filter (v5+; every group here is
-//! `classic`).
+//! ListGroups, with the state filter (v4+) and type filter (v5+: `classic` groups of the
+//! JoinGroup protocol, `consumer` groups of KIP-848).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
@@ -14,19 +14,27 @@ pub(crate) async fn handle(
 ) -> Result<ListGroupsResponse, ApiError> {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    let groups = ctx
-        .broker
-        .groups
+    let coordinator = &ctx.broker.groups;
+    let classic = coordinator
         .list()
         .into_iter()
-        .filter(|(_, _, st)| states.is_empty() || states.contains(&st.name().to_lowercase()))
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, pt, st)| {
+        .map(|(id, pt, st)| (id, pt, st.name(), "classic"));
+    let consumer = coordinator
+        .list_consumer_groups()
+        .into_iter()
+        .map(|(id, st)| (id, "consumer".to_string(), st, "consumer"));
+    let mut all: Vec<_> = classic.chain(consumer).collect();
+    all.sort();
+    let groups = all
+        .into_iter()
+        .filter(|(_, _, st, _)| states.is_empty() || states.contains(&st.to_lowercase()))
+        .filter(|(_, _, _, ty)| types.is_empty() || types.iter().any(|t| t == ty))
+        .map(|(id, pt, st, ty)| {
             ListedGroup::default()
                 .with_group_id(GroupId(sb(id)))
                 .with_protocol_type(sb(pt))
-                .with_group_state(sb(st.name()))
-                .with_group_type(sb("classic"))
+                .with_group_state(sb(st))
+                .with_group_type(sb(ty))
         })
         .collect();
     Ok(ListGroupsResponse::default().with_groups(groups))

@@ -35,6 +35,9 @@ pub(crate) async fn handle(
             )
             .err()
     };
+    if let Some(code) = refused {
+        tracing::debug!(group, member = %req.member_id, generation = req.generation_id_or_member_epoch, error = %code, "offset commit refused");
+    }
     let now = now_ms();
     let mut results: Vec<(OffsetCommitResponseTopic, PartitionCodes)> = Vec::new();
     let mut entries = Vec::new();
