@@ -5,10 +5,12 @@
 //! - [`api`]: the table of supported APIs and one handler per API key.
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
 //! - [`group`]: the group coordinator and committed offsets.
+//! - [`health`]: the `sluice health` check.
 
 pub mod api;
 pub mod config;
 pub mod group;
+pub mod health;
 pub mod log;
 pub mod server;
 #[cfg(feature = "test-util")]

@@ -1,12 +1,13 @@
-//! The `sluice` binary: parse flags, load the config, set up logging, bind the listeners,
-//! and run the server until SIGINT or SIGTERM.
+//! The `sluice` binary: parse flags, load the config (file, then `KAFKA_*` environment, then
+//! flags), set up logging, bind the listeners, and run the server until SIGINT or SIGTERM.
+//! `sluice health` is the container health check: one ApiVersions round trip.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
-use sluice::config::{parse_host_port, Config};
+use clap::{Parser, Subcommand};
+use sluice::config::{env, parse_host_port, parse_listener, Config};
 use sluice::server::{self, Listener};
 
 /// A single-node broker that speaks Kafka's wire protocol.
@@ -19,21 +20,43 @@ struct Cli {
     /// Data directory (Kafka's `log.dir`); default `./data`.
     #[arg(long, env = "SLUICE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Address to listen on, HOST:PORT (repeatable; port 0 picks a free port).
+    /// Address to listen on, [NAME://]HOST:PORT (repeatable; port 0 picks a free port).
     #[arg(long = "listen", value_name = "HOST:PORT")]
     listen: Vec<String>,
     /// Address to advertise to clients, HOST:PORT (one per --listen, in order). Without it,
     /// each client is told the address it connected to.
     #[arg(long = "advertise", value_name = "HOST:PORT")]
     advertise: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-/// Exit status for a bad config or flag, as the issue asks.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check that a broker answers: one ApiVersions round trip; exit 0 if it does.
+    Health {
+        /// Broker to ask.
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
+}
+
+/// Exit status for a bad config, flag or environment variable.
 const EXIT_BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match build_config(&cli) {
+    if let Some(Command::Health {
+        bootstrap,
+        timeout_ms,
+    }) = &cli.command
+    {
+        return health(bootstrap, *timeout_ms);
+    }
+    let (config, origins, ignored, unknown) = match build_config(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sluice: {e:#}");
@@ -51,6 +74,18 @@ fn main() -> ExitCode {
                 && std::env::var_os("NO_COLOR").is_none(),
         )
         .init();
+    for (key, value, source) in &origins {
+        tracing::info!("config {key} = {value} (from {source})");
+    }
+    if !ignored.is_empty() {
+        tracing::info!(
+            "ignored (no meaning on a single node): {}",
+            ignored.join(", ")
+        );
+    }
+    if !unknown.is_empty() {
+        tracing::warn!("unknown broker properties, ignored: {}", unknown.join(", "));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,20 +106,60 @@ fn main() -> ExitCode {
     }
 }
 
-fn build_config(cli: &Cli) -> anyhow::Result<Config> {
+/// (key, value, source) of every setting that is not a default.
+type Origins = Vec<(String, String, String)>;
+
+fn file_origins(path: &std::path::Path) -> Origins {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (section, v) in &table {
+        if let Some(t) = v.as_table() {
+            for (k, v) in t {
+                out.push((
+                    format!("{section}.{k}"),
+                    v.to_string(),
+                    path.display().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn build_config(cli: &Cli) -> anyhow::Result<(Config, Origins, Vec<String>, Vec<String>)> {
+    let mut origins = Origins::new();
     let mut config = match &cli.config {
-        Some(path) => Config::load(path)?,
+        Some(path) => {
+            let c = Config::load(path)?;
+            origins.extend(file_origins(path));
+            c
+        }
         None => Config::default(),
     };
+    let report = env::apply(&mut config, std::env::vars())?;
+    for (var, prop, value) in report.applied {
+        origins.push((prop, value, format!("environment {var}")));
+    }
     if let Some(d) = &cli.data_dir {
         config.data_dir = d.clone();
+        origins.push((
+            "log.dir".into(),
+            d.display().to_string(),
+            "--data-dir".into(),
+        ));
     }
     if !cli.listen.is_empty() {
         for l in &cli.listen {
-            parse_host_port(l).map_err(|m| anyhow::anyhow!("command line: --listen: {m}"))?;
+            parse_listener(l).map_err(|m| anyhow::anyhow!("command line: --listen: {m}"))?;
         }
         config.listeners = cli.listen.clone();
         config.advertised_listeners.clear();
+        origins.push(("listeners".into(), cli.listen.join(","), "--listen".into()));
     }
     if !cli.advertise.is_empty() {
         for a in &cli.advertise {
@@ -98,18 +173,28 @@ fn build_config(cli: &Cli) -> anyhow::Result<Config> {
             );
         }
         config.advertised_listeners = cli.advertise.clone();
+        origins.push((
+            "advertised.listeners".into(),
+            cli.advertise.join(","),
+            "--advertise".into(),
+        ));
     }
-    Ok(config)
+    Ok((config, origins, report.ignored, report.unknown))
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
-    for (i, addr) in config.listeners.iter().enumerate() {
-        let socket = tokio::net::TcpListener::bind(addr)
+    for (i, spec) in config.listeners.iter().enumerate() {
+        let (_, host, port) = parse_listener(spec).map_err(anyhow::Error::msg)?;
+        let addr = format!("{host}:{port}");
+        let socket = tokio::net::TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let advertised = match config.advertised_listeners.get(i) {
-            Some(a) => Some(parse_host_port(a).map_err(anyhow::Error::msg)?),
+        let advertised = match config.advertised_listeners.get(i).filter(|a| !a.is_empty()) {
+            Some(a) => {
+                let (_, h, p) = parse_listener(a).map_err(anyhow::Error::msg)?;
+                Some((h, p))
+            }
             None => None,
         };
         listeners.push(Listener { socket, advertised });
@@ -125,6 +210,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(data_dir = %data_dir.display(), "sluice is ready");
     server::run(listeners, broker, shutdown_signal()).await
+}
+
+fn health(bootstrap: &str, timeout_ms: u64) -> ExitCode {
+    match sluice::health::check(bootstrap, std::time::Duration::from_millis(timeout_ms)) {
+        Ok(n) => {
+            println!("ok: {bootstrap} answers ApiVersions with {n} APIs");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {bootstrap}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,6 +5,8 @@
 //!
 //! Command-line flags are applied on top of the file by `main`.
 
+pub mod env;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -267,8 +269,11 @@ impl RawConfig {
                 "at least one listener is needed".into(),
             ));
         }
-        for l in b.listeners.iter().chain(&b.advertised_listeners) {
-            parse_host_port(l).map_err(|m| invalid("broker.listeners", m))?;
+        for l in &b.listeners {
+            parse_listener(l).map_err(|m| invalid("broker.listeners", m))?;
+        }
+        for l in &b.advertised_listeners {
+            parse_listener(l).map_err(|m| invalid("broker.advertised_listeners", m))?;
         }
         if !b.advertised_listeners.is_empty() && b.advertised_listeners.len() != b.listeners.len() {
             return Err(invalid(
@@ -395,6 +400,23 @@ impl Config {
         })?;
         raw.validate(&path.display().to_string())
     }
+}
+
+/// Split a listener `[NAME://]HOST:PORT` into its parts; an empty host means all
+/// interfaces, as in Kafka's `listeners`.
+pub fn parse_listener(s: &str) -> Result<(Option<String>, String, u16), String> {
+    let (name, rest) = match s.split_once("://") {
+        Some((n, r)) if !n.is_empty() => (Some(n.to_string()), r),
+        Some((_, r)) => (None, r),
+        None => (None, s),
+    };
+    let (host, port) = parse_host_port(rest)?;
+    let host = if host.is_empty() {
+        "0.0.0.0".to_string()
+    } else {
+        host
+    };
+    Ok((name, host, port))
 }
 
 /// Split `HOST:PORT` (IPv6 hosts in brackets), checking the port.
