@@ -5,5 +5,6 @@
 
 mod client;
 mod fetch;
+mod groups;
 mod protocol;
 mod storage;
