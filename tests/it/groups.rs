@@ -14,9 +14,10 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn config() -> Config {
-    let mut c = Config::default();
-    c.group_initial_rebalance_delay_ms = 0;
-    c
+    Config {
+        group_initial_rebalance_delay_ms: 0,
+        ..Config::default()
+    }
 }
 
 fn join(c: &mut Client, group: &str, member: &str, session_ms: i32) -> JoinGroupResponse {
