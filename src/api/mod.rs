@@ -97,6 +97,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
@@ -211,6 +217,24 @@ pub async fn dispatch(
         ),
         RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
             group::consumer_group_describe::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(topics::create_partitions::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(topics::delete_records::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(topics::describe_log_dirs::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
+            topics::describe_topic_partitions::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(topics::alter_configs::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            topics::alter_configs::handle_incremental(ctx, hdr, r).await?,
         ),
         other => {
             return Err(ApiError::Internal(format!(
@@ -469,6 +493,81 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
                     .collect(),
             ),
         ),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
+            CreatePartitionsResponse::default().with_results(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        create_partitions_response::CreatePartitionsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(
+            DeleteRecordsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        delete_records_response::DeleteRecordsTopicResult::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        delete_records_response::DeleteRecordsPartitionResult::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_low_watermark(-1)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeLogDirs(_) => {
+            ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::default().with_error_code(code))
+        }
+        RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic::default()
+                            .with_name(Some(t.name.clone()))
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(
+            AlterConfigsResponse::default().with_responses(
+                r.resources
+                    .iter()
+                    .map(|res| {
+                        alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_resource_type(res.resource_type)
+                            .with_resource_name(res.resource_name.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(
+                r.resources
+                    .iter()
+                    .map(|res| {
+                        incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                            .with_resource_type(res.resource_type)
+                            .with_resource_name(res.resource_name.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
         _ => return None,
     })
 }
@@ -534,6 +633,16 @@ mod tests {
                 }
                 ApiKey::ConsumerGroupDescribe => {
                     RequestKind::ConsumerGroupDescribe(Default::default())
+                }
+                ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
+                ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
+                ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
+                ApiKey::DescribeTopicPartitions => {
+                    RequestKind::DescribeTopicPartitions(Default::default())
+                }
+                ApiKey::AlterConfigs => RequestKind::AlterConfigs(Default::default()),
+                ApiKey::IncrementalAlterConfigs => {
+                    RequestKind::IncrementalAlterConfigs(Default::default())
                 }
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };

@@ -174,6 +174,7 @@ pub fn apply(
                 config.log.retention_ms = num::<i64>(var, v)?.saturating_mul(3_600_000)
             }
             "log.retention.bytes" => config.log.retention_bytes = num(var, v)?,
+            "log.retention.check.interval.ms" => config.retention_check_interval_ms = num(var, v)?,
             "log.flush.interval.messages" => {
                 config.log.flush_messages = num(var, v)?;
                 if config.log.flush_messages < 1 {

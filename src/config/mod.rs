@@ -121,6 +121,7 @@ struct RawLog {
     flush_interval_messages: i64,
     flush_interval_ms: i64,
     flush_offset_checkpoint_interval_ms: u64,
+    retention_check_interval_ms: u64,
     retention_ms: i64,
     retention_bytes: i64,
     cleanup_policy: String,
@@ -138,6 +139,8 @@ impl Default for RawLog {
             flush_interval_messages: i64::MAX,
             flush_interval_ms: i64::MAX,
             flush_offset_checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
+            // Kafka's `log.retention.check.interval.ms` default: 5 minutes.
+            retention_check_interval_ms: 300_000,
             retention_ms: DEFAULT_RETENTION_MS,
             retention_bytes: -1,
             cleanup_policy: "delete".into(),
@@ -205,6 +208,8 @@ pub struct Config {
     pub request_max_bytes: usize,
     /// `log.flush.offset.checkpoint.interval.ms`.
     pub checkpoint_interval_ms: u64,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
@@ -326,6 +331,12 @@ impl RawConfig {
                 format!("must be at least 1, got {}", l.flush_interval_messages),
             ));
         }
+        if l.retention_check_interval_ms == 0 {
+            return Err(invalid(
+                "log.retention_check_interval_ms",
+                "must be at least 1".into(),
+            ));
+        }
         if l.flush_offset_checkpoint_interval_ms == 0 {
             return Err(invalid(
                 "log.flush_offset_checkpoint_interval_ms",
@@ -362,6 +373,7 @@ impl RawConfig {
             max_connections: b.max_connections,
             request_max_bytes: s.request_max_bytes,
             checkpoint_interval_ms: l.flush_offset_checkpoint_interval_ms,
+            retention_check_interval_ms: l.retention_check_interval_ms,
             group_initial_rebalance_delay_ms: self.group.initial_rebalance_delay_ms,
             consumer_heartbeat_interval_ms: self.group.consumer_heartbeat_interval_ms,
             offsets_retention_ms: self.offsets.retention_minutes.saturating_mul(60_000),

@@ -112,6 +112,9 @@ pub enum CreateError {
     /// A config key or value is invalid.
     #[error("{0}")]
     InvalidConfig(String),
+    /// No such topic.
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
     /// Disk failure.
     #[error(transparent)]
     Storage(#[from] Error),
@@ -559,6 +562,116 @@ impl LogManager {
         });
         info!(topic = name, "deleted topic");
         Ok(Some(topic))
+    }
+
+    /// Enforce retention on every partition. Blocking.
+    pub fn enforce_retention(&self) -> usize {
+        let now = partition::now_ms();
+        self.topics()
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| p.enforce_retention(now))
+            .sum()
+    }
+
+    fn replace_topic(&self, topic: Arc<Topic>) {
+        let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        map.by_id.insert(topic.id, Arc::clone(&topic));
+        map.by_name.insert(Arc::clone(&topic.name), topic);
+    }
+
+    /// CreatePartitions: grow a topic to `count` partitions (never shrink). With
+    /// `validate_only` nothing changes.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, CreateError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| CreateError::UnknownTopic(name.to_string()))?;
+        let have = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        if count <= have {
+            return Err(CreateError::InvalidPartitions(count));
+        }
+        if validate_only {
+            return Ok(topic);
+        }
+        let mut parts = topic.partitions.clone();
+        for i in have..count {
+            let pdir = self.dir.join(format!("{name}-{i}"));
+            let p = Partition::open(
+                Arc::clone(&topic.name),
+                i,
+                &pdir,
+                Arc::clone(&topic.config),
+                Some(0),
+                None,
+            )?;
+            write_partition_metadata(&pdir, &topic.id)?;
+            parts.push(Arc::new(p));
+        }
+        Self::persist_topic(&self.dir, name, &topic.id, parts.len(), &topic.overrides)?;
+        let grown = Arc::new(Topic {
+            name: Arc::clone(&topic.name),
+            id: topic.id,
+            partitions: parts,
+            overrides: topic.overrides.clone(),
+            config: Arc::clone(&topic.config),
+        });
+        self.replace_topic(Arc::clone(&grown));
+        info!(topic = name, from = have, to = count, "added partitions");
+        Ok(grown)
+    }
+
+    /// Replace a topic's config overrides (AlterConfigs semantics: the full set). Validated
+    /// first; persisted; applied to every partition at once. With `validate_only` nothing
+    /// changes.
+    pub fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Arc<Topic>, CreateError> {
+        let config = Arc::new(
+            self.defaults
+                .with_overrides(&overrides)
+                .map_err(CreateError::InvalidConfig)?,
+        );
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| CreateError::UnknownTopic(name.to_string()))?;
+        if validate_only {
+            return Ok(topic);
+        }
+        Self::persist_topic(
+            &self.dir,
+            name,
+            &topic.id,
+            topic.partitions.len(),
+            &overrides,
+        )?;
+        for p in &topic.partitions {
+            p.set_config(Arc::clone(&config));
+        }
+        let changed = Arc::new(Topic {
+            name: Arc::clone(&topic.name),
+            id: topic.id,
+            partitions: topic.partitions.clone(),
+            overrides,
+            config,
+        });
+        self.replace_topic(Arc::clone(&changed));
+        info!(topic = name, "topic config changed");
+        Ok(changed)
+    }
+
+    /// Data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Flush every partition and write the checkpoint files. Called periodically and at

@@ -656,6 +656,89 @@ impl Partition {
             .map(|(o, t)| (t, o)))
     }
 
+    /// Move the log start offset forward (DeleteRecords; `-1` means the high watermark) and
+    /// drop segments that lie wholly below it. Returns the new log start offset.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, ReadError> {
+        let mut st = self.lock();
+        let target = if offset == -1 { st.hw } else { offset };
+        if target < 0 || target > st.hw {
+            return Err(ReadError::OutOfRange {
+                offset,
+                log_start: st.log_start,
+                high_watermark: st.hw,
+            });
+        }
+        if target > st.log_start {
+            st.log_start = target;
+        }
+        let removed = Self::drop_segments_below_start(&mut st);
+        let start = st.log_start;
+        drop(st);
+        self.delete_segment_files(removed);
+        Ok(start)
+    }
+
+    /// Segments (never the active one) whose offsets all lie below the log start.
+    fn drop_segments_below_start(st: &mut State) -> Vec<Segment> {
+        let mut removed = Vec::new();
+        while st.segments.len() > 1 && st.segments[1].base_offset() <= st.log_start {
+            removed.push(st.segments.remove(0));
+        }
+        removed
+    }
+
+    fn delete_segment_files(&self, removed: Vec<Segment>) {
+        for seg in removed {
+            info!(topic = %self.topic, partition = self.index, base = seg.base_offset(), "deleting segment");
+            // Readers in flight keep their open handle; unlinking is safe under them.
+            if let Err(e) = seg.delete_files() {
+                warn!(error = %e, "could not delete a segment's files");
+            }
+        }
+    }
+
+    /// Enforce `retention.ms` and `retention.bytes` (for `cleanup.policy` with `delete`):
+    /// delete whole closed segments, oldest first, never the active one, and move the log
+    /// start offset past them. Returns how many segments went.
+    pub fn enforce_retention(&self, now: i64) -> usize {
+        let mut st = self.lock();
+        let cfg = Arc::clone(&st.config);
+        if !cfg.cleanup_policy.split(',').any(|p| p.trim() == "delete") {
+            return 0;
+        }
+        let mut total: i64 = st
+            .segments
+            .iter()
+            .map(|s| i64::try_from(s.size()).unwrap_or(i64::MAX))
+            .sum();
+        let mut removed = Vec::new();
+        // Only segments wholly below the high watermark may go: consumers must have been
+        // able to see them.
+        while st.segments.len() > 1 && st.segments[1].base_offset() <= st.hw {
+            let first = &st.segments[0];
+            let size = i64::try_from(first.size()).unwrap_or(i64::MAX);
+            let too_old = cfg.retention_ms >= 0
+                && first.max_timestamp() >= 0
+                && now.saturating_sub(first.max_timestamp()) > cfg.retention_ms;
+            let too_big = cfg.retention_bytes >= 0 && total - size >= cfg.retention_bytes;
+            if !(too_old || too_big) {
+                break;
+            }
+            total -= size;
+            let seg = st.segments.remove(0);
+            let next = st.segments[0].base_offset();
+            st.log_start = st.log_start.max(next);
+            removed.push(seg);
+        }
+        let n = removed.len();
+        drop(st);
+        if n > 0 {
+            info!(topic = %self.topic, partition = self.index, segments = n, "retention deleted old segments");
+        }
+        self.delete_segment_files(removed);
+        n
+    }
+
     /// Remove all files of this partition (topic deletion).
     pub fn delete_dir(&self) -> Result<(), Error> {
         std::fs::remove_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))
@@ -823,6 +906,51 @@ mod tests {
         let p = open(dir.path(), c, Some(20));
         assert_eq!(p.offsets().1, 20);
         assert!(!p.read(7, 1 << 20).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn retention_and_delete_records_move_the_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(LogConfig {
+            segment_bytes: 200,
+            retention_ms: 1000,
+            ..LogConfig::default()
+        });
+        let p = open(dir.path(), Arc::clone(&c), None);
+        for ts in [10, 20, 30, 40, 50, 5000] {
+            p.append(&make_batch(2, ts, -1, -1)).unwrap();
+        }
+        let segs_before = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count();
+        assert!(segs_before > 2);
+        // At time 1100 every batch but the last (ts 5000) is older than retention.ms.
+        let gone = p.enforce_retention(1100);
+        assert!(gone > 0);
+        let (start, end, _, _) = p.offsets();
+        assert!(start > 0 && start < end, "start {start} end {end}");
+        assert!(matches!(p.read(0, 100), Err(ReadError::OutOfRange { .. })));
+        assert!(!p.read(start, 1 << 20).unwrap().records.is_empty());
+        // DeleteRecords to the high watermark: nothing left to read.
+        assert_eq!(p.delete_records(-1).unwrap(), end);
+        assert!(p.read(end, 100).unwrap().records.is_empty());
+        assert!(matches!(
+            p.delete_records(end + 5),
+            Err(ReadError::OutOfRange { .. })
+        ));
+        // The active segment is never deleted.
+        assert!(p.enforce_retention(i64::MAX / 2) == 0);
+        assert_eq!(
+            p.append(&make_batch(1, 6000, -1, -1)).unwrap().base_offset,
+            end
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub async fn run(
     }
     let checkpointer = tokio::spawn(checkpoint_loop(Arc::clone(&broker)));
     let group_timer = tokio::spawn(group_timer(Arc::clone(&broker)));
+    let retention = tokio::spawn(retention_loop(Arc::clone(&broker)));
     shutdown.await;
     info!("shutting down");
     token.cancel();
@@ -54,6 +55,7 @@ pub async fn run(
     }
     checkpointer.abort();
     group_timer.abort();
+    retention.abort();
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.logs.checkpoint()).await??;
     info!("all partitions flushed; bye");
@@ -138,6 +140,22 @@ async fn group_timer(broker: Arc<Broker>) {
             if let Err(e) = tokio::task::spawn_blocking(move || b.groups.expire_offsets()).await {
                 error!(error = %e, "offset retention task failed");
             }
+        }
+    }
+}
+
+/// Deletes segments past retention every `log.retention.check.interval.ms`.
+async fn retention_loop(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        broker.config.retention_check_interval_ms,
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let b = Arc::clone(&broker);
+        if let Err(e) = tokio::task::spawn_blocking(move || b.logs.enforce_retention()).await {
+            error!(error = %e, "retention task failed");
         }
     }
 }

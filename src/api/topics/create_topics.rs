@@ -130,6 +130,7 @@ pub(crate) async fn handle(
                         fail(Code::InvalidPartitions, "number of partitions must be larger than 0".into())
                     }
                     Err(CreateError::InvalidConfig(m)) => fail(Code::InvalidConfig, m),
+                    Err(CreateError::UnknownTopic(m)) => fail(Code::UnknownTopicOrPartition, m),
                     Err(CreateError::Storage(e)) => {
                         error!(topic = name, error = %e, "create topic failed");
                         fail(Code::KafkaStorageError, e.to_string())

@@ -55,12 +55,37 @@ fn describe(key: &str) -> (i8, &'static str) {
     }
 }
 
+/// The broker property that sets a topic config's default, as Kafka names it.
+pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
+    Some(match topic_key {
+        "max.message.bytes" => "message.max.bytes",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        "retention.ms" => "log.retention.ms",
+        "retention.bytes" => "log.retention.bytes",
+        "flush.messages" => "log.flush.interval.messages",
+        "flush.ms" => "log.flush.interval.ms",
+        "cleanup.policy" => "log.cleanup.policy",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "segment.index.bytes" => "log.index.size.max.bytes",
+        "compression.type" => "compression.type",
+        _ => return None,
+    })
+}
+
 /// The broker's properties under Kafka's names, with whether each is at its default.
 pub fn broker_entries(c: &Config) -> Vec<(&'static str, String, bool)> {
     let d = Config::default();
     let joined = |v: &[String]| {
         v.iter()
-            .map(|l| format!("PLAINTEXT://{l}"))
+            .map(|l| {
+                if l.contains("://") {
+                    l.clone()
+                } else {
+                    format!("PLAINTEXT://{l}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(",")
     };
@@ -124,20 +149,8 @@ pub fn broker_entries(c: &Config) -> Vec<(&'static str, String, bool)> {
     // Topic-level defaults under their broker names.
     let defaults = d.log.entries();
     for (k, val) in c.log.entries() {
-        let broker_key = match k {
-            "max.message.bytes" => "message.max.bytes",
-            "segment.bytes" => "log.segment.bytes",
-            "segment.ms" => "log.roll.ms",
-            "retention.ms" => "log.retention.ms",
-            "retention.bytes" => "log.retention.bytes",
-            "flush.messages" => "log.flush.interval.messages",
-            "flush.ms" => "log.flush.interval.ms",
-            "cleanup.policy" => "log.cleanup.policy",
-            "message.timestamp.type" => "log.message.timestamp.type",
-            "index.interval.bytes" => "log.index.interval.bytes",
-            "segment.index.bytes" => "log.index.size.max.bytes",
-            "compression.type" => "compression.type",
-            _ => continue,
+        let Some(broker_key) = broker_synonym(k) else {
+            continue;
         };
         let is_default = defaults.iter().any(|(dk, dv)| *dk == k && *dv == val);
         v.push((broker_key, val, is_default));
@@ -209,12 +222,9 @@ pub(crate) async fn handle(
                                             .with_source(CONFIG_SOURCE_DYNAMIC_TOPIC),
                                     );
                                 }
-                                if let Some((bk, bv, is_default)) =
-                                    broker_cfg.iter().find(|(bk, _, _)| {
-                                        bk.ends_with(k)
-                                            || (k == "max.message.bytes"
-                                                && *bk == "message.max.bytes")
-                                    })
+                                if let Some((bk, bv, is_default)) = broker_cfg
+                                    .iter()
+                                    .find(|(bk, _, _)| Some(*bk) == broker_synonym(k))
                                 {
                                     syn.push(
                                         DescribeConfigsSynonym::default()

@@ -1,0 +1,53 @@
+//! CreatePartitions: grow a topic's partition count; shrinking or keeping it is
+//! INVALID_PARTITIONS, as in Kafka. Assignments may only name this broker.
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, RequestHeader};
+
+use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::log::CreateError;
+
+/// Handle CreatePartitions.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    _hdr: &RequestHeader,
+    req: CreatePartitionsRequest,
+) -> Result<CreatePartitionsResponse, ApiError> {
+    let broker = std::sync::Arc::clone(ctx.broker);
+    let results = blocking(move || {
+        req.topics
+            .into_iter()
+            .map(|t| {
+                let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+                let fail = |code: Code, msg: String| base.clone().with_error_code(code.code()).with_error_message(Some(sb(msg)));
+                let node = broker.config.node_id;
+                if let Some(bad) = t
+                    .assignments
+                    .iter()
+                    .flatten()
+                    .flat_map(|a| a.broker_ids.iter())
+                    .find(|b| b.0 != node)
+                {
+                    return fail(Code::InvalidReplicaAssignment, format!("broker {} does not exist", bad.0));
+                }
+                match broker.logs.add_partitions(t.name.0.as_str(), t.count, req.validate_only) {
+                    Ok(_) => base,
+                    Err(CreateError::UnknownTopic(m)) => fail(Code::UnknownTopicOrPartition, m),
+                    Err(CreateError::InvalidPartitions(n)) => {
+                        let have = broker.logs.topic(t.name.0.as_str()).map_or(0, |t| t.partitions.len());
+                        fail(
+                            Code::InvalidPartitions,
+                            format!("topic currently has {have} partitions, which is higher than or equal to the requested {n}"),
+                        )
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %t.name.0, error = %e, "create partitions failed");
+                        fail(Code::KafkaStorageError, e.to_string())
+                    }
+                }
+            })
+            .collect()
+    })
+    .await?;
+    Ok(CreatePartitionsResponse::default().with_results(results))
+}

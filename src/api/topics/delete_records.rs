@@ -1,0 +1,60 @@
+//! DeleteRecords: move a partition's log start offset forward (`-1` = the high watermark);
+//! whole segments below it are removed. The new start is checkpointed at once.
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, RequestHeader};
+
+use crate::api::fetch::partition_by_name;
+use crate::api::{blocking, ApiError, Code, Ctx};
+use crate::log::ReadError;
+
+/// Handle DeleteRecords.
+pub(crate) async fn handle(
+    ctx: &Ctx<'_>,
+    _hdr: &RequestHeader,
+    req: DeleteRecordsRequest,
+) -> Result<DeleteRecordsResponse, ApiError> {
+    let broker = std::sync::Arc::clone(ctx.broker);
+    let topics = blocking(move || {
+        let topics: Vec<DeleteRecordsTopicResult> = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let base = DeleteRecordsPartitionResult::default()
+                            .with_partition_index(p.partition_index)
+                            .with_low_watermark(-1);
+                        match partition_by_name(&broker.logs, t.name.0.as_str(), p.partition_index)
+                        {
+                            Err(code) => base.with_error_code(code.code()),
+                            Ok(part) => match part.delete_records(p.offset) {
+                                Ok(start) => base.with_low_watermark(start),
+                                Err(ReadError::OutOfRange { .. }) => {
+                                    base.with_error_code(Code::OffsetOutOfRange.code())
+                                }
+                                Err(ReadError::Storage(e)) => {
+                                    tracing::error!(error = %e, "delete records failed");
+                                    base.with_error_code(Code::KafkaStorageError.code())
+                                }
+                            },
+                        }
+                    })
+                    .collect();
+                DeleteRecordsTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(parts)
+            })
+            .collect();
+        if let Err(e) = broker.logs.checkpoint() {
+            tracing::error!(error = %e, "checkpoint after delete records failed");
+        }
+        topics
+    })
+    .await?;
+    Ok(DeleteRecordsResponse::default().with_topics(topics))
+}
