@@ -175,6 +175,12 @@ pub fn apply(
             }
             "log.retention.bytes" => config.log.retention_bytes = num(var, v)?,
             "log.retention.check.interval.ms" => config.retention_check_interval_ms = num(var, v)?,
+            "log.cleaner.backoff.ms" => config.cleaner_backoff_ms = num(var, v)?,
+            "log.cleaner.delete.retention.ms" => config.log.delete_retention_ms = num(var, v)?,
+            "log.cleaner.min.cleanable.ratio" => {
+                config.log.min_cleanable_dirty_ratio = num(var, v)?
+            }
+            "log.cleaner.min.compaction.lag.ms" => config.log.min_compaction_lag_ms = num(var, v)?,
             "log.flush.interval.messages" => {
                 config.log.flush_messages = num(var, v)?;
                 if config.log.flush_messages < 1 {

@@ -122,6 +122,10 @@ struct RawLog {
     flush_interval_ms: i64,
     flush_offset_checkpoint_interval_ms: u64,
     retention_check_interval_ms: u64,
+    cleaner_backoff_ms: u64,
+    cleaner_delete_retention_ms: i64,
+    cleaner_min_cleanable_ratio: f64,
+    cleaner_min_compaction_lag_ms: i64,
     retention_ms: i64,
     retention_bytes: i64,
     cleanup_policy: String,
@@ -141,6 +145,11 @@ impl Default for RawLog {
             flush_offset_checkpoint_interval_ms: DEFAULT_CHECKPOINT_INTERVAL_MS,
             // Kafka's `log.retention.check.interval.ms` default: 5 minutes.
             retention_check_interval_ms: 300_000,
+            // Kafka's log.cleaner.* defaults.
+            cleaner_backoff_ms: 15_000,
+            cleaner_delete_retention_ms: crate::log::config::DEFAULT_DELETE_RETENTION_MS,
+            cleaner_min_cleanable_ratio: 0.5,
+            cleaner_min_compaction_lag_ms: 0,
             retention_ms: DEFAULT_RETENTION_MS,
             retention_bytes: -1,
             cleanup_policy: "delete".into(),
@@ -210,6 +219,8 @@ pub struct Config {
     pub checkpoint_interval_ms: u64,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`: pause between compaction passes.
+    pub cleaner_backoff_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
@@ -331,6 +342,18 @@ impl RawConfig {
                 format!("must be at least 1, got {}", l.flush_interval_messages),
             ));
         }
+        if !(0.0..=1.0).contains(&l.cleaner_min_cleanable_ratio) {
+            return Err(invalid(
+                "log.cleaner_min_cleanable_ratio",
+                "must be between 0 and 1".into(),
+            ));
+        }
+        if l.cleaner_backoff_ms == 0 {
+            return Err(invalid(
+                "log.cleaner_backoff_ms",
+                "must be at least 1".into(),
+            ));
+        }
         if l.retention_check_interval_ms == 0 {
             return Err(invalid(
                 "log.retention_check_interval_ms",
@@ -389,7 +412,11 @@ impl RawConfig {
                 retention_ms: l.retention_ms,
                 retention_bytes: l.retention_bytes,
                 cleanup_policy: l.cleanup_policy,
+                delete_retention_ms: l.cleaner_delete_retention_ms,
+                min_cleanable_dirty_ratio: l.cleaner_min_cleanable_ratio,
+                min_compaction_lag_ms: l.cleaner_min_compaction_lag_ms,
             },
+            cleaner_backoff_ms: l.cleaner_backoff_ms,
         })
     }
 }

@@ -18,6 +18,8 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
 pub const DEFAULT_SEGMENT_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Kafka's `retention.ms` default: 7 days.
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Kafka's `delete.retention.ms` default: 1 day.
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// Kafka's `max.message.bytes` / `message.max.bytes` default: 1 MiB plus record overhead.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
@@ -46,6 +48,25 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `cleanup.policy`.
     pub cleanup_policy: String,
+    /// `delete.retention.ms`: how long tombstones survive compaction.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: dirty share of the log that triggers compaction.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+}
+
+impl LogConfig {
+    /// Whether `cleanup.policy` includes `compact`.
+    pub fn compacted(&self) -> bool {
+        self.cleanup_policy
+            .split(',')
+            .any(|p| p.trim() == "compact")
+    }
+    /// Whether `cleanup.policy` includes `delete`.
+    pub fn deletes(&self) -> bool {
+        self.cleanup_policy.split(',').any(|p| p.trim() == "delete")
+    }
 }
 
 impl Default for LogConfig {
@@ -62,6 +83,9 @@ impl Default for LogConfig {
             retention_ms: DEFAULT_RETENTION_MS,
             retention_bytes: -1,
             cleanup_policy: "delete".into(),
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
         }
     }
 }
@@ -92,10 +116,7 @@ pub const ACCEPTED_NO_EFFECT: &[&str] = &[
     "min.insync.replicas",
     "unclean.leader.election.enable",
     "compression.type",
-    "delete.retention.ms",
     "file.delete.delay.ms",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
     "max.compaction.lag.ms",
     "preallocate",
     "message.downconversion.enable",
@@ -130,6 +151,15 @@ impl LogConfig {
                 "max.message.bytes" => c.max_message_bytes = parse(key, v)?,
                 "retention.ms" => c.retention_ms = at_least(key, parse(key, v)?, -1i64)?,
                 "retention.bytes" => c.retention_bytes = parse(key, v)?,
+                "delete.retention.ms" => c.delete_retention_ms = at_least(key, parse(key, v)?, 0i64)?,
+                "min.compaction.lag.ms" => c.min_compaction_lag_ms = at_least(key, parse(key, v)?, 0i64)?,
+                "min.cleanable.dirty.ratio" => {
+                    let r: f64 = parse(key, v)?;
+                    if !(0.0..=1.0).contains(&r) {
+                        return Err(format!("invalid value {v} for configuration {key}: value must be between 0 and 1"));
+                    }
+                    c.min_cleanable_dirty_ratio = r;
+                }
                 "message.timestamp.type" => {
                     c.timestamp_type = match v.as_str() {
                         "CreateTime" => TimestampType::CreateTime,
@@ -167,7 +197,7 @@ impl LogConfig {
         vec![
             ("cleanup.policy", self.cleanup_policy.clone()),
             ("compression.type", "producer".into()),
-            ("delete.retention.ms", "86400000".into()),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
             ("file.delete.delay.ms", "60000".into()),
             ("flush.messages", self.flush_messages.to_string()),
             ("flush.ms", self.flush_ms.to_string()),
@@ -180,8 +210,14 @@ impl LogConfig {
             ("message.timestamp.after.max.ms", i64::MAX.to_string()),
             ("message.timestamp.before.max.ms", i64::MAX.to_string()),
             ("message.timestamp.type", ts.into()),
-            ("min.cleanable.dirty.ratio", "0.5".into()),
-            ("min.compaction.lag.ms", "0".into()),
+            (
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio.to_string(),
+            ),
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
             ("min.insync.replicas", "1".into()),
             ("preallocate", "false".into()),
             ("retention.bytes", self.retention_bytes.to_string()),

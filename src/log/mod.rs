@@ -15,6 +15,7 @@
 //! Request handling, wire formats and groups live elsewhere.
 
 pub mod batch;
+pub mod cleaner;
 pub mod config;
 pub mod index;
 pub mod partition;
@@ -562,6 +563,21 @@ impl LogManager {
         });
         info!(topic = name, "deleted topic");
         Ok(Some(topic))
+    }
+
+    /// One compaction pass over every compacted partition that is due. Blocking.
+    pub fn compact_all(&self) {
+        let now = partition::now_ms();
+        for t in self.topics() {
+            if !t.config.compacted() {
+                continue;
+            }
+            for p in &t.partitions {
+                if let Err(e) = cleaner::clean_partition(p, now) {
+                    warn!(partition = ?p, error = %e, "compaction failed");
+                }
+            }
+        }
     }
 
     /// Enforce retention on every partition. Blocking.

@@ -50,6 +50,9 @@ pub enum AppendError {
         /// Limit in force.
         max: usize,
     },
+    /// A record without a key sent to a compacted topic.
+    #[error("compacted topic cannot accept message without key")]
+    NoKey,
     /// The whole request is larger than a segment.
     #[error("record set of {0} bytes is larger than a segment")]
     ListTooLarge(usize),
@@ -108,6 +111,9 @@ struct State {
     producers: ProducerState,
     config: Arc<LogConfig>,
     scratch: Vec<u8>,
+    /// Compaction has cleaned everything below this offset (kept in memory: after a
+    /// restart the whole log counts as dirty once).
+    first_dirty: i64,
 }
 
 impl State {
@@ -158,6 +164,22 @@ pub fn now_ms() -> i64 {
 
 /// Base offsets of the `.log` files in a partition directory, sorted.
 fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
+    // A `.log.swap` is a compacted segment whose replacement was committed: finish it.
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".log.swap") {
+            let log = dir.join(format!("{stem}.log"));
+            for ext in ["index", "timeindex"] {
+                let p = dir.join(format!("{stem}.{ext}"));
+                if p.exists() {
+                    std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                }
+            }
+            std::fs::rename(entry.path(), &log).map_err(|e| Error::io(&log, e))?;
+            warn!(path = %log.display(), "completed an interrupted compaction swap");
+        }
+    }
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
@@ -167,10 +189,7 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
             if let Ok(base) = stem.parse::<i64>() {
                 bases.push(base);
             }
-        } else if name.ends_with(".cleaned")
-            || name.ends_with(".swap")
-            || name.ends_with(".deleted")
-        {
+        } else if name.ends_with(".cleaned") || name.ends_with(".deleted") {
             // Leftovers of an interrupted segment replacement: the original is still there.
             let p = entry.path();
             warn!(path = %p.display(), "removing leftover file from an interrupted operation");
@@ -267,6 +286,7 @@ impl Partition {
             producers,
             config,
             scratch: Vec::new(),
+            first_dirty: 0,
         };
         state.set_hw_to_end();
         if truncated.is_some() {
@@ -340,6 +360,19 @@ impl Partition {
                     size: view.size(),
                     max: config.max_message_bytes,
                 });
+            }
+            if config.compacted() && !view.is_control() {
+                // Kafka decodes records of compacted topics to refuse keyless ones.
+                let mut b = Bytes::copy_from_slice(view.bytes());
+                match kafka_protocol::records::RecordBatchDecoder::decode(&mut b) {
+                    Ok(set) if set.records.iter().all(|r| r.key.is_some()) => {}
+                    Ok(_) => return Err(AppendError::NoKey),
+                    Err(_) => {
+                        return Err(AppendError::Corrupt(Error::BadRecordCount(
+                            view.records_count(),
+                        )))
+                    }
+                }
             }
             n_batches += 1;
             rest = tail;
@@ -737,6 +770,79 @@ impl Partition {
         }
         self.delete_segment_files(removed);
         n
+    }
+
+    /// Closed segments to compact, if the dirty share of the log has reached
+    /// `min.cleanable.dirty.ratio`: (base, next base, file, size, max timestamp).
+    pub(super) fn cleanable(&self) -> Option<(Arc<LogConfig>, Vec<super::cleaner::Target>)> {
+        let st = self.lock();
+        if !st.config.compacted() || st.segments.len() < 2 {
+            return None;
+        }
+        let closed = &st.segments[..st.segments.len() - 1];
+        let total: u64 = closed.iter().map(Segment::size).sum();
+        let dirty: u64 = closed
+            .iter()
+            .zip(st.segments.iter().skip(1))
+            .filter(|(_, next)| next.base_offset() > st.first_dirty)
+            .map(|(s, _)| s.size())
+            .sum();
+        if dirty == 0
+            || total == 0
+            || (dirty as f64) / (total as f64) < st.config.min_cleanable_dirty_ratio
+        {
+            return None;
+        }
+        let targets = closed
+            .iter()
+            .zip(st.segments.iter().skip(1))
+            .map(|(s, next)| super::cleaner::Target {
+                base: s.base_offset(),
+                end: next.base_offset(),
+                file: Arc::clone(s.file()),
+                size: s.size(),
+                max_timestamp: s.max_timestamp(),
+            })
+            .collect();
+        Some((Arc::clone(&st.config), targets))
+    }
+
+    /// Replace closed segment `base` with the compacted file at `swap` (a `.log.swap`,
+    /// fully written and synced). Returns false if the segment is gone (retention).
+    pub(super) fn swap_cleaned(&self, base: i64, swap: &Path) -> Result<bool, Error> {
+        let mut st = self.lock();
+        let Some(i) = st.segments.iter().position(|s| s.base_offset() == base) else {
+            drop(st);
+            std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
+            return Ok(false);
+        };
+        if i + 1 == st.segments.len() {
+            drop(st);
+            std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
+            return Ok(false);
+        }
+        st.segments[i].delete_files()?;
+        let log = self
+            .dir
+            .join(format!("{}.log", super::segment::file_stem(base)));
+        std::fs::rename(swap, &log).map_err(|e| Error::io(&log, e))?;
+        let (seg, _, _) = Segment::open(
+            &self.dir,
+            base,
+            st.config.segment_index_bytes,
+            None,
+            now_ms(),
+        )?;
+        // Readers holding the old handle finish on the old (unlinked) file.
+        st.segments[i] = seg;
+        st.segments[i].seal()?;
+        Ok(true)
+    }
+
+    /// Record that compaction has covered everything below `offset`.
+    pub(super) fn set_first_dirty(&self, offset: i64) {
+        let mut st = self.lock();
+        st.first_dirty = st.first_dirty.max(offset);
     }
 
     /// Remove all files of this partition (topic deletion).

@@ -45,6 +45,7 @@ pub async fn run(
     let checkpointer = tokio::spawn(checkpoint_loop(Arc::clone(&broker)));
     let group_timer = tokio::spawn(group_timer(Arc::clone(&broker)));
     let retention = tokio::spawn(retention_loop(Arc::clone(&broker)));
+    let cleaner = tokio::spawn(cleaner_loop(Arc::clone(&broker)));
     shutdown.await;
     info!("shutting down");
     token.cancel();
@@ -56,6 +57,7 @@ pub async fn run(
     checkpointer.abort();
     group_timer.abort();
     retention.abort();
+    cleaner.abort();
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.logs.checkpoint()).await??;
     info!("all partitions flushed; bye");
@@ -156,6 +158,20 @@ async fn retention_loop(broker: Arc<Broker>) {
         let b = Arc::clone(&broker);
         if let Err(e) = tokio::task::spawn_blocking(move || b.logs.enforce_retention()).await {
             error!(error = %e, "retention task failed");
+        }
+    }
+}
+
+/// Compacts `cleanup.policy=compact` topics every `log.cleaner.backoff.ms`.
+async fn cleaner_loop(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(broker.config.cleaner_backoff_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let b = Arc::clone(&broker);
+        if let Err(e) = tokio::task::spawn_blocking(move || b.logs.compact_all()).await {
+            error!(error = %e, "compaction task failed");
         }
     }
 }

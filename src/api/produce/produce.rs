@@ -22,6 +22,7 @@ fn error_code(e: &AppendError) -> Code {
         AppendError::Corrupt(_) => Code::CorruptMessage,
         AppendError::TooLarge { .. } => Code::MessageTooLarge,
         AppendError::ListTooLarge(_) => Code::RecordListTooLarge,
+        AppendError::NoKey => Code::InvalidRecord,
         AppendError::Fenced => Code::InvalidProducerEpoch,
         AppendError::OutOfOrder(_) => Code::OutOfOrderSequenceNumber,
         AppendError::Storage(_) => Code::KafkaStorageError,

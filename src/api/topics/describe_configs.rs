@@ -70,6 +70,9 @@ pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
         "index.interval.bytes" => "log.index.interval.bytes",
         "segment.index.bytes" => "log.index.size.max.bytes",
         "compression.type" => "compression.type",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
         _ => return None,
     })
 }
