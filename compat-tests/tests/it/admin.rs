@@ -276,3 +276,115 @@ fn retention_deletes_old_segments_and_consumers_reset() {
         got[0].offset
     );
 }
+
+#[test]
+fn compaction_keeps_the_last_value_per_key() {
+    let broker =
+        Broker::start_with_config("[log]\nsegment_bytes = 1500\ncleaner_backoff_ms = 200\n");
+    let bs = broker.addr().to_string();
+    let topic = unique_topic("compact");
+    let out = java_tool(
+        class::TOPICS,
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--create",
+            "--topic",
+            &topic,
+            "--partitions",
+            "1",
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "min.cleanable.dirty.ratio=0.01",
+            "--config",
+            "delete.retention.ms=0",
+        ],
+        None,
+    );
+    assert_success(&out, "kafka-topics --create (compacted)");
+    // 10 keys, 8 versions each, then tombstones for keys 0 and 1, one record per batch so
+    // segments roll; the final padding record keeps the interesting ones out of the active
+    // segment.
+    let mut recs = Vec::new();
+    for version in 0..8 {
+        for key in 0..10 {
+            recs.push(Rec::kv(
+                &format!("key{key}"),
+                &format!("v{version}-{}", "p".repeat(40)),
+            ));
+        }
+    }
+    for key in 0..2 {
+        recs.push(Rec {
+            key: Some(format!("key{key}").into_bytes()),
+            value: None,
+            ..Rec::default()
+        });
+    }
+    for i in 0..30 {
+        recs.push(Rec::kv(&format!("pad{i}"), &"x".repeat(60)));
+    }
+    let acked = rk::produce_ok(
+        &bs,
+        &topic,
+        &recs,
+        &[("linger.ms", "0"), ("batch.num.messages", "1")],
+    );
+    let total = acked.len();
+    let last = i64::try_from(total).unwrap() - 1;
+    let mut got = Vec::new();
+    assert!(
+        poll_until(Duration::from_secs(30), || {
+            got = read_to(&bs, &topic, last);
+            got.iter()
+                .filter(|g| g.rec.key.as_deref().is_some_and(|k| k.starts_with(b"key")))
+                .count()
+                == 8
+        }),
+        "compaction never left exactly the 8 live keys; saw {} records",
+        got.len()
+    );
+    let live: Vec<(String, String)> = got
+        .iter()
+        .filter(|g| g.rec.key.as_deref().is_some_and(|k| k.starts_with(b"key")))
+        .map(|g| {
+            (
+                String::from_utf8(g.rec.key.clone().unwrap()).unwrap(),
+                String::from_utf8(g.rec.value.clone().unwrap_or_default()).unwrap(),
+            )
+        })
+        .collect();
+    for (k, v) in &live {
+        assert!(v.starts_with("v7-"), "{k} kept an old value {v}");
+        assert!(k != "key0" && k != "key1", "deleted key {k} is back");
+    }
+    let offsets: Vec<i64> = got.iter().map(|g| g.offset).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "offsets must increase"
+    );
+    assert_eq!(got.last().map(|g| g.offset), Some(last));
+}
+
+/// Everything in partition 0 from the beginning up to and including offset `last`.
+fn read_to(bs: &str, topic: &str, last: i64) -> Vec<rk::Got> {
+    let c = rk::consumer(bs, &[]);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < end {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let g = rk::to_got(&m);
+            let done = g.offset >= last;
+            got.push(g);
+            if done {
+                break;
+            }
+        }
+    }
+    got
+}
