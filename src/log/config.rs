@@ -231,6 +231,46 @@ impl LogConfig {
     }
 }
 
+/// Topic-level keys and the broker properties that set their defaults, as Kafka names
+/// them. These are also the broker properties that may change at run time
+/// (kafka-configs --entity-type brokers --alter), as in Kafka.
+pub const BROKER_SYNONYMS: &[(&str, &str)] = &[
+    ("max.message.bytes", "message.max.bytes"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.ms", "log.roll.ms"),
+    ("retention.ms", "log.retention.ms"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("flush.messages", "log.flush.interval.messages"),
+    ("flush.ms", "log.flush.interval.ms"),
+    ("cleanup.policy", "log.cleanup.policy"),
+    ("message.timestamp.type", "log.message.timestamp.type"),
+    ("index.interval.bytes", "log.index.interval.bytes"),
+    ("segment.index.bytes", "log.index.size.max.bytes"),
+    ("compression.type", "compression.type"),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+    ),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+];
+
+/// The broker property behind a topic key.
+pub fn broker_key(topic_key: &str) -> Option<&'static str> {
+    BROKER_SYNONYMS
+        .iter()
+        .find(|(t, _)| *t == topic_key)
+        .map(|(_, b)| *b)
+}
+
+/// The topic key a broker property sets the default of.
+pub fn topic_key(broker_key: &str) -> Option<&'static str> {
+    BROKER_SYNONYMS
+        .iter()
+        .find(|(_, b)| *b == broker_key)
+        .map(|(t, _)| *t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,6 +41,18 @@ const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 const TOPICS_DIR: &str = "sluice-topics";
 const META_PROPERTIES: &str = "meta.properties";
+const DYNAMIC_CONFIG: &str = "sluice-broker-dynamic.properties";
+
+/// Translate Kafka-named broker properties into the topic keys they default.
+fn to_topic_keys(dynamic: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    dynamic
+        .iter()
+        .map(|(k, v)| match config::topic_key(k) {
+            Some(t) => Ok((t.to_string(), v.clone())),
+            None => Err(format!("cannot update broker config {k} at run time")),
+        })
+        .collect()
+}
 
 /// Storage errors. Messages name the path or offset involved.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +165,11 @@ struct TopicMap {
 /// deletion are serialised by their own mutex so the map lock is held only for the swap.
 pub struct LogManager {
     dir: PathBuf,
-    defaults: Arc<LogConfig>,
+    /// Effective broker defaults: the static config with dynamic changes on top.
+    defaults: RwLock<Arc<LogConfig>>,
+    static_defaults: Arc<LogConfig>,
+    /// Broker properties changed at run time, Kafka-named; persisted in `DYNAMIC_CONFIG`.
+    dynamic: RwLock<BTreeMap<String, String>>,
     topics: RwLock<TopicMap>,
     admin: Mutex<()>,
     cluster_id: String,
@@ -252,7 +268,24 @@ impl LogManager {
     pub fn open(dir: &Path, defaults: LogConfig, node_id: i32) -> Result<Self, Error> {
         std::fs::create_dir_all(dir.join(TOPICS_DIR)).map_err(|e| Error::io(dir, e))?;
         let cluster_id = Self::load_meta(dir, node_id)?;
-        let defaults = Arc::new(defaults);
+        let static_defaults = Arc::new(defaults);
+        let dynamic_path = dir.join(DYNAMIC_CONFIG);
+        let dynamic = if dynamic_path.exists() {
+            read_properties(&dynamic_path)?
+        } else {
+            BTreeMap::new()
+        };
+        let defaults = Arc::new(
+            static_defaults
+                .with_overrides(&to_topic_keys(&dynamic).map_err(|msg| Error::Corrupt {
+                    path: dynamic_path.clone(),
+                    msg,
+                })?)
+                .map_err(|msg| Error::Corrupt {
+                    path: dynamic_path.clone(),
+                    msg,
+                })?,
+        );
         let recovery = read_checkpoint(&dir.join(RECOVERY_CHECKPOINT));
         let starts = read_checkpoint(&dir.join(LOG_START_CHECKPOINT));
 
@@ -366,7 +399,9 @@ impl LogManager {
         info!(dir = %dir.display(), topics = map.by_name.len(), "log manager loaded");
         Ok(LogManager {
             dir: dir.to_path_buf(),
-            defaults,
+            defaults: RwLock::new(defaults),
+            static_defaults,
+            dynamic: RwLock::new(dynamic),
             topics: RwLock::new(map),
             admin: Mutex::new(()),
             cluster_id,
@@ -422,9 +457,63 @@ impl LogManager {
         &self.cluster_id
     }
 
-    /// Broker-level log defaults.
-    pub fn defaults(&self) -> &Arc<LogConfig> {
-        &self.defaults
+    /// Broker-level log defaults in force (static config plus dynamic changes).
+    pub fn defaults(&self) -> Arc<LogConfig> {
+        Arc::clone(&self.defaults.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Broker properties changed at run time.
+    pub fn dynamic_broker_configs(&self) -> BTreeMap<String, String> {
+        self.dynamic
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replace the run-time broker properties (Kafka-named, e.g. `log.retention.ms`):
+    /// validated, persisted, and applied live to every topic without its own override.
+    pub fn set_dynamic_broker_configs(
+        &self,
+        dynamic: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), CreateError> {
+        let translated = to_topic_keys(&dynamic).map_err(CreateError::InvalidConfig)?;
+        let defaults = Arc::new(
+            self.static_defaults
+                .with_overrides(&translated)
+                .map_err(|m| {
+                    CreateError::InvalidConfig(m.replace("topic config", "broker config"))
+                })?,
+        );
+        if validate_only {
+            return Ok(());
+        }
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut text = String::from("# broker configs changed at run time, written by sluice\n");
+        for (k, v) in &dynamic {
+            text.push_str(&format!("{k}={v}\n"));
+        }
+        write_atomic(&self.dir.join(DYNAMIC_CONFIG), &text)?;
+        *self.defaults.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&defaults);
+        *self.dynamic.write().unwrap_or_else(|p| p.into_inner()) = dynamic;
+        for t in self.topics() {
+            let Ok(config) = defaults.with_overrides(&t.overrides) else {
+                continue;
+            };
+            let config = Arc::new(config);
+            for p in &t.partitions {
+                p.set_config(Arc::clone(&config));
+            }
+            self.replace_topic(Arc::new(Topic {
+                name: Arc::clone(&t.name),
+                id: t.id,
+                partitions: t.partitions.clone(),
+                overrides: t.overrides.clone(),
+                config,
+            }));
+        }
+        info!("broker configs changed at run time");
+        Ok(())
     }
 
     /// Look a topic up by name.
@@ -462,7 +551,7 @@ impl LogManager {
             return Err(CreateError::InvalidPartitions(partitions));
         }
         let config = Arc::new(
-            self.defaults
+            self.defaults()
                 .with_overrides(&overrides)
                 .map_err(CreateError::InvalidConfig)?,
         );
@@ -652,7 +741,7 @@ impl LogManager {
         validate_only: bool,
     ) -> Result<Arc<Topic>, CreateError> {
         let config = Arc::new(
-            self.defaults
+            self.defaults()
                 .with_overrides(&overrides)
                 .map_err(CreateError::InvalidConfig)?,
         );

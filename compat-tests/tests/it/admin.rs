@@ -148,6 +148,51 @@ fn stock_admin_tools_change_what_the_broker_holds() {
         text(&out)
     );
 
+    // A broker default changed at run time reaches topics without their own override,
+    // and survives a restart.
+    let out = java_tool(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--alter",
+            "--add-config",
+            "log.retention.ms=7777777",
+        ],
+        None,
+    );
+    assert_success(&out, "kafka-configs --alter (broker)");
+    broker.restart();
+    let bs = broker.addr().to_string();
+    let out = java_tool(
+        CONFIGS,
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            &topic,
+            "--describe",
+            "--all",
+        ],
+        None,
+    );
+    assert!(
+        text(&out).contains("retention.ms=7777777"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("DYNAMIC_BROKER_CONFIG:log.retention.ms=7777777"),
+        "{}",
+        text(&out)
+    );
+
     // kafka-delete-records moves the low watermark; kafka-log-dirs sees the data.
     let one = unique_topic("admin-records");
     rk::create_topic(&bs, &one, 1);

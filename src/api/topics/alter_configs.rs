@@ -1,7 +1,8 @@
 //! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET, DELETE,
 //! APPEND, SUBTRACT per key). Values are validated before anything changes, persisted, and
-//! applied live to the topic's partitions. Broker configs are static: changing them at run
-//! time is refused with INVALID_REQUEST naming the way to set them.
+//! applied live to the topic's partitions. Broker properties that default topic configs
+//! (`log.retention.ms`, `log.segment.bytes`, ...) may change at run time too, as in Kafka;
+//! they are persisted and applied to every topic without its own override.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ const RESOURCE_BROKER: i8 = 4;
 /// Topic configs whose values are lists (APPEND / SUBTRACT apply).
 const LIST_KEYS: &[&str] = &[
     "cleanup.policy",
+    "log.cleanup.policy",
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.replicas",
 ];
@@ -32,6 +34,7 @@ const OP_SUBTRACT: i8 = 3;
 /// Apply one resource's change; `Err((code, message))` on refusal.
 fn apply(
     logs: &LogManager,
+    node_id: i32,
     resource_type: i8,
     name: &str,
     change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), String>,
@@ -39,9 +42,10 @@ fn apply(
 ) -> Result<(), (Code, String)> {
     match resource_type {
         RESOURCE_TOPIC => {
-            let topic = logs
-                .topic(name)
-                .ok_or((Code::UnknownTopicOrPartition, format!("topic '{name}' does not exist")))?;
+            let topic = logs.topic(name).ok_or((
+                Code::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            ))?;
             let mut overrides = topic.overrides.clone();
             change(&mut overrides).map_err(|m| (Code::InvalidConfig, m))?;
             match logs.set_topic_overrides(name, overrides, validate_only) {
@@ -54,11 +58,29 @@ fn apply(
                 }
             }
         }
-        RESOURCE_BROKER => Err((
+        RESOURCE_BROKER => {
+            // The single broker by id, or "" for the cluster-wide default: the same here.
+            if !name.is_empty() && name.parse::<i32>().ok() != Some(node_id) {
+                return Err((
+                    Code::InvalidRequest,
+                    format!("broker {name} does not exist; this is broker {node_id}"),
+                ));
+            }
+            let mut dynamic = logs.dynamic_broker_configs();
+            change(&mut dynamic).map_err(|m| (Code::InvalidConfig, m))?;
+            match logs.set_dynamic_broker_configs(dynamic, validate_only) {
+                Ok(()) => Ok(()),
+                Err(CreateError::InvalidConfig(m)) => Err((Code::InvalidConfig, m)),
+                Err(e) => {
+                    tracing::error!(error = %e, "alter broker configs failed");
+                    Err((Code::KafkaStorageError, e.to_string()))
+                }
+            }
+        }
+        other => Err((
             Code::InvalidRequest,
-            "broker configs are static in sluice: set them in the config file, KAFKA_* environment or flags and restart".into(),
+            format!("unsupported resource type {other}"),
         )),
-        other => Err((Code::InvalidRequest, format!("unsupported resource type {other}"))),
     }
 }
 
@@ -100,7 +122,7 @@ pub(crate) async fn handle_incremental(
                                     return Err(format!("config {key} is not a list; APPEND and SUBTRACT need a list config"));
                                 }
                                 let current = ov.get(&key).cloned().unwrap_or_else(|| {
-                                    if key == "cleanup.policy" { "delete".into() } else { String::new() }
+                                    if key.ends_with("cleanup.policy") { "delete".into() } else { String::new() }
                                 });
                                 let mut items = list_items(&current);
                                 for v in list_items(&value) {
@@ -119,7 +141,7 @@ pub(crate) async fn handle_incremental(
                     }
                     Ok(())
                 };
-                let result = apply(&broker.logs, r.resource_type, r.resource_name.as_str(), change, req.validate_only);
+                let result = apply(&broker.logs, broker.config.node_id, r.resource_type, r.resource_name.as_str(), change, req.validate_only);
                 let base = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name);
@@ -160,6 +182,7 @@ pub(crate) async fn handle(
                 };
                 let result = apply(
                     &broker.logs,
+                    broker.config.node_id,
                     r.resource_type,
                     r.resource_name.as_str(),
                     change,

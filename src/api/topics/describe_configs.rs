@@ -12,6 +12,8 @@ use crate::config::Config;
 
 /// `ConfigSource.DYNAMIC_TOPIC_CONFIG`.
 pub const CONFIG_SOURCE_DYNAMIC_TOPIC: i8 = 1;
+/// `ConfigSource.DYNAMIC_BROKER_CONFIG`.
+pub const CONFIG_SOURCE_DYNAMIC_BROKER: i8 = 2;
 /// `ConfigSource.STATIC_BROKER_CONFIG`.
 pub const CONFIG_SOURCE_STATIC_BROKER: i8 = 4;
 /// `ConfigSource.DEFAULT_CONFIG`.
@@ -57,28 +59,15 @@ fn describe(key: &str) -> (i8, &'static str) {
 
 /// The broker property that sets a topic config's default, as Kafka names it.
 pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
-    Some(match topic_key {
-        "max.message.bytes" => "message.max.bytes",
-        "segment.bytes" => "log.segment.bytes",
-        "segment.ms" => "log.roll.ms",
-        "retention.ms" => "log.retention.ms",
-        "retention.bytes" => "log.retention.bytes",
-        "flush.messages" => "log.flush.interval.messages",
-        "flush.ms" => "log.flush.interval.ms",
-        "cleanup.policy" => "log.cleanup.policy",
-        "message.timestamp.type" => "log.message.timestamp.type",
-        "index.interval.bytes" => "log.index.interval.bytes",
-        "segment.index.bytes" => "log.index.size.max.bytes",
-        "compression.type" => "compression.type",
-        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
-        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
-        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
-        _ => return None,
-    })
+    crate::log::config::broker_key(topic_key)
 }
 
 /// The broker's properties under Kafka's names, with whether each is at its default.
-pub fn broker_entries(c: &Config) -> Vec<(&'static str, String, bool)> {
+pub fn broker_entries(
+    c: &Config,
+    effective: &crate::log::LogConfig,
+    dynamic: &std::collections::BTreeMap<String, String>,
+) -> Vec<BrokerEntry> {
     let d = Config::default();
     let joined = |v: &[String]| {
         v.iter()
@@ -92,7 +81,7 @@ pub fn broker_entries(c: &Config) -> Vec<(&'static str, String, bool)> {
             .collect::<Vec<_>>()
             .join(",")
     };
-    let mut v = vec![
+    let v = vec![
         ("node.id", c.node_id.to_string(), c.node_id == d.node_id),
         ("broker.id", c.node_id.to_string(), c.node_id == d.node_id),
         (
@@ -149,16 +138,57 @@ pub fn broker_entries(c: &Config) -> Vec<(&'static str, String, bool)> {
             c.checkpoint_interval_ms == d.checkpoint_interval_ms,
         ),
     ];
-    // Topic-level defaults under their broker names.
+    let mut out: Vec<BrokerEntry> = v
+        .into_iter()
+        .map(|(k, val, is_default)| BrokerEntry {
+            key: k,
+            value: val,
+            source: if is_default {
+                CONFIG_SOURCE_DEFAULT
+            } else {
+                CONFIG_SOURCE_STATIC_BROKER
+            },
+            read_only: true,
+        })
+        .collect();
+    // Topic-level defaults under their broker names; these may change at run time.
     let defaults = d.log.entries();
-    for (k, val) in c.log.entries() {
+    let statics = c.log.entries();
+    for (k, val) in effective.entries() {
         let Some(broker_key) = broker_synonym(k) else {
             continue;
         };
-        let is_default = defaults.iter().any(|(dk, dv)| *dk == k && *dv == val);
-        v.push((broker_key, val, is_default));
+        let source = if dynamic.contains_key(broker_key) {
+            CONFIG_SOURCE_DYNAMIC_BROKER
+        } else if statics
+            .iter()
+            .any(|(sk, sv)| *sk == k && defaults.iter().any(|(dk, dv)| dk == sk && dv == sv))
+        {
+            CONFIG_SOURCE_DEFAULT
+        } else {
+            CONFIG_SOURCE_STATIC_BROKER
+        };
+        out.push(BrokerEntry {
+            key: broker_key,
+            value: val,
+            source,
+            read_only: false,
+        });
     }
-    v
+    out
+}
+
+/// One broker property as DescribeConfigs reports it.
+#[derive(Debug, Clone)]
+pub struct BrokerEntry {
+    /// Kafka's name.
+    pub key: &'static str,
+    /// Value in force.
+    pub value: String,
+    /// ConfigSource.
+    pub source: i8,
+    /// Whether it can only change with a restart.
+    pub read_only: bool,
 }
 
 fn wanted(keys: &Option<Vec<kafka_protocol::protocol::StrBytes>>, k: &str) -> bool {
@@ -184,7 +214,11 @@ pub(crate) async fn handle(
             .with_config_type(ty)
             .with_documentation(doc.then(|| sb(text)))
     };
-    let broker_cfg = broker_entries(&b.config);
+    let broker_cfg = broker_entries(
+        &b.config,
+        &b.logs.defaults(),
+        &b.logs.dynamic_broker_configs(),
+    );
     let results = req
         .resources
         .into_iter()
@@ -225,19 +259,15 @@ pub(crate) async fn handle(
                                             .with_source(CONFIG_SOURCE_DYNAMIC_TOPIC),
                                     );
                                 }
-                                if let Some((bk, bv, is_default)) = broker_cfg
+                                if let Some(be) = broker_cfg
                                     .iter()
-                                    .find(|(bk, _, _)| Some(*bk) == broker_synonym(k))
+                                    .find(|be| Some(be.key) == broker_synonym(k))
                                 {
                                     syn.push(
                                         DescribeConfigsSynonym::default()
-                                            .with_name(sb(*bk))
-                                            .with_value(Some(sb(bv.clone())))
-                                            .with_source(if *is_default {
-                                                CONFIG_SOURCE_DEFAULT
-                                            } else {
-                                                CONFIG_SOURCE_STATIC_BROKER
-                                            }),
+                                            .with_name(sb(be.key))
+                                            .with_value(Some(sb(be.value.clone())))
+                                            .with_source(be.source),
                                     );
                                 }
                                 e = e.with_synonyms(syn);
@@ -259,15 +289,8 @@ pub(crate) async fn handle(
                     }
                     let configs = broker_cfg
                         .iter()
-                        .filter(|(k, _, _)| wanted(&r.configuration_keys, k))
-                        .map(|(k, v, is_default)| {
-                            let source = if *is_default {
-                                CONFIG_SOURCE_DEFAULT
-                            } else {
-                                CONFIG_SOURCE_STATIC_BROKER
-                            };
-                            entry(k, v.clone(), source, true)
-                        })
+                        .filter(|be| wanted(&r.configuration_keys, be.key))
+                        .map(|be| entry(be.key, be.value.clone(), be.source, be.read_only))
                         .collect();
                     base.with_configs(configs)
                 }
