@@ -100,6 +100,18 @@ impl TestBroker {
         Self::start_in(config, dir)
     }
 
+    /// Stop cleanly, let `f` change the data directory while the broker is down, then
+    /// start again on it (new port).
+    pub fn restart_after(mut self, config: Config, f: impl FnOnce(&Path)) -> Self {
+        self.shutdown();
+        f(self.dir.path());
+        let dir = match self.dir_take() {
+            Some(d) => d,
+            None => panic!("no data dir"),
+        };
+        Self::start_in(config, dir)
+    }
+
     fn dir_take(&mut self) -> Option<TempDir> {
         let placeholder = tempfile::tempdir().ok()?;
         Some(std::mem::replace(&mut self.dir, placeholder))

@@ -433,3 +433,43 @@ fn read_to(bs: &str, topic: &str, last: i64) -> Vec<rk::Got> {
     }
     got
 }
+
+#[test]
+fn log_append_time_topics_stamp_the_broker_time() {
+    let broker = Broker::start();
+    let bs = broker.addr().to_string();
+    let topic = unique_topic("lat");
+    let out = java_tool(
+        class::TOPICS,
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--create",
+            "--topic",
+            &topic,
+            "--partitions",
+            "1",
+            "--config",
+            "message.timestamp.type=LogAppendTime",
+        ],
+        None,
+    );
+    assert_success(&out, "kafka-topics --create (LogAppendTime)");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let rec = Rec {
+        key: Some(b"k".to_vec()),
+        value: Some(b"v".to_vec()),
+        timestamp: Some(1_000),
+        ..Rec::default()
+    };
+    rk::produce_ok(&bs, &topic, &[rec], &[]);
+    let got = rk::consume(&bs, &topic, 0, Offset::Beginning, 1);
+    let ts = got[0].rec.timestamp.expect("timestamp");
+    assert!(
+        i128::from(ts) >= i128::try_from(before).unwrap(),
+        "timestamp {ts} is the producer's, not the broker's append time"
+    );
+}
