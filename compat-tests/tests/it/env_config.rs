@@ -187,3 +187,24 @@ fn bad_environment_value_names_the_variable() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("KAFKA_NUM_PARTITIONS"), "{err}");
 }
+
+#[test]
+fn bad_config_file_names_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("broken.toml");
+    std::fs::write(&cfg, "[log]\nsegment_bytes = 5\n").unwrap();
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.toml") && err.contains("log.segment_bytes"),
+        "{err}"
+    );
+}

@@ -426,3 +426,41 @@ fn clean_restart_between_produces() {
     let offsets: Vec<i64> = got.iter().map(|g| g.offset).collect();
     assert_eq!(offsets, (0..100).collect::<Vec<i64>>());
 }
+
+#[test]
+fn acks_zero_and_one_are_written() {
+    let broker = Broker::start();
+    for acks in ["0", "1"] {
+        let topic = unique_topic(&format!("acks{acks}"));
+        rk::create_topic(broker.addr(), &topic, 1);
+        let recs: Vec<Rec> = (0..50)
+            .map(|i| Rec::kv(&format!("k{i}"), &format!("acks-{acks}-{i}")))
+            .collect();
+        let p = rk::producer(
+            broker.addr(),
+            &[("acks", acks), ("enable.idempotence", "false")],
+        );
+        let reports = rk::produce_all(&p, &topic, &recs);
+        assert!(
+            reports.iter().all(Result::is_ok),
+            "acks={acks}: {reports:?}"
+        );
+        // With acks=0 the producer learns nothing back; the records must still be there.
+        let got = rk::consume(
+            broker.addr(),
+            &topic,
+            0,
+            rdkafka::Offset::Beginning,
+            recs.len(),
+        );
+        let values: Vec<Vec<u8>> = got
+            .into_iter()
+            .map(|g| g.rec.value.unwrap_or_default())
+            .collect();
+        let sent: Vec<Vec<u8>> = recs
+            .iter()
+            .map(|r| r.value.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(values, sent, "acks={acks}");
+    }
+}
