@@ -35,9 +35,10 @@ struct Cli {
 enum Command {
     /// Check that a broker answers: one ApiVersions round trip; exit 0 if it does.
     Health {
-        /// Broker to ask.
-        #[arg(long, default_value = "127.0.0.1:9092")]
-        bootstrap: String,
+        /// Broker to ask; default: this configuration's first listener (file, KAFKA_*
+        /// environment, --listen), on 127.0.0.1 when it binds all interfaces.
+        #[arg(long)]
+        bootstrap: Option<String>,
         /// Give up after this many milliseconds.
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
@@ -54,7 +55,17 @@ fn main() -> ExitCode {
         timeout_ms,
     }) = &cli.command
     {
-        return health(bootstrap, *timeout_ms);
+        let target = match bootstrap {
+            Some(b) => b.clone(),
+            None => match build_config(&cli) {
+                Ok((c, ..)) => local_address(&c),
+                Err(e) => {
+                    eprintln!("sluice: {e:#}");
+                    return ExitCode::from(EXIT_BAD_CONFIG);
+                }
+            },
+        };
+        return health(&target, *timeout_ms);
     }
     let (config, origins, ignored, unknown) = match build_config(&cli) {
         Ok(c) => c,
@@ -210,6 +221,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(data_dir = %data_dir.display(), "sluice is ready");
     server::run(listeners, broker, shutdown_signal()).await
+}
+
+/// Where a local health check should connect: the first listener, on the loopback address
+/// when it binds all interfaces.
+fn local_address(c: &Config) -> String {
+    let Some((_, host, port)) = c.listeners.first().and_then(|l| parse_listener(l).ok()) else {
+        return "127.0.0.1:9092".into();
+    };
+    let host = match host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1".to_string(),
+        "::" => "::1".to_string(),
+        _ => host,
+    };
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn health(bootstrap: &str, timeout_ms: u64) -> ExitCode {

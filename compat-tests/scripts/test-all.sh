@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's single test command: installs the real clients, builds the broker, runs every
-# workspace test (broker unit/integration tests and the compat suite), then fmt and clippy.
+# workspace test (broker unit/integration tests and the compat suite), then fmt and clippy,
+# then the container image test.
 # Install and build failures stop the run at once; test, fmt and clippy all run, and the script
 # exits non-zero if any of them failed.
 set -euo pipefail
@@ -29,6 +30,19 @@ cargo build --bin sluice
 check "cargo test --workspace" cargo test --workspace --no-fail-fast
 check "cargo fmt --check" cargo fmt --all --check
 check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+
+# The container image: built and checked with a real client wherever a container engine
+# works. Exit 77 means none works on this machine: said plainly, not counted as a pass.
+step "docker/test.sh"
+set +e
+bash "$root/docker/test.sh" </dev/null
+rc=$?
+set -e
+case "$rc" in
+    0) ;;
+    77) echo "test-all.sh: docker/test.sh SKIPPED: no container engine works on this machine" ;;
+    *) failed+=("docker/test.sh") ;;
+esac
 
 echo
 if [[ ${#failed[@]} -gt 0 ]]; then
