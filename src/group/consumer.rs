@@ -31,7 +31,7 @@ pub type Catalog = BTreeMap<String, TopicInfo>;
 pub type Partitions = BTreeSet<(Uuid, i32)>;
 
 /// One member of a consumer group.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConsumerMember {
     /// Member id (client-generated from v1).
     pub id: String,
@@ -64,7 +64,7 @@ pub struct ConsumerMember {
 }
 
 /// A consumer group.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ConsumerGroup {
     /// Group id.
     pub id: String,
@@ -80,6 +80,9 @@ pub struct ConsumerGroup {
     pub seen: BTreeMap<String, i32>,
     /// Assignor in use.
     pub assignor: String,
+    /// Changed since it was last written to `__consumer_offsets`.
+    #[serde(skip)]
+    pub dirty: bool,
 }
 
 /// What a heartbeat asks.
@@ -296,11 +299,27 @@ impl ConsumerGroup {
         }
     }
 
+    /// The stored form of the group (a TOML document: Sluice's own snapshot format).
+    pub fn snapshot(&self) -> Option<bytes::Bytes> {
+        toml::to_string(self).ok().map(bytes::Bytes::from)
+    }
+
+    /// Rebuild a group from its snapshot; member sessions start at `now`.
+    pub fn restore(bytes: &[u8], now: i64) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut g: ConsumerGroup = toml::from_str(text).ok()?;
+        for m in g.members.values_mut() {
+            m.last_seen_ms = now;
+        }
+        Some(g)
+    }
+
     /// Remove a member; its partitions become free.
     pub fn remove(&mut self, id: &str) -> bool {
         if self.members.remove(id).is_some() {
             self.target.remove(id);
             self.epoch += 1;
+            self.dirty = true;
             true
         } else {
             false
@@ -428,6 +447,7 @@ impl ConsumerGroup {
         let Some(m) = self.members.get_mut(&id) else {
             return Err(Code::UnknownMemberId);
         };
+        let before = (m.epoch, m.assigned.clone(), m.revoking.clone());
         let revoke: Partitions = m.assigned.difference(&target).copied().collect();
         if !revoke.is_empty() {
             m.assigned.retain(|tp| target.contains(tp));
@@ -441,6 +461,12 @@ impl ConsumerGroup {
                 }
             }
         }
+        if before != (m.epoch, m.assigned.clone(), m.revoking.clone()) || hb.epoch == 0 {
+            self.dirty = true;
+        }
+        let Some(m) = self.members.get_mut(&id) else {
+            return Err(Code::UnknownMemberId);
+        };
         if hb.epoch == 0 {
             m.last_sent = None;
         }
@@ -602,6 +628,20 @@ mod tests {
         .unwrap();
         beat(&mut g, &b, &Partitions::new(), &cat);
         assert_eq!(current(&g, "b").len(), 5);
+    }
+
+    #[test]
+    fn snapshot_round_trips() {
+        let cat = catalog(3);
+        let mut g = ConsumerGroup::new("g");
+        join(&mut g, "a", &cat, 0);
+        join(&mut g, "b", &cat, 0);
+        let snap = g.snapshot().unwrap();
+        let back = ConsumerGroup::restore(&snap, 99).unwrap();
+        assert_eq!(back.epoch, g.epoch);
+        assert_eq!(back.members["a"].assigned, g.members["a"].assigned);
+        assert_eq!(back.target, g.target);
+        assert_eq!(back.members["b"].last_seen_ms, 99);
     }
 
     #[test]

@@ -72,13 +72,80 @@ impl Coordinator {
         initial_delay_ms: u64,
         offsets_retention_ms: i64,
     ) -> Result<Self, offsets::Error> {
+        let offsets = OffsetStore::open(logs)?;
+        let now = now_ms();
+        // Groups come back as they were stored, so members that outlive a broker restart
+        // carry on without a rebalance, as with Kafka.
+        let groups: HashMap<String, Group> = offsets
+            .take_loaded_groups()
+            .into_iter()
+            .map(|(id, r)| {
+                let g = Group::from_record(&id, r, now);
+                (id, g)
+            })
+            .collect();
+        let consumer_groups: HashMap<String, ConsumerGroup> = offsets
+            .take_loaded_consumer_groups()
+            .into_iter()
+            .filter_map(|(id, snap)| match ConsumerGroup::restore(&snap, now) {
+                Some(g) => Some((id, g)),
+                None => {
+                    tracing::warn!(group = %id, "skipping an unreadable consumer group snapshot");
+                    None
+                }
+            })
+            .collect();
+        tracing::info!(
+            classic = groups.len(),
+            consumer = consumer_groups.len(),
+            "loaded groups"
+        );
         Ok(Coordinator {
-            groups: Mutex::new(HashMap::new()),
-            consumer_groups: Mutex::new(HashMap::new()),
-            offsets: OffsetStore::open(logs)?,
+            groups: Mutex::new(groups),
+            consumer_groups: Mutex::new(consumer_groups),
+            offsets,
             initial_delay_ms: i64::try_from(initial_delay_ms).unwrap_or(i64::MAX),
             offsets_retention_ms,
         })
+    }
+
+    /// Write every group that changed since its last write to `__consumer_offsets`.
+    /// Blocking: called from the blocking pool after rebalance steps and timer ticks.
+    pub fn persist_dirty(&self) {
+        let now = now_ms();
+        let classic: Vec<(String, offsets::GroupRecord)> = self
+            .lock()
+            .values_mut()
+            .filter(|g| g.dirty)
+            .map(|g| {
+                g.dirty = false;
+                (g.id.clone(), g.to_record(now))
+            })
+            .collect();
+        let consumer: Vec<(String, Option<Bytes>)> = self
+            .consumers()
+            .values_mut()
+            .filter(|g| g.dirty)
+            .map(|g| {
+                g.dirty = false;
+                (g.id.clone(), g.snapshot())
+            })
+            .collect();
+        for (id, r) in classic {
+            if let Err(e) = self.offsets.store_group(&id, Some(&r)) {
+                tracing::error!(group = %id, error = %e, "storing group metadata failed");
+            }
+        }
+        for (id, snap) in consumer {
+            if let Err(e) = self.offsets.store_consumer_group(&id, snap) {
+                tracing::error!(group = %id, error = %e, "storing consumer group failed");
+            }
+        }
+    }
+
+    /// Whether some group changed since its last write.
+    pub fn has_dirty(&self) -> bool {
+        self.lock().values().any(|g| g.dirty) || self.consumers().values().any(|g| g.dirty)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -231,6 +298,7 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        version: i16,
     ) -> Result<(), Code> {
         if let Some(r) = self
             .consumers()
@@ -243,10 +311,14 @@ impl Coordinator {
         let mut groups = self.lock();
         match groups.get(group_id) {
             Some(g) => g.check_commit(member_id, instance_id, generation),
-            None if generation < 0 => {
+            None if generation < 0 && member_id.is_empty() => {
                 groups.insert(group_id.to_string(), Group::new(group_id, now));
                 Ok(())
             }
+            // A group known by its offsets only is an empty group: members are unknown.
+            None if !self.offsets.group(group_id).is_empty() => Err(Code::UnknownMemberId),
+            // Kafka: GROUP_ID_NOT_FOUND from OffsetCommit v9, ILLEGAL_GENERATION before.
+            None if version >= 9 => Err(Code::GroupIdNotFound),
             None => Err(Code::IllegalGeneration),
         }
     }
@@ -394,6 +466,13 @@ impl Coordinator {
             tracing::error!(group = group_id, error = %e, "deleting offsets failed");
             Code::KafkaStorageError
         })?;
+        self.offsets
+            .store_group(group_id, None)
+            .and_then(|()| self.offsets.store_consumer_group(group_id, None))
+            .map_err(|e| {
+                tracing::error!(group = group_id, error = %e, "deleting group metadata failed");
+                Code::KafkaStorageError
+            })?;
         Ok(())
     }
 

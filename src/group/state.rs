@@ -113,6 +113,8 @@ pub struct Group {
     pub initial_delay_limit_ms: Option<i64>,
     /// When the group became Empty (for offset retention), ms.
     pub empty_since_ms: i64,
+    /// Changed since it was last written to `__consumer_offsets`.
+    pub dirty: bool,
 }
 
 /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms` defaults.
@@ -137,7 +139,73 @@ impl Group {
             join_not_before_ms: 0,
             initial_delay_limit_ms: None,
             empty_since_ms: now,
+            dirty: false,
         }
+    }
+
+    /// The stored form of this group (Kafka's group metadata record).
+    pub fn to_record(&self, now: i64) -> crate::group::offsets::GroupRecord {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        crate::group::offsets::GroupRecord {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            timestamp: now,
+            members: self
+                .members
+                .values()
+                .map(|m| crate::group::offsets::MemberRecord {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: i32::try_from(m.rebalance_timeout_ms).unwrap_or(i32::MAX),
+                    session_timeout_ms: i32::try_from(m.session_timeout_ms).unwrap_or(i32::MAX),
+                    subscription: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuild a group loaded at start-up: Stable with its members if it had any (their
+    /// sessions start now), Empty otherwise, as Kafka loads groups.
+    pub fn from_record(id: &str, r: crate::group::offsets::GroupRecord, now: i64) -> Self {
+        let mut g = Group::new(id, now);
+        g.generation = r.generation;
+        g.protocol_type = (!r.protocol_type.is_empty()).then_some(r.protocol_type);
+        g.protocol = r.protocol.clone();
+        g.leader = r.leader;
+        let protocol = r.protocol.unwrap_or_default();
+        for m in r.members {
+            if let Some(iid) = &m.instance_id {
+                g.static_members.insert(iid.clone(), m.member_id.clone());
+            }
+            g.members.insert(
+                m.member_id.clone(),
+                Member {
+                    id: m.member_id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout_ms: i64::from(m.session_timeout_ms),
+                    rebalance_timeout_ms: i64::from(m.rebalance_timeout_ms),
+                    protocols: vec![(protocol.clone(), m.subscription)],
+                    assignment: m.assignment,
+                    join_waiter: None,
+                    sync_waiter: None,
+                    last_heartbeat_ms: now,
+                    is_new: false,
+                },
+            );
+        }
+        g.state = if g.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        g
     }
 }
 
@@ -337,6 +405,7 @@ impl Group {
             self.protocol = None;
             self.leader = None;
             self.empty_since_ms = now;
+            self.dirty = true;
             return;
         }
         self.protocol = self.select_protocol();
@@ -393,6 +462,7 @@ impl Group {
         if self.members.is_empty() && self.state != GroupState::PreparingRebalance {
             self.state = GroupState::Empty;
             self.empty_since_ms = now;
+            self.dirty = true;
         }
         true
     }
@@ -559,6 +629,7 @@ impl Group {
             self.leader = Some(new_id.clone());
         }
         if self.state == GroupState::Stable && same && !was_leader {
+            self.dirty = true;
             self.members.insert(new_id.clone(), old);
             return Reply::Ready(self.join_response(&new_id));
         }
@@ -643,6 +714,7 @@ impl Group {
                         m.assignment = by_member.remove(&m.id).unwrap_or_default();
                     }
                     self.state = GroupState::Stable;
+                    self.dirty = true;
                     let replies: Vec<(String, SyncGroupResponse)> = self
                         .members
                         .values()

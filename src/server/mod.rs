@@ -136,6 +136,12 @@ async fn group_timer(broker: Arc<Broker>) {
     loop {
         tick.tick().await;
         broker.groups.tick();
+        if broker.groups.has_dirty() {
+            let b = Arc::clone(&broker);
+            if let Err(e) = tokio::task::spawn_blocking(move || b.groups.persist_dirty()).await {
+                error!(error = %e, "storing group metadata failed");
+            }
+        }
         n += 1;
         if n % retention_every == 0 {
             let b = Arc::clone(&broker);

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,9 @@ pub(crate) struct Broker {
     tmp: TempDir,
     config: Option<PathBuf>,
     runs: u32,
+    /// `--listen` for the next start: `127.0.0.1:0`, or the old address after
+    /// `restart_on_same_port`.
+    listen: String,
 }
 
 impl Broker {
@@ -111,6 +114,7 @@ impl Broker {
             tmp,
             config,
             runs: 0,
+            listen: "127.0.0.1:0".to_string(),
         };
         b.spawn();
         b
@@ -157,7 +161,7 @@ impl Broker {
         let stderr = File::create(self.stderr_path(run)).expect("create stderr log");
         let mut cmd = Command::new(sluice_bin());
         cmd.arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&self.listen)
             .arg("--data-dir")
             .arg(self.data_dir());
         if let Some(c) = &self.config {
@@ -253,6 +257,18 @@ impl Broker {
     pub(crate) fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// Clean restart that listens on the same address again, so clients that stay up across
+    /// the restart can reconnect to the address they know.
+    pub(crate) fn restart_on_same_port(&mut self) {
+        self.stop();
+        self.listen = self.addr.clone();
+        self.spawn();
+        assert_eq!(
+            self.addr, self.listen,
+            "broker came back on another address"
+        );
     }
 
     /// `kill -9`: no chance to flush anything.
@@ -357,21 +373,152 @@ pub(crate) mod class {
     pub(crate) const CONSOLE_PRODUCER: &str = "org.apache.kafka.tools.ConsoleProducer";
     /// `bin/kafka-console-consumer.sh`
     pub(crate) const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsumer";
+    /// `bin/kafka-consumer-groups.sh`
+    pub(crate) const CONSUMER_GROUPS: &str =
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand";
 }
 
 /// Runs one Kafka 4.3.1 tool class via `scripts/kafka-run-class.sh`.
 pub(crate) fn java_tool(class: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg(java_tool_script()).arg(class).args(args);
+    run_with_timeout(cmd, stdin, TOOL_TIMEOUT)
+}
+
+/// A client process running in the background, for tests that need two clients at once.
+/// Its stdout and stderr are collected while it runs. Killed on drop if still running.
+pub(crate) struct Background {
+    child: Option<Child>,
+    what: String,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+impl Background {
+    fn spawn(mut cmd: Command) -> Background {
+        let what = format!("{cmd:?}");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().expect("piped stdout"), stdout.clone()),
+            collect(child.stderr.take().expect("piped stderr"), stderr.clone()),
+        ];
+        Background {
+            child: Some(child),
+            what,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Everything it has written to stdout so far.
+    pub(crate) fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// Everything it has written to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Whether the process has exited.
+    pub(crate) fn exited(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().expect("try_wait").is_some(),
+            None => true,
+        }
+    }
+
+    /// Sends SIGTERM (a JVM runs its shutdown hooks, so a console consumer closes its consumer
+    /// and commits) and waits up to `timeout` for the exit; then returns the whole output.
+    /// Panics if the process does not exit in time.
+    pub(crate) fn terminate(self, timeout: Duration) -> Output {
+        self.signal("-TERM", timeout)
+    }
+
+    /// `kill -9`: the process gets no chance to leave a group or commit. Returns its output.
+    pub(crate) fn kill9(self) -> Output {
+        self.signal("-KILL", STOP_DEADLINE)
+    }
+
+    fn signal(mut self, signal: &str, timeout: Duration) -> Output {
+        let mut child = self.child.take().expect("process handle");
+        if child.try_wait().expect("try_wait").is_none() {
+            // It may exit between the check and the signal; its status says what happened.
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+        let mut status = None;
+        let done = poll_until(timeout, || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        if !done {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for r in self.readers.drain(..) {
+            r.join().expect("output reader");
+        }
+        assert!(
+            done,
+            "{} did not exit within {timeout:?} of kill {signal}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.what,
+            self.stdout(),
+            self.stderr()
+        );
+        Output {
+            status: status.expect("exited"),
+            stdout: self.stdout.lock().unwrap().clone(),
+            stderr: self.stderr.lock().unwrap().clone(),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn collect(mut r: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// Starts one Kafka 4.3.1 tool class in the background (see [`java_tool`]).
+pub(crate) fn spawn_java_tool(class: &str, args: &[&str]) -> Background {
+    let mut cmd = Command::new("bash");
+    cmd.arg(java_tool_script()).arg(class).args(args);
+    Background::spawn(cmd)
+}
+
+fn java_tool_script() -> PathBuf {
     let marker = compat_dir().join(".cache/kafka-4.3.1/.installed");
     assert!(
         marker.exists(),
         "Kafka Java tools are not installed ({} missing): {INSTALL_HINT}",
         marker.display()
     );
-    let mut cmd = Command::new("bash");
-    cmd.arg(compat_dir().join("scripts/kafka-run-class.sh"))
-        .arg(class)
-        .args(args);
-    run_with_timeout(cmd, stdin, TOOL_TIMEOUT)
+    compat_dir().join("scripts/kafka-run-class.sh")
 }
 
 /// Runs `compat-tests/python/<script>` with the venv's Python.

@@ -9,8 +9,11 @@
 mod harness;
 mod rk;
 
+mod admin;
 mod bad_input;
 mod durability;
+mod env_config;
+mod groups;
 mod java_tools;
 mod kcat;
 mod python_clients;

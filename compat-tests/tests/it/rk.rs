@@ -1,6 +1,7 @@
 //! rdkafka (librdkafka) helpers shared by the test modules: a producer that records every
 //! delivery report, a manual-assignment consumer that collects records into owned values, and
-//! an admin call. Consumers never join a group: Sluice has no group coordinator yet.
+//! an admin call. These consumers never join a group (they assign partitions by hand);
+//! `groups.rs` has its own group members.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -92,11 +92,12 @@ pub(crate) async fn handle(
         client_host: format!("/{}", ctx.conn.peer.ip()),
     };
     let catalog = catalog(ctx);
-    match ctx
+    let result = ctx
         .broker
         .groups
-        .consumer_heartbeat(req.group_id.0.as_str(), hb, &catalog)
-    {
+        .consumer_heartbeat(req.group_id.0.as_str(), hb, &catalog);
+    super::persist(ctx).await?;
+    match result {
         Ok(r) => Ok(ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(sb(r.member_id)))
             .with_member_epoch(r.epoch)

@@ -47,8 +47,10 @@ pub(crate) async fn handle(
     };
     let reply = ctx.broker.groups.join(req.group_id.0.as_str(), params);
     let token = ctx.broker.shutdown.clone();
-    tokio::select! {
-        r = settle(reply, || join_error(Code::UnknownMemberId, &member_id)) => Ok(r),
-        _ = token.cancelled() => Ok(join_error(Code::CoordinatorNotAvailable, &member_id)),
-    }
+    let resp = tokio::select! {
+        r = settle(reply, || join_error(Code::UnknownMemberId, &member_id)) => r,
+        _ = token.cancelled() => join_error(Code::CoordinatorNotAvailable, &member_id),
+    };
+    super::persist(ctx).await?;
+    Ok(resp)
 }

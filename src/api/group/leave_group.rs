@@ -25,7 +25,9 @@ pub(crate) async fn handle(
     } else {
         vec![(req.member_id.to_string(), None)]
     };
-    match ctx.broker.groups.leave(req.group_id.0.as_str(), &members) {
+    let left = ctx.broker.groups.leave(req.group_id.0.as_str(), &members);
+    super::persist(ctx).await?;
+    match left {
         Err(code) => Ok(LeaveGroupResponse::default().with_error_code(code.code())),
         Ok(results) if batched => Ok(LeaveGroupResponse::default().with_members(
             req.members

@@ -17,6 +17,16 @@ pub mod sync_group;
 
 use crate::group::state::Reply;
 
+/// Write groups changed by the request to `__consumer_offsets` before answering, as Kafka
+/// stores group metadata before it completes a SyncGroup.
+pub(crate) async fn persist(ctx: &crate::api::Ctx<'_>) -> Result<(), crate::api::ApiError> {
+    if ctx.broker.groups.has_dirty() {
+        let b = std::sync::Arc::clone(ctx.broker);
+        crate::api::blocking(move || b.groups.persist_dirty()).await?;
+    }
+    Ok(())
+}
+
 /// Wait for a rebalance step's answer; a dropped sender (member replaced) gets `fallback`.
 pub(crate) async fn settle<T>(reply: Reply<T>, fallback: impl FnOnce() -> T) -> T {
     match reply {

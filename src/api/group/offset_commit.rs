@@ -18,7 +18,7 @@ type PartitionCodes = Vec<(i32, Option<Code>)>;
 /// Handle OffsetCommit.
 pub(crate) async fn handle(
     ctx: &Ctx<'_>,
-    _hdr: &RequestHeader,
+    hdr: &RequestHeader,
     req: OffsetCommitRequest,
 ) -> Result<OffsetCommitResponse, ApiError> {
     let b = ctx.broker;
@@ -32,6 +32,7 @@ pub(crate) async fn handle(
                 req.member_id.as_str(),
                 req.group_instance_id.as_deref(),
                 req.generation_id_or_member_epoch,
+                hdr.request_api_version,
             )
             .err()
     };

@@ -28,8 +28,10 @@ pub(crate) async fn handle(
             .collect(),
     );
     let token = ctx.broker.shutdown.clone();
-    tokio::select! {
-        r = settle(reply, || sync_error(Code::RebalanceInProgress)) => Ok(r),
-        _ = token.cancelled() => Ok(sync_error(Code::CoordinatorNotAvailable)),
-    }
+    let resp = tokio::select! {
+        r = settle(reply, || sync_error(Code::RebalanceInProgress)) => r,
+        _ = token.cancelled() => sync_error(Code::CoordinatorNotAvailable),
+    };
+    super::persist(ctx).await?;
+    Ok(resp)
 }
