@@ -27,6 +27,11 @@ pub(crate) async fn handle(
     };
     let left = ctx.broker.groups.leave(req.group_id.0.as_str(), &members);
     super::persist(ctx).await?;
+    // Kafka answers a batched leave of an unknown group per member, not as a whole.
+    let left = match left {
+        Err(code) if batched => Ok(members.iter().map(|_| Err(code)).collect()),
+        other => other,
+    };
     match left {
         Err(code) => Ok(LeaveGroupResponse::default().with_error_code(code.code())),
         Ok(results) if batched => Ok(LeaveGroupResponse::default().with_members(
