@@ -1,0 +1,47 @@
+//! `sluice-client`: a small async Kafka client for the Sluice connectors. It speaks to any
+//! Kafka-compatible broker (Sluice, Apache Kafka 3.0 or newer); every message is encoded and
+//! decoded by the `kafka-protocol` crate, and nothing here depends on the broker crate.
+//!
+//! Module map:
+//! - `config`: [`ClientConfig`].
+//! - `error`: [`Error`], with Kafka error codes and retriable/fatal classification.
+//! - `frame`: length-prefixed framing, request/response headers, correlation ids.
+//! - `versions`: the table of API versions implemented here, and negotiation.
+//! - `connection`: one negotiated TCP connection ([`Connection`]).
+//! - `pool`: pooled connections per broker; a failed connection is replaced.
+//! - `metadata`: brokers, topics, partition leaders.
+//! - `client`: [`Client`]: routing, metadata refresh, retries, topic admin.
+//! - `produce`: [`Client::produce`], [`Client::produce_batches`].
+//! - `fetch`: [`Client::fetch`], [`Client::fetch_many`], [`Client::list_offsets`].
+//! - `offsets`: [`Client::find_coordinator`], [`Client::commit_offsets`],
+//!   [`Client::fetch_committed`].
+//! - `group`: [`GroupMember`]: classic-protocol membership with the range assignor.
+
+mod client;
+mod config;
+mod connection;
+mod error;
+mod fetch;
+mod frame;
+pub mod group;
+mod metadata;
+mod offsets;
+mod pool;
+mod produce;
+mod versions;
+
+pub use client::Client;
+pub use config::ClientConfig;
+pub use connection::Connection;
+pub use error::{At, Error, Result};
+pub use fetch::{FetchPosition, FetchResult, FetchedRecord, OffsetSpec};
+pub use group::assignor::Assignment;
+pub use group::{GroupConfig, GroupMember, Rebalance};
+pub use kafka_protocol::error::ResponseError;
+pub use kafka_protocol::records::TimestampType;
+pub use metadata::{BrokerInfo, PartitionInfo, TopicInfo};
+pub use offsets::{CommitOffset, CommittedOffset, Coordinator, Generation};
+pub use produce::{
+    encode_batch, Acks, Compression, Header, ProduceBatch, ProduceOptions, ProduceRecord,
+};
+pub use versions::{Versions, IMPLEMENTED};
