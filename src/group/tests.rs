@@ -182,3 +182,34 @@ fn inconsistent_protocols_are_refused() {
         Code::InconsistentGroupProtocol.code()
     );
 }
+
+#[test]
+fn offsets_of_long_empty_groups_expire() {
+    use super::offsets::CommittedOffset;
+    use super::Coordinator;
+    use crate::log::{LogConfig, LogManager};
+    let dir = tempfile::tempdir().unwrap();
+    let logs = LogManager::open(dir.path(), LogConfig::default(), 1).unwrap();
+    // Retention of one minute; the commits below are dated the epoch, so long past it.
+    let c = Coordinator::open(&logs, 0, 60_000).unwrap();
+    let old = CommittedOffset {
+        offset: 5,
+        leader_epoch: -1,
+        metadata: None,
+        commit_timestamp: 0,
+    };
+    c.commit("idle", vec![(("t".into(), 0), old.clone())])
+        .unwrap();
+    let fresh = CommittedOffset {
+        commit_timestamp: crate::log::partition::now_ms(),
+        ..old
+    };
+    c.commit("busy", vec![(("t".into(), 0), fresh)]).unwrap();
+    c.expire_offsets();
+    assert!(c.offsets.get("idle", "t", 0).is_none(), "expired");
+    assert_eq!(
+        c.offsets.get("busy", "t", 0).map(|o| o.offset),
+        Some(5),
+        "recent commit kept"
+    );
+}
