@@ -197,10 +197,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for (i, spec) in config.listeners.iter().enumerate() {
         let (_, host, port) = parse_listener(spec).map_err(anyhow::Error::msg)?;
-        let addr = format!("{host}:{port}");
-        let socket = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let socket = if host.is_empty() {
+            // Every interface: dual-stack where IPv6 exists, else IPv4.
+            match tokio::net::TcpListener::bind(format!("[::]:{port}")).await {
+                Ok(s) => s,
+                Err(_) => tokio::net::TcpListener::bind(format!("0.0.0.0:{port}"))
+                    .await
+                    .with_context(|| format!("cannot listen on :{port}"))?,
+            }
+        } else {
+            let addr = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?
+        };
         let advertised = match config.advertised_listeners.get(i).filter(|a| !a.is_empty()) {
             Some(a) => {
                 let (_, h, p) = parse_listener(a).map_err(anyhow::Error::msg)?;
@@ -230,8 +244,7 @@ fn local_address(c: &Config) -> String {
         return "127.0.0.1:9092".into();
     };
     let host = match host.as_str() {
-        "0.0.0.0" | "" => "127.0.0.1".to_string(),
-        "::" => "::1".to_string(),
+        "0.0.0.0" | "" | "::" => "127.0.0.1".to_string(),
         _ => host,
     };
     if host.contains(':') {

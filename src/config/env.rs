@@ -252,7 +252,7 @@ pub fn apply(
             adv.iter()
                 .map(|(n, a)| {
                     let port = a.rsplit_once(':').map_or("9092", |(_, p)| p);
-                    (n.clone(), format!("0.0.0.0:{port}"))
+                    (n.clone(), format!(":{port}"))
                 })
                 .collect(),
         ),
@@ -354,7 +354,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.listeners,
-            vec!["PLAINTEXT_HOST://0.0.0.0:9092", "PLAINTEXT://0.0.0.0:19092"]
+            vec!["PLAINTEXT_HOST://:9092", "PLAINTEXT://:19092"]
         );
         assert_eq!(
             c.advertised_listeners,
@@ -377,7 +377,7 @@ mod tests {
             env(&[("KAFKA_ADVERTISED_LISTENERS", "PLAINTEXT://localhost:9093")]),
         )
         .unwrap();
-        assert_eq!(c.listeners, vec!["PLAINTEXT://0.0.0.0:9093"]);
+        assert_eq!(c.listeners, vec!["PLAINTEXT://:9093"]);
         let e = apply(
             &mut Config::default(),
             env(&[("KAFKA_NUM_PARTITIONS", "many")]),

@@ -84,7 +84,9 @@ impl Default for RawBroker {
     fn default() -> Self {
         RawBroker {
             node_id: 1,
-            listeners: vec![format!("0.0.0.0:{DEFAULT_PORT}")],
+            // Empty host: every interface, IPv4 and IPv6, like Kafka's `PLAINTEXT://:9092`
+            // (clients that resolve `localhost` to ::1 can connect).
+            listeners: vec![format!(":{DEFAULT_PORT}")],
             advertised_listeners: Vec::new(),
             auto_create_topics_enable: true,
             num_partitions: 1,
@@ -442,7 +444,7 @@ impl Config {
 }
 
 /// Split a listener `[NAME://]HOST:PORT` into its parts; an empty host means all
-/// interfaces, as in Kafka's `listeners`.
+/// interfaces (IPv4 and IPv6), as in Kafka's `listeners`.
 pub fn parse_listener(s: &str) -> Result<(Option<String>, String, u16), String> {
     let (name, rest) = match s.split_once("://") {
         Some((n, r)) if !n.is_empty() => (Some(n.to_string()), r),
@@ -450,11 +452,6 @@ pub fn parse_listener(s: &str) -> Result<(Option<String>, String, u16), String> 
         None => (None, s),
     };
     let (host, port) = parse_host_port(rest)?;
-    let host = if host.is_empty() {
-        "0.0.0.0".to_string()
-    } else {
-        host
-    };
     Ok((name, host, port))
 }
 
@@ -477,7 +474,7 @@ mod tests {
     #[test]
     fn defaults_match_kafka() {
         let c = Config::default();
-        assert_eq!(c.listeners, vec!["0.0.0.0:9092".to_string()]);
+        assert_eq!(c.listeners, vec![":9092".to_string()]);
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert!(c.auto_create_topics);
         assert_eq!(c.log.segment_bytes, 1 << 30);

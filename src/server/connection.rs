@@ -38,7 +38,11 @@ impl ConnInfo {
     pub fn advertised(&self) -> (String, u16) {
         match &self.advertised {
             Some(a) => a.clone(),
-            None => (self.local.ip().to_string(), self.local.port()),
+            // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; advertise a.b.c.d.
+            None => (
+                self.local.ip().to_canonical().to_string(),
+                self.local.port(),
+            ),
         }
     }
 }

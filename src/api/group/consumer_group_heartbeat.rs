@@ -89,7 +89,7 @@ pub(crate) async fn handle(
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: format!("/{}", ctx.conn.peer.ip()),
+        client_host: format!("/{}", ctx.conn.peer.ip().to_canonical()),
     };
     let catalog = catalog(ctx);
     let result = ctx

@@ -29,7 +29,7 @@ pub(crate) async fn handle(
             .as_ref()
             .map(|s| s.to_string())
             .unwrap_or_default(),
-        client_host: format!("/{}", ctx.conn.peer.ip()),
+        client_host: format!("/{}", ctx.conn.peer.ip().to_canonical()),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if version >= 1 {
