@@ -47,6 +47,11 @@ impl Drop for EnvBroker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if thread::panicking() {
+            let log =
+                std::fs::read_to_string(self._tmp.path().join("broker.stderr")).unwrap_or_default();
+            eprintln!("---- broker stderr ----\n{log}");
+        }
     }
 }
 
@@ -66,7 +71,9 @@ fn start(extra: &[(&str, &str)]) -> (EnvBroker, Vec<String>) {
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::from(
+            std::fs::File::create(tmp.path().join("broker.stderr")).unwrap(),
+        ));
     let mut child = cmd.spawn().unwrap();
     let out = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
@@ -94,11 +101,26 @@ fn advertised_broker(bootstrap: &str) -> (String, i32) {
     let c: BaseConsumer = crate::rk::config(bootstrap, &[("group.id", "env-meta")])
         .create()
         .unwrap();
-    let md = c
-        .fetch_metadata(None, Duration::from_secs(10))
-        .expect("metadata");
-    let b = &md.brokers()[0];
-    (b.host().to_string(), b.port())
+    // A transport error can be transient while the client swaps its bootstrap connection
+    // for the advertised broker: retry within a deadline, keep the last error.
+    let mut found = None;
+    let mut last_err = None;
+    crate::harness::poll_until(Duration::from_secs(30), || {
+        match c.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(md) => {
+                found = md
+                    .brokers()
+                    .first()
+                    .map(|b| (b.host().to_string(), b.port()));
+                found.is_some()
+            }
+            Err(e) => {
+                last_err = Some(e);
+                false
+            }
+        }
+    });
+    found.unwrap_or_else(|| panic!("no metadata from {bootstrap}: {last_err:?}"))
 }
 
 fn java(
