@@ -149,6 +149,22 @@ pub struct Topic {
 }
 
 impl Topic {
+    /// The same topic (name and id) with other partitions, overrides or config.
+    fn derived(
+        &self,
+        partitions: Vec<Arc<Partition>>,
+        overrides: BTreeMap<String, String>,
+        config: Arc<LogConfig>,
+    ) -> Topic {
+        Topic {
+            name: Arc::clone(&self.name),
+            id: self.id,
+            partitions,
+            overrides,
+            config,
+        }
+    }
+
     /// Whether Kafka marks this topic internal.
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("__consumer_offsets") || self.name.starts_with("__transaction_state")
@@ -500,17 +516,7 @@ impl LogManager {
             let Ok(config) = defaults.with_overrides(&t.overrides) else {
                 continue;
             };
-            let config = Arc::new(config);
-            for p in &t.partitions {
-                p.set_config(Arc::clone(&config));
-            }
-            self.replace_topic(Arc::new(Topic {
-                name: Arc::clone(&t.name),
-                id: t.id,
-                partitions: t.partitions.clone(),
-                overrides: t.overrides.clone(),
-                config,
-            }));
+            self.apply_config(&t, t.overrides.clone(), Arc::new(config));
         }
         info!("broker configs changed at run time");
         Ok(())
@@ -679,6 +685,22 @@ impl LogManager {
             .sum()
     }
 
+    /// Put a new config in force on every partition of `topic` and swap in the topic
+    /// carrying it.
+    fn apply_config(
+        &self,
+        topic: &Topic,
+        overrides: BTreeMap<String, String>,
+        config: Arc<LogConfig>,
+    ) -> Arc<Topic> {
+        for p in &topic.partitions {
+            p.set_config(Arc::clone(&config));
+        }
+        let changed = Arc::new(topic.derived(topic.partitions.clone(), overrides, config));
+        self.replace_topic(Arc::clone(&changed));
+        changed
+    }
+
     fn replace_topic(&self, topic: Arc<Topic>) {
         let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
         map.by_id.insert(topic.id, Arc::clone(&topic));
@@ -719,13 +741,8 @@ impl LogManager {
             parts.push(Arc::new(p));
         }
         Self::persist_topic(&self.dir, name, &topic.id, parts.len(), &topic.overrides)?;
-        let grown = Arc::new(Topic {
-            name: Arc::clone(&topic.name),
-            id: topic.id,
-            partitions: parts,
-            overrides: topic.overrides.clone(),
-            config: Arc::clone(&topic.config),
-        });
+        let grown =
+            Arc::new(topic.derived(parts, topic.overrides.clone(), Arc::clone(&topic.config)));
         self.replace_topic(Arc::clone(&grown));
         info!(topic = name, from = have, to = count, "added partitions");
         Ok(grown)
@@ -759,17 +776,7 @@ impl LogManager {
             topic.partitions.len(),
             &overrides,
         )?;
-        for p in &topic.partitions {
-            p.set_config(Arc::clone(&config));
-        }
-        let changed = Arc::new(Topic {
-            name: Arc::clone(&topic.name),
-            id: topic.id,
-            partitions: topic.partitions.clone(),
-            overrides,
-            config,
-        });
-        self.replace_topic(Arc::clone(&changed));
+        let changed = self.apply_config(&topic, overrides, config);
         info!(topic = name, "topic config changed");
         Ok(changed)
     }
