@@ -18,6 +18,7 @@ use kafka_protocol::protocol::{Request, StrBytes};
 use crate::config::ClientConfig;
 use crate::error::{At, Error, Result};
 use crate::metadata::{BrokerInfo, MetadataCache, TopicInfo, TopicOutcome};
+use crate::pool::Lease;
 use crate::pool::Pool;
 
 /// An async Kafka client. Cloning is cheap and clones share connections and caches.
@@ -329,19 +330,7 @@ impl Client {
         R: Request,
         F: FnOnce(i16) -> R,
     {
-        let api =
-            kafka_protocol::messages::ApiKey::try_from(R::KEY).map_err(|()| Error::Protocol {
-                addr: addr.to_owned(),
-                message: format!("unknown api key {}", R::KEY),
-            })?;
-        let mut lease = self.inner.pool.lease(addr, &self.inner.config).await?;
-        let version = match lease.conn.version(api) {
-            Ok(v) => v,
-            Err(e) => {
-                self.inner.pool.give_back(lease);
-                return Err(e);
-            }
-        };
+        let (mut lease, version) = self.lease_for::<R>(addr).await?;
         let request = build(version);
         let timeout = self.inner.config.request_timeout.saturating_add(extra_wait);
         let result = lease.conn.call(version, &request, timeout).await;
@@ -352,6 +341,23 @@ impl Client {
         result.map(|r| (version, r))
     }
 
+    /// A pooled connection to `addr` and the version of `R` negotiated on it.
+    async fn lease_for<R: Request>(&self, addr: &str) -> Result<(Lease, i16)> {
+        let api =
+            kafka_protocol::messages::ApiKey::try_from(R::KEY).map_err(|()| Error::Protocol {
+                addr: addr.to_owned(),
+                message: format!("unknown api key {}", R::KEY),
+            })?;
+        let lease = self.inner.pool.lease(addr, &self.inner.config).await?;
+        match lease.conn.version(api) {
+            Ok(v) => Ok((lease, v)),
+            Err(e) => {
+                self.inner.pool.give_back(lease);
+                Err(e)
+            }
+        }
+    }
+
     /// Like [`call_at`](Self::call_at) for a request that gets no response (Produce with
     /// `acks=0`).
     pub(crate) async fn send_at<R, F>(&self, addr: &str, build: F) -> Result<()>
@@ -359,19 +365,7 @@ impl Client {
         R: Request,
         F: FnOnce(i16) -> R,
     {
-        let api =
-            kafka_protocol::messages::ApiKey::try_from(R::KEY).map_err(|()| Error::Protocol {
-                addr: addr.to_owned(),
-                message: format!("unknown api key {}", R::KEY),
-            })?;
-        let mut lease = self.inner.pool.lease(addr, &self.inner.config).await?;
-        let version = match lease.conn.version(api) {
-            Ok(v) => v,
-            Err(e) => {
-                self.inner.pool.give_back(lease);
-                return Err(e);
-            }
-        };
+        let (mut lease, version) = self.lease_for::<R>(addr).await?;
         let request = build(version);
         let result = lease
             .conn
