@@ -315,7 +315,12 @@ impl LogManager {
             }
             if name.ends_with("-delete") {
                 info!(dir = %entry.path().display(), "finishing deletion of a deleted topic's directory");
-                std::fs::remove_dir_all(entry.path()).map_err(|e| Error::io(&entry.path(), e))?;
+                // Gone already (the deleting thread of this process finished it): fine.
+                match std::fs::remove_dir_all(entry.path()) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&entry.path(), e)),
+                }
                 continue;
             }
             match parse_partition_dir(&name) {
