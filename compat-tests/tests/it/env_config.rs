@@ -9,8 +9,6 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-
 use crate::harness::{assert_success, run_with_timeout, unique_topic, workspace_root};
 
 const BLOCK: &[(&str, &str)] = &[
@@ -98,29 +96,27 @@ fn start(extra: &[(&str, &str)]) -> (EnvBroker, Vec<String>) {
 }
 
 fn advertised_broker(bootstrap: &str) -> (String, i32) {
-    let c: BaseConsumer = crate::rk::config(bootstrap, &[("group.id", "env-meta")])
-        .create()
-        .unwrap();
-    // A transport error can be transient while the client swaps its bootstrap connection
-    // for the advertised broker: retry within a deadline, keep the last error.
-    let mut found = None;
-    let mut last_err = None;
-    crate::harness::poll_until(Duration::from_secs(30), || {
-        match c.fetch_metadata(None, Duration::from_secs(5)) {
-            Ok(md) => {
-                found = md
-                    .brokers()
-                    .first()
-                    .map(|b| (b.host().to_string(), b.port()));
-                found.is_some()
-            }
-            Err(e) => {
-                last_err = Some(e);
-                false
-            }
-        }
-    });
-    found.unwrap_or_else(|| panic!("no metadata from {bootstrap}: {last_err:?}"))
+    // A Metadata v0 request by hand (key 3, version 0, correlation 7, client id "t", all
+    // topics): a real client would go on to connect to the advertised host, and `broker`
+    // (the compose service name) does not resolve on this machine. This checks the answer
+    // itself; the Java tools below check that clients work through both listeners.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(bootstrap).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let body: Vec<u8> = [0u8, 3, 0, 0, 0, 0, 0, 7, 0, 1, b't', 0, 0, 0, 0].to_vec();
+    let mut req = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    req.extend_from_slice(&body);
+    s.write_all(&req).unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; usize::try_from(u32::from_be_bytes(len)).unwrap()];
+    s.read_exact(&mut resp).unwrap();
+    let be32 = |at: usize| i32::from_be_bytes(resp[at..at + 4].try_into().unwrap());
+    assert_eq!(be32(0), 7, "correlation id");
+    assert_eq!(be32(4), 1, "one broker");
+    let host_len = usize::from(u16::from_be_bytes([resp[12], resp[13]]));
+    let host = String::from_utf8(resp[14..14 + host_len].to_vec()).unwrap();
+    (host, be32(14 + host_len))
 }
 
 fn java(
