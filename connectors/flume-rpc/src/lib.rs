@@ -1,0 +1,1 @@
+//! Flume Avro RPC (see crate docs).

@@ -1,0 +1,1 @@
+//! Direct-mode stream consumer.
