@@ -1,0 +1,14 @@
+//! The `netcat` source (not implemented yet).
+
+use super::Source;
+use crate::conf::{ConfigError, Context};
+
+/// Build the source.
+pub fn build(_name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> {
+    Err(ctx.error("type", "not implemented yet"))
+}
+
+/// Build the UDP variant.
+pub fn build_udp(_name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> {
+    Err(ctx.error("type", "not implemented yet"))
+}

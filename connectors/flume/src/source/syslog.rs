@@ -1,0 +1,19 @@
+//! The `syslog` source (not implemented yet).
+
+use super::Source;
+use crate::conf::{ConfigError, Context};
+
+/// Build the source.
+pub fn build_tcp(_name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> {
+    Err(ctx.error("type", "not implemented yet"))
+}
+
+/// Build the multiport TCP variant.
+pub fn build_multiport(_name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> {
+    Err(ctx.error("type", "not implemented yet"))
+}
+
+/// Build the UDP variant.
+pub fn build_udp(_name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> {
+    Err(ctx.error("type", "not implemented yet"))
+}
