@@ -1,0 +1,351 @@
+//! Test harness: the real `sluice` broker and the real `sluice-flume` binary, each in a temp
+//! dir on ephemeral ports, killed on drop (their stderr is printed when a test fails).
+//! Plus free ports, unique names, a Kafka client, and polling with a deadline.
+
+use std::fs::{self, File};
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sluice_client::{Client, ClientConfig};
+use tempfile::TempDir;
+
+/// How long a process may take to come up.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The broker binary: `$SLUICE_BIN`, else `sluice` next to this test's `deps/` dir.
+fn sluice_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SLUICE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().join("sluice")
+}
+
+/// The agent binary built with these tests.
+pub fn flume_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sluice-flume"))
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A name unique within this test process.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Calls `check` until it returns `Some`; panics with `what` after `deadline`. The short
+/// pause only paces the polling.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Blocking variant of [`eventually`].
+pub fn poll_until<T>(deadline: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A running `sluice` broker.
+pub struct Broker {
+    child: Option<Child>,
+    addr: String,
+    tmp: TempDir,
+}
+
+impl Broker {
+    /// Start a broker on an ephemeral port with groups forming at once.
+    pub fn start() -> Broker {
+        let bin = sluice_bin();
+        assert!(
+            bin.exists(),
+            "broker binary {} not found: run `cargo build --bin sluice` or set SLUICE_BIN",
+            bin.display()
+        );
+        let tmp = tempfile::Builder::new().prefix("sluice-flume-broker-").tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("data")).unwrap();
+        fs::write(tmp.path().join("sluice.toml"), "[group]\ninitial_rebalance_delay_ms = 0\n").unwrap();
+        let stderr = File::create(tmp.path().join("stderr.log")).unwrap();
+        let mut child = Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .arg("--config")
+            .arg(tmp.path().join("sluice.toml"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel::<String>();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let end = Instant::now() + START_DEADLINE;
+        let addr = loop {
+            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    if let Some(a) = line.trim().strip_prefix("listening on ") {
+                        break a.trim().to_owned();
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("broker never printed `listening on` ({e:?})");
+                }
+            }
+        };
+        Broker { child: Some(child), addr, tmp }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// A Kafka client for this broker with short retries.
+    pub async fn client(&self) -> Client {
+        let mut c = ClientConfig::new([self.addr.as_str()]).with_client_id("sluice-flume-it");
+        c.retry_backoff = Duration::from_millis(20);
+        c.retry_backoff_max = Duration::from_millis(200);
+        c.request_timeout = Duration::from_secs(15);
+        Client::connect(c).await.unwrap()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if thread::panicking() {
+            let log = fs::read_to_string(self.tmp.path().join("stderr.log")).unwrap_or_default();
+            eprintln!("----- broker stderr -----\n{log}");
+        }
+    }
+}
+
+/// A running `sluice-flume agent`.
+pub struct Agent {
+    child: Option<Child>,
+    /// The agent's temp dir (config file, logs; tests may put their data dirs here too).
+    pub dir: TempDir,
+    config: PathBuf,
+    name: String,
+    extra: Vec<String>,
+    runs: u32,
+}
+
+impl Agent {
+    /// Write `config` to `<tmp>/flume.properties` and start agent `name` with
+    /// `-Dflume.root.logger=INFO,console` plus `extra` args. Returns at once; use
+    /// [`Agent::wait_for_log`] to wait for a component to come up.
+    pub fn start(config: &str, name: &str, extra: &[&str]) -> Agent {
+        let dir = tempfile::Builder::new().prefix("sluice-flume-agent-").tempdir().unwrap();
+        Agent::start_in(dir, config, name, extra)
+    }
+
+    /// Like [`Agent::start`] but in a dir the test prepared (data dirs in it already).
+    pub fn start_in(dir: TempDir, config: &str, name: &str, extra: &[&str]) -> Agent {
+        let path = dir.path().join("flume.properties");
+        fs::write(&path, config).unwrap();
+        let mut a = Agent {
+            child: None,
+            dir,
+            config: path,
+            name: name.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            runs: 0,
+        };
+        a.spawn();
+        a
+    }
+
+    /// The config file path.
+    pub fn config_path(&self) -> &Path {
+        &self.config
+    }
+
+    fn log_path(&self, run: u32) -> PathBuf {
+        self.dir.path().join(format!("agent-{run}.log"))
+    }
+
+    fn spawn(&mut self) {
+        let run = self.runs;
+        self.runs += 1;
+        let log = File::create(self.log_path(run)).unwrap();
+        let child = Command::new(flume_bin())
+            .arg("agent")
+            .arg("--conf")
+            .arg(self.dir.path())
+            .arg("--conf-file")
+            .arg(&self.config)
+            .arg("--name")
+            .arg(&self.name)
+            .arg("-Dflume.root.logger=INFO,console")
+            .args(&self.extra)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", flume_bin().display()));
+        self.child = Some(child);
+    }
+
+    /// Everything this agent (all its runs) logged so far.
+    pub fn log(&self) -> String {
+        (0..self.runs)
+            .map(|r| {
+                let mut s = String::new();
+                let _ = File::open(self.log_path(r)).and_then(|mut f| f.read_to_string(&mut s));
+                s
+            })
+            .collect::<Vec<_>>()
+            .join("\n----- restart -----\n")
+    }
+
+    /// The log of the current run only.
+    pub fn current_log(&self) -> String {
+        fs::read_to_string(self.log_path(self.runs.saturating_sub(1))).unwrap_or_default()
+    }
+
+    /// Wait until the current run's log contains `needle`; panics (with the log) after
+    /// `deadline` or if the agent exits first.
+    pub fn wait_for_log(&mut self, needle: &str, deadline: Duration) {
+        let end = Instant::now() + deadline;
+        loop {
+            if self.current_log().contains(needle) {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("agent exited ({status}) before logging {needle:?}:\n{}", self.log());
+            }
+            assert!(Instant::now() < end, "agent did not log {needle:?} within {deadline:?}:\n{}", self.log());
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The process id of the current run.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// `kill -9` the agent.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start the agent again with the same config and args (after [`Agent::kill9`] or
+    /// [`Agent::terminate`]).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Send SIGTERM and wait (up to `deadline`) for the exit status.
+    pub fn terminate(&mut self, deadline: Duration) -> ExitStatus {
+        let Some(mut c) = self.child.take() else { panic!("agent is not running") };
+        let ok = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        assert!(ok.success(), "kill -TERM failed");
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                panic!("agent did not exit within {deadline:?} of SIGTERM:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Wait for the agent to exit by itself (e.g. a bad config); returns status and log.
+    pub fn wait_exit(&mut self, deadline: Duration) -> (ExitStatus, String) {
+        let Some(mut c) = self.child.take() else { panic!("agent is not running") };
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return (s, self.log());
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                panic!("agent did not exit within {deadline:?}:\n{}", self.log());
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+        if thread::panicking() {
+            eprintln!("----- sluice-flume log -----\n{}", self.log());
+        }
+    }
+}
+
+/// Run `sluice-flume` with `args` to completion (for config-error tests); returns status,
+/// stdout+stderr.
+pub fn run_flume(args: &[&str], deadline: Duration) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.log");
+    let f = File::create(&out).unwrap();
+    let mut c = Command::new(flume_bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(f.try_clone().unwrap()))
+        .stderr(Stdio::from(f))
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return (s, fs::read_to_string(&out).unwrap_or_default());
+        }
+        if Instant::now() > end {
+            let _ = c.kill();
+            panic!("sluice-flume {args:?} did not exit within {deadline:?}");
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
