@@ -1,1 +1,40 @@
-//! Direct-mode stream consumer.
+//! `sluice-spark`: what Spark Streaming's Kafka direct stream (spark-streaming-kafka-0-10)
+//! does, on one machine without a JVM. Every batch interval the stream decides one
+//! [`OffsetRange`] per partition itself, reads exactly those ranges from any Kafka
+//! (Sluice or Apache Kafka), runs the job, and tracks its position itself.
+//!
+//! Module map:
+//! - `config`: [`StreamConfig`] with Spark's key names and defaults, [`AutoOffsetReset`].
+//! - `strategy`: [`ConsumerStrategy`]: `Subscribe`, `SubscribePattern`, `Assign`.
+//! - `range`: [`OffsetRange`] (`HasOffsetRanges`), [`TopicPartition`].
+//! - `rate`: Spark's PID rate estimator and the per-partition clamp.
+//! - `stream`: [`DirectStream`]: computing batches, running the job, the batch clock.
+//! - `batch`: [`Batch`] (a `KafkaRDD`): ranges, and reading them in parallel.
+//! - `read`: reading one range exactly, `[from, until)`.
+//! - `commit`: [`CommitQueue`] (`CanCommitOffsets`): commits sent with the next batch.
+//! - `wordcount`: the built-in job, `DirectKafkaWordCount`'s word splitting and counting.
+//! - `redis_sink`: [`RedisSink`]: counts and offsets applied atomically (exactly-once).
+//! - `error`: [`Error`].
+
+mod batch;
+mod commit;
+mod config;
+mod error;
+mod range;
+mod rate;
+mod read;
+mod redis_sink;
+mod strategy;
+mod stream;
+pub mod wordcount;
+
+pub use batch::{Batch, PartitionRecords};
+pub use commit::{CommitCallback, CommitQueue};
+pub use config::{AutoOffsetReset, PidConfig, StreamConfig};
+pub use error::{BoxError, Error, Result};
+pub use range::{OffsetRange, TopicPartition};
+pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};
+pub use redis_sink::{Applied, RedisSink, DEFAULT_PREFIX};
+pub use sluice_client::{Client, ClientConfig, FetchedRecord};
+pub use strategy::ConsumerStrategy;
+pub use stream::{BatchTiming, DirectStream};

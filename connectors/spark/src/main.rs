@@ -1,1 +1,274 @@
-fn main() {}
+//! The `sluice-spark` binary: `sluice-spark wordcount ...` runs the built-in word count
+//! (Spark's `DirectKafkaWordCount`) over a direct stream, printing each batch's offset
+//! ranges (`topic partition fromOffset untilOffset`, as the seed job prints them) and its
+//! top words, and with `--redis` keeping exactly-once counts in Redis. Ctrl-C or SIGTERM
+//! finishes the batch in flight, sends the queued commits and exits 0.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use sluice_spark::wordcount::{self, Counts};
+use sluice_spark::{
+    Applied, AutoOffsetReset, Client, ClientConfig, ConsumerStrategy, DirectStream, RedisSink,
+    StreamConfig,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice-spark",
+    version,
+    about = "A Kafka direct stream, like Spark Streaming's, without a JVM"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Counts words per batch (Spark's DirectKafkaWordCount).
+    Wordcount(WordcountArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Starting {
+    Earliest,
+    Latest,
+    None,
+}
+
+#[derive(Debug, clap::Args)]
+struct WordcountArgs {
+    /// Kafka bootstrap servers, comma-separated `host:port`.
+    #[arg(long, env = "SLUICE_SPARK_BOOTSTRAP_SERVER")]
+    bootstrap_server: String,
+    /// Topics to subscribe to, comma-separated (ConsumerStrategies.Subscribe).
+    #[arg(long, value_delimiter = ',', conflicts_with = "topic_pattern")]
+    topics: Vec<String>,
+    /// A regex; every topic whose whole name matches is read, new ones included
+    /// (ConsumerStrategies.SubscribePattern).
+    #[arg(long)]
+    topic_pattern: Option<String>,
+    /// The batch interval: `500ms`, `2s`, `1m`; a bare number is seconds.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    batch_interval: Duration,
+    /// Keep exactly-once counts and offsets in Redis (`redis://HOST:PORT/DB`); the stream
+    /// starts from the offsets stored there.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Key prefix in Redis: `<prefix>:counts` and `<prefix>:offsets`.
+    #[arg(long, default_value = sluice_spark::DEFAULT_PREFIX)]
+    redis_prefix: String,
+    /// Kafka group.id: committed offsets are read at start and each batch's ranges are
+    /// committed with the next batch.
+    #[arg(long)]
+    group: Option<String>,
+    /// spark.streaming.kafka.maxRatePerPartition (records/s, 0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    max_rate_per_partition: i64,
+    /// spark.streaming.kafka.minRatePerPartition (records per batch while limited).
+    #[arg(long, default_value_t = 1)]
+    min_rate_per_partition: i64,
+    /// spark.streaming.backpressure.enabled.
+    #[arg(long)]
+    backpressure: bool,
+    /// spark.streaming.backpressure.initialRate (records/s, 0 = none).
+    #[arg(long, default_value_t = 0)]
+    initial_rate: i64,
+    /// auto.offset.reset: where partitions without a stored or committed offset start.
+    #[arg(long, value_enum, default_value = "latest")]
+    starting: Starting,
+    /// How many of each batch's most frequent words to print.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Any other Spark or Kafka setting, `KEY=VALUE` (repeatable), e.g.
+    /// `--conf spark.streaming.kafka.allowNonConsecutiveOffsets=true`.
+    #[arg(long = "conf", value_name = "KEY=VALUE")]
+    conf: Vec<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 2s or 1m"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
+    };
+    if !(secs > 0.0) || !secs.is_finite() {
+        return Err(format!("duration {s:?} must be above zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Wordcount(args) => wordcount_main(args).await,
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
+    let mut config = StreamConfig::new(args.batch_interval);
+    config.group_id = args.group.clone();
+    config.max_rate_per_partition = args.max_rate_per_partition;
+    config.min_rate_per_partition = args.min_rate_per_partition;
+    config.backpressure = args.backpressure;
+    config.initial_rate = args.initial_rate;
+    config.auto_offset_reset = match args.starting {
+        Starting::Earliest => AutoOffsetReset::Earliest,
+        Starting::Latest => AutoOffsetReset::Latest,
+        Starting::None => AutoOffsetReset::None,
+    };
+    for kv in &args.conf {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--conf {kv:?}: expected KEY=VALUE");
+        };
+        config
+            .set(k.trim(), v)
+            .with_context(|| format!("--conf {kv}"))?;
+    }
+    config.validate().context("stream settings")?;
+
+    let mut strategy = match (&args.topic_pattern, args.topics.is_empty()) {
+        (Some(p), _) => ConsumerStrategy::subscribe_pattern(p)?,
+        (None, false) => ConsumerStrategy::subscribe(args.topics.clone()),
+        (None, true) => bail!("give --topics or --topic-pattern"),
+    };
+    let sink = match &args.redis {
+        None => None,
+        Some(url) => {
+            let sink = RedisSink::connect(url, &args.redis_prefix).await?;
+            let stored = sink.stored_offsets().await?;
+            tracing::info!(
+                partitions = stored.len(),
+                "starting from the offsets stored in redis"
+            );
+            strategy = strategy.with_offsets(stored);
+            Some(sink)
+        }
+    };
+
+    let client_config =
+        ClientConfig::from_bootstrap_list(&args.bootstrap_server).with_client_id("sluice-spark");
+    let client = Client::connect(client_config)
+        .await
+        .with_context(|| format!("connect to {}", args.bootstrap_server))?;
+    let mut stream = DirectStream::create(client, strategy, config)
+        .await
+        .context("create the direct stream")?;
+    let commits = stream.commit_queue();
+    let commit = args.group.is_some();
+    let top = args.top;
+
+    stream
+        .for_each_batch(shutdown_signal(), move |batch| {
+            let sink = sink.clone();
+            let commits = commits.clone();
+            async move {
+                let per_partition = batch.map_partitions(wordcount::count_records).await?;
+                let mut counts = Counts::new();
+                for c in per_partition {
+                    wordcount::merge(&mut counts, c);
+                }
+                let ranges = batch.offset_ranges();
+                if let Some(sink) = &sink {
+                    if sink.apply(ranges, &counts).await? == Applied::AlreadyApplied {
+                        tracing::warn!(
+                            time = batch.time_ms(),
+                            "batch already in redis; not applied again"
+                        );
+                    }
+                }
+                print_batch(batch.time_ms(), ranges, &counts, top)?;
+                if commit {
+                    commits.commit_async(ranges);
+                }
+                Ok(())
+            }
+        })
+        .await
+        .context("word count stream")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_batch(
+    time_ms: i64,
+    ranges: &[sluice_spark::OffsetRange],
+    counts: &Counts,
+    top: usize,
+) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    // DStream.print()'s header, then what the seed job prints per batch.
+    writeln!(out, "-------------------------------------------")?;
+    writeln!(out, "Time: {time_ms} ms")?;
+    writeln!(out, "-------------------------------------------")?;
+    for r in ranges {
+        writeln!(out, "{r}")?;
+    }
+    for (w, c) in wordcount::top(counts, top) {
+        writeln!(out, "({w},{c})")?;
+    }
+    writeln!(out)?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+}
