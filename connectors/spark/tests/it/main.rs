@@ -1,1 +1,8 @@
-//! Integration tests.
+//! Integration tests of `sluice-spark` against the real `sluice` broker binary and a real
+//! `redis-server` (see `harness`), one module per area.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
+
+mod harness;
+mod redis_sink;
+mod stream;
