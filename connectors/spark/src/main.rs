@@ -125,32 +125,51 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Listens for Ctrl-C (SIGINT) and SIGTERM from the moment it is built, so a signal
+/// that arrives while the stream is still starting is not lost (or fatal).
+struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = ctrl_c.await;
-            }
+    signals: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Shutdown {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = vec![
+                signal(SignalKind::interrupt()).context("listen for SIGINT")?,
+                signal(SignalKind::terminate()).context("listen for SIGTERM")?,
+            ];
+            Ok(Self { signals })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+
+    /// Resolves at the first signal.
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            let [int, term] = self.signals.as_mut_slice() else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::listen()?;
     let mut config = StreamConfig::new(args.batch_interval);
     config.group_id = args.group.clone();
     config.max_rate_per_partition = args.max_rate_per_partition;
@@ -204,7 +223,7 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
     let top = args.top;
 
     stream
-        .for_each_batch(shutdown_signal(), move |batch| {
+        .for_each_batch(shutdown.wait(), move |batch| {
             let sink = sink.clone();
             let commits = commits.clone();
             async move {

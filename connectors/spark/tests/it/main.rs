@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
+mod binary;
 mod harness;
 mod redis_sink;
 mod stream;
