@@ -5,5 +5,6 @@
 
 mod binary;
 mod harness;
+mod kafka;
 mod redis_sink;
 mod stream;

@@ -1,0 +1,248 @@
+//! The same word count against a real Apache Kafka 4.3.1 broker (KRaft, started from the
+//! jars `compat-tests/scripts/install-java.sh` caches) and against Sluice: identical data
+//! gives identical Redis counts and offsets.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_client::Client;
+use sluice_spark::RedisSink;
+use tempfile::TempDir;
+
+use crate::binary::{latest, random_line, wait_redis_offsets, Rng, Spark};
+use crate::harness::{eventually, free_port, produce_lines, test_config, unique, Broker, Redis};
+
+const KAFKA_VERSION: &str = "4.3.1";
+/// Kafka's quickstart cluster id; each broker gets its own directory, so one id will do.
+const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
+
+fn kafka_home() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../compat-tests/.cache")
+        .join(format!("kafka-{KAFKA_VERSION}"))
+}
+
+/// A KRaft Apache Kafka broker (combined broker and controller) in a temp dir.
+struct Kafka {
+    child: Option<Child>,
+    addr: String,
+    tmp: TempDir,
+}
+
+impl Kafka {
+    fn start() -> Kafka {
+        let home = kafka_home();
+        assert!(
+            home.join(".installed").exists(),
+            "Kafka {KAFKA_VERSION} jars missing at {}: run compat-tests/scripts/install-java.sh",
+            home.display()
+        );
+        let tmp = tempfile::Builder::new()
+            .prefix("sluice-spark-kafka-")
+            .tempdir()
+            .unwrap();
+        let (port, cport) = (free_port(), free_port());
+        // config/server.properties of Kafka 4.x on our ports and dir, plus the dev setting
+        // that lets groups form at once.
+        let props = format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.bootstrap.servers=127.0.0.1:{cport}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
+             controller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+             log.dirs={}\n\
+             num.partitions=1\n\
+             offsets.topic.replication.factor=1\n\
+             share.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             group.initial.rebalance.delay.ms=0\n",
+            tmp.path().join("logs").display()
+        );
+        let cfg = tmp.path().join("server.properties");
+        fs::write(&cfg, props).unwrap();
+        let java = |heap: &str| {
+            let mut c = Command::new("java");
+            c.arg(heap)
+                .arg("-XX:+UseSerialGC")
+                .arg("-XX:TieredStopAtLevel=1")
+                .arg("-Djava.awt.headless=true")
+                .arg(format!(
+                    "-Dlog4j2.configurationFile={}",
+                    home.join("log4j2-quiet.properties").display()
+                ))
+                .arg("-cp")
+                .arg(format!("{}/libs/*", home.display()));
+            c
+        };
+        let format = java("-Xmx256m")
+            .arg("kafka.tools.StorageTool")
+            .args(["format", "--standalone", "-t", CLUSTER_ID, "-c"])
+            .arg(&cfg)
+            .output()
+            .expect("run java (is it on PATH? compat-tests/scripts/install-java.sh)");
+        assert!(
+            format.status.success(),
+            "kafka-storage format failed:\n{}{}",
+            String::from_utf8_lossy(&format.stdout),
+            String::from_utf8_lossy(&format.stderr)
+        );
+        let log = File::create(tmp.path().join("kafka.log")).unwrap();
+        let child = java("-Xmx768m")
+            .arg("kafka.Kafka")
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        Kafka {
+            child: Some(child),
+            addr: format!("127.0.0.1:{port}"),
+            tmp,
+        }
+    }
+
+    /// A client, once the broker answers (a JVM broker takes a few seconds to start).
+    async fn client(&mut self) -> Client {
+        let end = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(c) = Client::connect(test_config(&self.addr)).await {
+                if !c.brokers().is_empty() {
+                    return c;
+                }
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("kafka exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < end, "kafka did not start:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.tmp.path().join("kafka.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("----- kafka log -----\n{}", self.log());
+        }
+    }
+}
+
+/// Produces `data[p]` to partition p of `topic` on `client`, in chunks of 50 lines.
+async fn produce_all(client: &Client, topic: &str, data: &[Vec<String>]) {
+    client
+        .create_topic(topic, i32::try_from(data.len()).unwrap(), 1, &[])
+        .await
+        .unwrap();
+    for (p, lines) in data.iter().enumerate() {
+        for chunk in lines.chunks(50) {
+            produce_lines(client, topic, i32::try_from(p).unwrap(), chunk).await;
+        }
+    }
+}
+
+/// Runs the word count over `topic` into Redis db `db` until it has read everything, stops
+/// it with SIGINT, and returns the counts and offsets Redis holds.
+async fn wordcount(
+    bootstrap: &str,
+    client: &Client,
+    topic: &str,
+    redis: &Redis,
+    db: u32,
+) -> (HashMap<String, i64>, Vec<i64>) {
+    let url = redis.url(db);
+    let group = unique("kafka-compat");
+    let mut spark = Spark::wordcount(&[
+        "--bootstrap-server",
+        bootstrap,
+        "--topics",
+        topic,
+        "--redis",
+        &url,
+        "--group",
+        &group,
+        "--batch-interval",
+        "200ms",
+        "--max-rate-per-partition",
+        "2500",
+        "--starting",
+        "earliest",
+    ]);
+    let want = latest(client, topic, 3).await;
+    let sink = RedisSink::connect(&url, "wc").await.unwrap();
+    wait_redis_offsets(&sink, topic, &want, Duration::from_secs(60)).await;
+    let status = spark.interrupt(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status}\n{}", spark.stderr());
+    // The group's commits went to this broker too.
+    let committed: Vec<Option<i64>> =
+        eventually(Duration::from_secs(10), "group commits", || async {
+            let keys: Vec<(String, i32)> = (0..3).map(|p| (topic.to_owned(), p)).collect();
+            let c: Vec<Option<i64>> = client
+                .fetch_committed(&group, &keys)
+                .await
+                .ok()?
+                .into_iter()
+                .map(|c| c.offset)
+                .collect();
+            Some(c)
+        })
+        .await;
+    assert_eq!(
+        committed,
+        want.iter().map(|o| Some(*o)).collect::<Vec<_>>(),
+        "committed offsets at {bootstrap}"
+    );
+    (sink.counts().await.unwrap(), want)
+}
+
+#[tokio::test]
+async fn apache_kafka_gives_the_same_counts_as_sluice() {
+    let (mut rng, seed) = Rng::seeded();
+    eprintln!("seed {seed} (set SLUICE_SPARK_IT_SEED to replay)");
+    let mut expected: HashMap<String, i64> = HashMap::new();
+    let data: Vec<Vec<String>> = (0..3)
+        .map(|_| {
+            (0..300 + rng.below(200))
+                .map(|_| random_line(&mut rng, &mut expected))
+                .collect()
+        })
+        .collect();
+    let topic = unique("app-lines");
+    let redis = Redis::start();
+
+    let mut kafka = Kafka::start();
+    let kafka_client = kafka.client().await;
+    produce_all(&kafka_client, &topic, &data).await;
+    let (kafka_counts, kafka_offsets) =
+        wordcount(&kafka.addr.clone(), &kafka_client, &topic, &redis, 1).await;
+    drop(kafka);
+
+    let sluice = Broker::start();
+    let sluice_client = sluice.client().await;
+    produce_all(&sluice_client, &topic, &data).await;
+    let (sluice_counts, sluice_offsets) =
+        wordcount(sluice.addr(), &sluice_client, &topic, &redis, 2).await;
+
+    assert_eq!(kafka_offsets, sluice_offsets, "same offsets");
+    assert_eq!(kafka_counts, expected, "Apache Kafka: every word once");
+    assert_eq!(
+        sluice_counts, kafka_counts,
+        "Sluice counts as Apache Kafka does"
+    );
+}
