@@ -14,12 +14,15 @@
 //! - `commit`: [`CommitQueue`] (`CanCommitOffsets`): commits sent with the next batch.
 //! - `wordcount`: the built-in job, `DirectKafkaWordCount`'s word splitting and counting.
 //! - `redis_sink`: [`RedisSink`]: counts and offsets applied atomically (exactly-once).
+//! - `flume`: Flume receivers: [`FlumePushStream`] (an avro source for Flume's avro sink)
+//!   and [`FlumePullStream`] (polls Spark's SparkSink, acks after the job).
 //! - `error`: [`Error`].
 
 mod batch;
 mod commit;
 mod config;
 mod error;
+mod flume;
 mod range;
 mod rate;
 mod read;
@@ -32,9 +35,14 @@ pub use batch::{Batch, PartitionRecords};
 pub use commit::{CommitCallback, CommitQueue};
 pub use config::{AutoOffsetReset, PidConfig, StreamConfig};
 pub use error::{BoxError, Error, Result};
+pub use flume::{
+    FlumeBatch, FlumePullStream, FlumePushStream, PullOptions, PushOptions, DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_PARALLELISM, DEFAULT_PUSH_CAPACITY,
+};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};
 pub use redis_sink::{Applied, RedisSink, DEFAULT_PREFIX};
 pub use sluice_client::{Client, ClientConfig, FetchedRecord};
+pub use sluice_flume_rpc::Event;
 pub use strategy::ConsumerStrategy;
 pub use stream::{BatchTiming, DirectStream};

@@ -11,8 +11,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_spark::wordcount::{self, Counts};
 use sluice_spark::{
-    Applied, AutoOffsetReset, Client, ClientConfig, ConsumerStrategy, DirectStream, RedisSink,
-    StreamConfig,
+    Applied, AutoOffsetReset, Client, ClientConfig, ConsumerStrategy, DirectStream, FlumeBatch,
+    FlumePullStream, FlumePushStream, PullOptions, PushOptions, RedisSink, StreamConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -42,8 +42,27 @@ enum Starting {
 #[derive(Debug, clap::Args)]
 struct WordcountArgs {
     /// Kafka bootstrap servers, comma-separated `host:port`.
-    #[arg(long, env = "SLUICE_SPARK_BOOTSTRAP_SERVER")]
-    bootstrap_server: String,
+    #[arg(
+        long,
+        env = "SLUICE_SPARK_BOOTSTRAP_SERVER",
+        required_unless_present_any = ["flume_push", "flume_pull"],
+        conflicts_with_all = ["flume_push", "flume_pull"]
+    )]
+    bootstrap_server: Option<String>,
+    /// Instead of Kafka: listen on `HOST:PORT` for a Flume avro sink
+    /// (FlumeUtils.createStream).
+    #[arg(long, conflicts_with = "flume_pull")]
+    flume_push: Option<String>,
+    /// Instead of Kafka: poll the Spark sinks of Flume agents at `HOST:PORT[,HOST:PORT...]`
+    /// (FlumeUtils.createPollingStream); each batch is acked once counted.
+    #[arg(long, value_delimiter = ',')]
+    flume_pull: Vec<String>,
+    /// Flume pull mode: events asked for per request (maxBatchSize).
+    #[arg(long, default_value_t = sluice_spark::DEFAULT_MAX_BATCH_SIZE)]
+    flume_max_batch_size: i32,
+    /// Flume pull mode: requests per sink per batch (parallelism).
+    #[arg(long, default_value_t = sluice_spark::DEFAULT_PARALLELISM)]
+    flume_parallelism: usize,
     /// Topics to subscribe to, comma-separated (ConsumerStrategies.Subscribe).
     #[arg(long, value_delimiter = ',', conflicts_with = "topic_pattern")]
     topics: Vec<String>,
@@ -170,6 +189,10 @@ impl Shutdown {
 
 async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
     let shutdown = Shutdown::listen()?;
+    if args.flume_push.is_some() || !args.flume_pull.is_empty() {
+        return flume_main(args, shutdown).await;
+    }
+    let bootstrap = args.bootstrap_server.clone().unwrap_or_default();
     let mut config = StreamConfig::new(args.batch_interval);
     config.group_id = args.group.clone();
     config.max_rate_per_partition = args.max_rate_per_partition;
@@ -211,10 +234,10 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
     };
 
     let client_config =
-        ClientConfig::from_bootstrap_list(&args.bootstrap_server).with_client_id("sluice-spark");
+        ClientConfig::from_bootstrap_list(&bootstrap).with_client_id("sluice-spark");
     let client = Client::connect(client_config)
         .await
-        .with_context(|| format!("connect to {}", args.bootstrap_server))?;
+        .with_context(|| format!("connect to {bootstrap}"))?;
     let mut stream = DirectStream::create(client, strategy, config)
         .await
         .context("create the direct stream")?;
@@ -252,6 +275,72 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
         .context("word count stream")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Word count over Flume events (push or pull); counts go to Redis without offsets
+/// (at-least-once), after which pull mode acks the batch.
+async fn flume_main(args: WordcountArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let sink = match &args.redis {
+        Some(url) => Some(RedisSink::connect(url, &args.redis_prefix).await?),
+        None => None,
+    };
+    let top = args.top;
+    let job = move |batch: FlumeBatch| {
+        let sink = sink.clone();
+        async move {
+            let mut counts = Counts::new();
+            for e in batch.events() {
+                wordcount::count_line(&mut counts, &String::from_utf8_lossy(&e.body));
+            }
+            if let Some(sink) = &sink {
+                sink.add_counts(&counts).await?;
+            }
+            print_flume_batch(batch.time_ms(), batch.len(), &counts, top)?;
+            Ok::<(), sluice_spark::BoxError>(())
+        }
+    };
+    if let Some(addr) = &args.flume_push {
+        let mut stream = FlumePushStream::bind(addr, args.batch_interval, PushOptions::default())
+            .await
+            .context("start the flume push receiver")?;
+        stream
+            .for_each_batch(shutdown.wait(), job)
+            .await
+            .context("flume push stream")?;
+    } else {
+        let options = PullOptions {
+            max_batch_size: args.flume_max_batch_size,
+            parallelism: args.flume_parallelism,
+            ..PullOptions::default()
+        };
+        let mut stream = FlumePullStream::new(&args.flume_pull, args.batch_interval, options)?;
+        stream
+            .for_each_batch(shutdown.wait(), job)
+            .await
+            .context("flume pull stream")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_flume_batch(
+    time_ms: i64,
+    events: usize,
+    counts: &Counts,
+    top: usize,
+) -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "-------------------------------------------")?;
+    writeln!(out, "Time: {time_ms} ms")?;
+    writeln!(out, "-------------------------------------------")?;
+    // What Spark's FlumeEventCount example prints.
+    writeln!(out, "Received {events} flume events.")?;
+    for (w, c) in wordcount::top(counts, top) {
+        writeln!(out, "({w},{c})")?;
+    }
+    writeln!(out)?;
+    out.flush()
 }
 
 fn print_batch(

@@ -198,6 +198,22 @@ impl RedisSink {
         }
     }
 
+    /// Adds `counts` without any offsets (`HINCRBY` in one `MULTI`): for sources without
+    /// offsets, such as Flume, where delivery is at-least-once.
+    pub async fn add_counts(&self, counts: &HashMap<String, i64>) -> Result<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (w, c) in counts {
+            pipe.hincr(&self.counts_key, w.as_bytes(), *c).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|source| self.redis_err(format!("HINCRBY {}", self.counts_key), source))
+    }
+
     fn redis_err(&self, what: String, source: redis::RedisError) -> Error {
         Error::Redis {
             what: format!("{what} at {}", self.url),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
 mod binary;
+mod flume;
 mod harness;
 mod kafka;
 mod redis_sink;
