@@ -230,13 +230,13 @@ impl StreamConfig {
             ("integral", p.integral),
             ("derived", p.derived),
         ] {
-            if !(v >= 0.0) {
+            if v.is_nan() || v < 0.0 {
                 return Err(Error::Config(format!(
                     "spark.streaming.backpressure.pid.{name} must be >= 0, not {v}"
                 )));
             }
         }
-        if !(p.min_rate > 0.0) {
+        if p.min_rate.is_nan() || p.min_rate <= 0.0 {
             return Err(Error::Config(format!(
                 "spark.streaming.backpressure.pid.minRate must be > 0, not {}",
                 p.min_rate

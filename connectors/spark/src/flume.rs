@@ -277,6 +277,9 @@ struct Slot {
 /// Open sink transactions of one batch: slot index and sequence number.
 type Taken = Vec<(usize, String)>;
 
+/// What one request got: the transaction's sequence number and its events.
+type Polled = Option<(String, Vec<Event>)>;
+
 /// Flume pull mode: polls SparkSinks and acks what the job processed.
 pub struct FlumePullStream {
     slots: Vec<Slot>,
@@ -359,7 +362,7 @@ async fn poll_all(slots: &mut Vec<Slot>, options: &PullOptions) -> (Vec<Event>, 
             (i, slot, got)
         });
     }
-    let mut results: Vec<(usize, Slot, Option<(String, Vec<Event>)>)> = Vec::new();
+    let mut results: Vec<(usize, Slot, Polled)> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok(r) => results.push(r),
@@ -379,7 +382,7 @@ async fn poll_all(slots: &mut Vec<Slot>, options: &PullOptions) -> (Vec<Event>, 
     (events, taken)
 }
 
-async fn poll_one(slot: &mut Slot, options: &PullOptions) -> Option<(String, Vec<Event>)> {
+async fn poll_one(slot: &mut Slot, options: &PullOptions) -> Polled {
     if slot.client.is_none() {
         match SparkSinkClient::connect(&slot.addr, options.client.clone()).await {
             Ok(c) => slot.client = Some(c),

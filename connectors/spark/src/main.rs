@@ -123,7 +123,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" | "min" => n * 60.0,
         other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
     };
-    if !(secs > 0.0) || !secs.is_finite() {
+    if secs.is_nan() || secs <= 0.0 || !secs.is_finite() {
         return Err(format!("duration {s:?} must be above zero"));
     }
     Ok(Duration::from_secs_f64(secs))

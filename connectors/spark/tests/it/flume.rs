@@ -259,11 +259,12 @@ async fn pull_mode_delivers_every_event_and_acks_each_transaction() {
     let mut sorted = want.clone();
     sorted.sort();
     assert_eq!(got, sorted);
-    let s = sink.state.lock().unwrap();
-    assert!(s.open.is_empty(), "every transaction settled");
-    assert_eq!(s.acks, 13, "1234 events in transactions of at most 100");
-    assert_eq!(s.nacks, 0);
-    drop(s);
+    {
+        let s = sink.state.lock().unwrap();
+        assert!(s.open.is_empty(), "every transaction settled");
+        assert_eq!(s.acks, 13, "1234 events in transactions of at most 100");
+        assert_eq!(s.nacks, 0);
+    }
     server.shutdown().await;
 }
 
