@@ -117,6 +117,19 @@ impl Charset {
         out
     }
 
+    /// Decode `bytes` in one go; None when they are malformed in this charset.
+    pub fn decode_strict(self, bytes: &[u8]) -> Option<String> {
+        match self {
+            Charset::Latin1 => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+            Charset::Ascii => bytes
+                .is_ascii()
+                .then(|| bytes.iter().map(|&b| char::from(b)).collect()),
+            Charset::Other(e) => e
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .map(|c| c.into_owned()),
+        }
+    }
+
     /// Encode `text` (unmappable characters become `?`, as Java's encoders do).
     pub fn encode(self, text: &str) -> Vec<u8> {
         match self {
