@@ -20,6 +20,7 @@
 //!   hostname`) puts those fields back in front of the body, or keeps the whole line;
 //! - `clientIPHeader` / `clientHostnameHeader` name headers for the peer's address (no
 //!   reverse DNS here: the hostname header also holds the IP).
+//!
 //! Each event goes to the channels on its own (`process_event`); a refused event is dropped
 //! and logged, as in Flume. Custom `format.*` regexes are not supported (refused, naming the
 //! key). Unlike Flume, `priority`/`version` do not leak from one event into the next invalid
