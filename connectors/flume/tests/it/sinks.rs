@@ -382,7 +382,7 @@ async fn hdfs_escapes_bucket_per_event() {
 }
 
 /// Parse a SequenceFile written with LongWritable keys and BytesWritable values.
-fn read_sequence_file(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
+pub(crate) fn read_sequence_file(bytes: &[u8]) -> Vec<(i64, Vec<u8>)> {
     let mut header = b"SEQ\x06".to_vec();
     header.push(33);
     header.extend_from_slice(b"org.apache.hadoop.io.LongWritable");
