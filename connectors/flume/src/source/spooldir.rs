@@ -458,11 +458,13 @@ impl Reader {
                 let text = match input.decode_strict(content) {
                     Some(t) => t,
                     None => match policy {
-                        DecodePolicy::Fail => return Err(SpoolError::Io(format!(
+                        DecodePolicy::Fail => {
+                            return Err(SpoolError::Io(format!(
                             "{}: malformed {input:?} input at byte {} (decodeErrorPolicy = FAIL)",
                             path.display(),
                             cur.read_pos.offset
-                        ))),
+                        )))
+                        }
                         DecodePolicy::Replace => input.decode(content),
                         DecodePolicy::Ignore => input.decode(content).replace('\u{FFFD}', ""),
                     },

@@ -622,3 +622,62 @@ fn monitoring_serves_counters_as_json() {
     assert_eq!(http(mport, "GET", "/nope", &[], b"").0, 404);
     assert_eq!(http(mport, "TRACE", "/metrics", &[], b"").0, 403);
 }
+
+#[test]
+fn spooldir_resumes_mid_file_after_kill_9() {
+    let spool = tempfile::tempdir().unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..25).map(|i| format!("r-{i:02}")).collect();
+    write_spool_file(spool.path(), staging.path(), "big.log", &lines);
+    // First run: no sink and room for 10 events, so two batches of 5 commit and the third
+    // is refused again and again: the source is stuck mid-file.
+    let mport = free_port();
+    let stuck = format!(
+        "a1.sources = r1\na1.channels = c1\n\
+         a1.sources.r1.type = spooldir\na1.sources.r1.spoolDir = {}\na1.sources.r1.batchSize = 5\na1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\na1.channels.c1.capacity = 10\na1.channels.c1.transactionCapacity = 5\na1.channels.c1.keep-alive = 0\n",
+        spool.path().display()
+    );
+    let mut a = Agent::start(
+        &stuck,
+        "a1",
+        &[
+            "-Dflume.monitoring.type=http",
+            &format!("-Dflume.monitoring.port={mport}"),
+        ],
+    );
+    poll_until(
+        DEADLINE,
+        "two batches committed and the third refused",
+        || {
+            let m = metrics(mport);
+            (m["SOURCE.r1"]["AppendBatchAcceptedCount"] == "2"
+                && m["SOURCE.r1"]["ChannelWriteFail"] != "0")
+                .then_some(())
+        },
+    );
+    a.kill9();
+    // Second run drains to the logger. The memory channel's 10 events died with the
+    // process; the source resumes at line 10 from its position file: nothing skipped, and
+    // what was committed is not read again.
+    fs::write(
+        a.config_path(),
+        to_logger(&format!(
+            "a1.sources.r1.type = spooldir\na1.sources.r1.spoolDir = {}\n",
+            spool.path().display()
+        )),
+    )
+    .unwrap();
+    a.restart();
+    let ev = wait_events(&a, 15);
+    let got: Vec<String> = ev.iter().map(Logged::text).collect();
+    assert_eq!(got, lines[10..].to_vec());
+    poll_until(DEADLINE, "file completed", || {
+        spool
+            .path()
+            .join("big.log.COMPLETED")
+            .exists()
+            .then_some(())
+    });
+    assert_eq!(bodies(&a).len(), 15);
+}
