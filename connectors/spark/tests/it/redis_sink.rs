@@ -27,7 +27,18 @@ async fn replay_is_ignored_and_overlap_or_gap_refused() {
     assert_eq!(sink.apply(&b1, &c1).await.unwrap(), Applied::Applied);
     assert_eq!(sink.counts().await.unwrap(), c1);
 
-    // The same batch again: a replay, nothing added.
+    // The same batch again: a replay, nothing added. The server forgot the script in
+    // between, so this goes through EVALSHA's fallback to EVAL.
+    let mut conn = redis::Client::open(redis.url(0))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(sink.apply(&b1, &c1).await.unwrap(), Applied::AlreadyApplied);
     assert_eq!(sink.counts().await.unwrap(), c1);
 
