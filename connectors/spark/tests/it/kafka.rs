@@ -9,7 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sluice_client::Client;
-use sluice_spark::RedisSink;
+use sluice_spark::{
+    AutoOffsetReset, ConsumerStrategy, DirectStream, Error, OffsetRange, RedisSink, StreamConfig,
+    TopicPartition,
+};
 use tempfile::TempDir;
 
 use crate::binary::{latest, random_line, wait_redis_offsets, Rng, Spark};
@@ -23,6 +26,23 @@ fn kafka_home() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../compat-tests/.cache")
         .join(format!("kafka-{KAFKA_VERSION}"))
+}
+
+/// `java` with Kafka's jars on the class path and quiet logging.
+fn java(heap: &str) -> Command {
+    let home = kafka_home();
+    let mut c = Command::new("java");
+    c.arg(heap)
+        .arg("-XX:+UseSerialGC")
+        .arg("-XX:TieredStopAtLevel=1")
+        .arg("-Djava.awt.headless=true")
+        .arg(format!(
+            "-Dlog4j2.configurationFile={}",
+            home.join("log4j2-quiet.properties").display()
+        ))
+        .arg("-cp")
+        .arg(format!("{}/libs/*", home.display()));
+    c
 }
 
 /// A KRaft Apache Kafka broker (combined broker and controller) in a temp dir.
@@ -68,20 +88,6 @@ impl Kafka {
         );
         let cfg = tmp.path().join("server.properties");
         fs::write(&cfg, props).unwrap();
-        let java = |heap: &str| {
-            let mut c = Command::new("java");
-            c.arg(heap)
-                .arg("-XX:+UseSerialGC")
-                .arg("-XX:TieredStopAtLevel=1")
-                .arg("-Djava.awt.headless=true")
-                .arg(format!(
-                    "-Dlog4j2.configurationFile={}",
-                    home.join("log4j2-quiet.properties").display()
-                ))
-                .arg("-cp")
-                .arg(format!("{}/libs/*", home.display()));
-            c
-        };
         let format = java("-Xmx256m")
             .arg("kafka.tools.StorageTool")
             .args(["format", "--standalone", "-t", CLUSTER_ID, "-c"])
@@ -211,6 +217,79 @@ async fn wordcount(
     (sink.counts().await.unwrap(), want)
 }
 
+/// Java's own transactional producer writes 200 records ("0".."199") in several
+/// transactions; each commit marker takes an offset. Spark's default refuses the gaps;
+/// with `allowNonConsecutiveOffsets` every record is read once and no marker shows up.
+async fn transaction_markers_are_gaps(kafka: &Kafka, client: &Client) {
+    let topic = unique("txn");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    let out = java("-Xmx256m")
+        .arg("org.apache.kafka.tools.ProducerPerformance")
+        .args(["--bootstrap-server", &kafka.addr, "--topic", &topic])
+        .args([
+            "--num-records",
+            "200",
+            "--payload-monotonic",
+            "--throughput",
+            "-1",
+        ])
+        .args([
+            "--transactional-id",
+            "sluice-spark-it",
+            "--transaction-duration-ms",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ProducerPerformance failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let latest = latest(client, &topic, 1).await[0];
+    assert!(
+        latest > 200,
+        "commit markers take offsets (latest {latest})"
+    );
+
+    let strategy = || ConsumerStrategy::assign([TopicPartition::new(&topic, 0)]);
+    let mut config = StreamConfig::new(Duration::from_millis(100))
+        .with_auto_offset_reset(AutoOffsetReset::Earliest);
+    let mut strict = DirectStream::create(client.clone(), strategy(), config.clone())
+        .await
+        .unwrap();
+    let err = strict
+        .next_batch(0)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NonConsecutive { .. }), "{err}");
+
+    config.allow_non_consecutive_offsets = true;
+    let mut lenient = DirectStream::create(client.clone(), strategy(), config)
+        .await
+        .unwrap();
+    let batch = lenient.next_batch(0).await.unwrap();
+    assert_eq!(
+        batch.offset_ranges(),
+        &[OffsetRange::new(&topic, 0, 0, latest)]
+    );
+    let records = batch.collect().await.unwrap().remove(0);
+    let mut values: Vec<i64> = records
+        .iter()
+        .map(|r| {
+            String::from_utf8_lossy(r.value.as_deref().unwrap())
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(values, (0..200).collect::<Vec<i64>>());
+}
+
 #[tokio::test]
 async fn apache_kafka_gives_the_same_counts_as_sluice() {
     let (mut rng, seed) = Rng::seeded();
@@ -231,6 +310,7 @@ async fn apache_kafka_gives_the_same_counts_as_sluice() {
     produce_all(&kafka_client, &topic, &data).await;
     let (kafka_counts, kafka_offsets) =
         wordcount(&kafka.addr.clone(), &kafka_client, &topic, &redis, 1).await;
+    transaction_markers_are_gaps(&kafka, &kafka_client).await;
     drop(kafka);
 
     let sluice = Broker::start();
