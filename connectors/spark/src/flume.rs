@@ -372,9 +372,11 @@ async fn poll_all(slots: &mut Vec<Slot>, options: &PullOptions) -> (Vec<Event>, 
     results.sort_by_key(|(i, _, _)| *i);
     let mut events = Vec::new();
     let mut taken = Vec::new();
-    for (i, slot, got) in results {
+    for (_, slot, got) in results {
+        // The slot's index from now on (a slot whose task died is gone).
+        let index = slots.len();
         if let Some((seq, mut evs)) = got {
-            taken.push((i, seq));
+            taken.push((index, seq));
             events.append(&mut evs);
         }
         slots.push(slot);

@@ -24,6 +24,9 @@ struct Seen {
 
 type Log = Arc<Mutex<Vec<Seen>>>;
 
+/// What a commit callback was told: the offsets, and whether the commit succeeded.
+type Heard = (BTreeMap<TopicPartition, i64>, bool);
+
 /// Reads every record of `batch` and appends what it saw to `log`.
 async fn record(batch: &Batch, log: &Log) -> Result<(), sluice_spark::BoxError> {
     let records = batch
@@ -400,11 +403,26 @@ async fn commit_async_is_sent_with_the_next_batch() {
     )
     .await;
 
-    // Several queued commits of a partition: the largest untilOffset wins.
-    stream.commit_async(b2.offset_ranges());
+    // Several queued commits of a partition: the largest untilOffset wins. The callback
+    // hears about the commit and its outcome.
+    let heard: Arc<Mutex<Vec<Heard>>> = Arc::default();
+    let h = heard.clone();
+    let callback: sluice_spark::CommitCallback = Arc::new(move |offsets, result| {
+        h.lock().unwrap().push((offsets.clone(), result.is_ok()));
+    });
+    stream
+        .commit_queue()
+        .commit_async_with_callback(b2.offset_ranges(), callback);
     stream.commit_async(b1.offset_ranges());
     stream.flush_commits().await;
     assert_eq!(committed().await, vec![Some(8), Some(5)]);
+    let heard = heard.lock().unwrap().clone();
+    let want: BTreeMap<TopicPartition, i64> = [
+        (TopicPartition::new(&topic, 0), 8),
+        (TopicPartition::new(&topic, 1), 5),
+    ]
+    .into();
+    assert_eq!(heard, vec![(want, true)]);
 
     // A stream of the same group resumes from there.
     let mut resumed = DirectStream::create(
