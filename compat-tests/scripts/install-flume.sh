@@ -15,15 +15,15 @@ FLUME_VERSION="1.11.0"
 # the sink did not change between them.
 SPARK_SINK_VERSION="2.4.7"
 SCALA_VERSION="2.11.12"
-# SparkSink was built for Flume 1.6's Avro 1.7 (its Netty 3 server org.apache.avro.ipc.NettyServer,
-# which Avro 1.11 moved, and generated classes that Avro 1.11's SpecificFixed rejects with an
-# AbstractMethodError). Avro 1.7.4 (core + ipc, with its Jackson 1 and paranamer) and Netty 3 sit
-# before Flume's jars on the sink's classpath; the seq source and memory channel used with it
-# don't touch Avro.
-AVRO_LEGACY_VERSION="1.7.4"
-JACKSON1_VERSION="1.8.8"
-PARANAMER_VERSION="2.3"
-NETTY3_VERSION="3.5.12.Final"
+# SparkSink was built with Spark 2.4's Avro 1.8.2: its Netty 3 server org.apache.avro.ipc.NettyServer
+# (which Avro 1.11 moved) and generated classes that neither Avro 1.11 (AbstractMethodError in
+# SpecificFixed) nor Flume 1.6's Avro 1.7 (IllegalAccessError on SpecificData) accept. Avro 1.8.2
+# (core + ipc, with its Jackson 1 and paranamer) and Netty 3 sit before Flume's jars on the sink's
+# classpath; the seq source and memory channel used with it don't touch Avro.
+AVRO_LEGACY_VERSION="1.8.2"
+JACKSON1_VERSION="1.9.13"
+PARANAMER_VERSION="2.7"
+NETTY3_VERSION="3.5.13.Final"
 # Any current log4j2 2.x works as the binding (Flume 1.11 uses slf4j-api 1.7, hence
 # log4j-slf4j-impl); it is there so the agent logs through our config, not slf4j's NOP.
 LOG4J_VERSION="2.24.3"

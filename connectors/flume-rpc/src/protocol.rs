@@ -4,7 +4,9 @@
 //! same protocol.
 //!
 //! The texts are written here by hand from the IDLs (`flume-ng-sdk/src/main/avro/flume.avdl`,
-//! Spark's `external/flume-sink/src/main/avro/sparkflume.avdl`). Java's text for the same IDL
+//! Spark's `external/flume-sink/src/main/avro/sparkflume.avdl`; Spark 2.x's declares namespace
+//! `org.apache.spark.streaming.flume.sink`, the one its released SparkSink speaks, while early
+//! versions of the file said `org.apache.spark.flume`). Java's text for the same IDL
 //! differs (property order, `avro.java.string` props, docs), so its hash differs from ours; the
 //! handshake exchanges the texts and both sides cope. Nothing here hard-codes Java's hash.
 
@@ -24,9 +26,9 @@ pub const AVRO_SOURCE_PROTOCOL_JSON: &str = concat!(
     r#""response":"Status"}}}"#
 );
 
-/// The JSON text of `org.apache.spark.flume.SparkFlumeProtocol` (SparkSink's protocol).
+/// The JSON text of `org.apache.spark.streaming.flume.sink.SparkFlumeProtocol` (SparkSink's protocol).
 pub const SPARK_FLUME_PROTOCOL_JSON: &str = concat!(
-    r#"{"protocol":"SparkFlumeProtocol","namespace":"org.apache.spark.flume","#,
+    r#"{"protocol":"SparkFlumeProtocol","namespace":"org.apache.spark.streaming.flume.sink","#,
     r#""types":[{"type":"record","name":"SparkSinkEvent","fields":["#,
     r#"{"name":"headers","type":{"type":"map","values":"string"}},"#,
     r#"{"name":"body","type":"bytes"}]},"#,
@@ -51,7 +53,7 @@ static AVRO_SOURCE: LazyLock<Arc<Protocol>> = LazyLock::new(|| {
 static SPARK_FLUME: LazyLock<Arc<Protocol>> = LazyLock::new(|| {
     Arc::new(Protocol::from_parts(
         "SparkFlumeProtocol",
-        "org.apache.spark.flume",
+        "org.apache.spark.streaming.flume.sink",
         &["getEventBatch", "ack", "nack"],
         SPARK_FLUME_PROTOCOL_JSON,
     ))
