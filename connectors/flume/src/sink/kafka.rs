@@ -1,12 +1,877 @@
-//! The `kafka` sink (not implemented yet).
+//! The Kafka sink (`org.apache.flume.sink.kafka.KafkaSink`; no alias), on `sluice-client`.
+//! It also holds the producer pieces the Kafka channel shares: settings from
+//! `kafka.producer.*`, the lazily connected client, Kafka's default partitioner.
+//!
+//! Keys and defaults, as Flume 1.11: `kafka.bootstrap.servers` (required; the deprecated
+//! `brokerList` is read when it is absent), `kafka.topic` default-flume-topic (deprecated
+//! `topic`), `flumeBatchSize` 100 (deprecated `batchSize`), `kafka.producer.acks` 1
+//! (deprecated `requiredAcks`), `useFlumeEventFormat` false (true: the value is the bare
+//! Avro `AvroFlumeEvent` datum with the headers), `allowTopicOverride` true, `topicHeader`
+//! topic, `defaultPartitionId`, `partitionIdHeader`, `timestampHeader` (epoch ms from that
+//! header becomes the record timestamp; a bad value is logged and ignored), and
+//! `header.NAME = KAFKANAME` (Flume header NAME is copied into Kafka header KAFKANAME).
+//!
+//! Per event: the topic is the `topicHeader` header when override is allowed and the header
+//! is present, else `kafka.topic` with Flume's `%{header}` (and other `BucketPath`) escapes
+//! applied — but only when override is allowed, exactly as Flume; the key is the `key`
+//! header; the partition is `partitionIdHeader`'s value, else `defaultPartitionId`, else
+//! Kafka's default partitioner (murmur2 of the key; without a key one partition per topic
+//! per batch, rotating, like Kafka's sticky partitioner).
+//!
+//! `process()` takes up to `flumeBatchSize` events, sends them as one produce request per
+//! leader (one record batch per partition), waits for the acknowledgements, and only then
+//! commits the channel transaction; any failure rolls back (the batch is redelivered, so
+//! records already acknowledged may be written twice: at-least-once, as Flume). A bad
+//! `partitionIdHeader` value or an escape that needs a missing `timestamp` header fails
+//! the whole batch every time, as in Flume (a poison pill).
+//!
+//! `kafka.producer.*` passthrough: `acks`, `compression.type` (none, gzip, snappy, lz4,
+//! zstd), `client.id`, `request.timeout.ms`, `retries`, `retry.backoff.ms`,
+//! `retry.backoff.max.ms`, `metadata.max.age.ms` and `connections.max.idle.ms` are honoured;
+//! `linger.ms`, `batch.size`, `buffer.memory`, `max.in.flight.requests.per.connection`,
+//! `key.serializer` and `value.serializer` are accepted without effect (every batch is sent
+//! at once and waited for, as Flume's `flush()` forces); `security.protocol` other than
+//! PLAINTEXT is refused; anything else is ignored with one warning.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use super::Sink;
+use async_trait::async_trait;
+use bytes::Bytes;
+use sluice_client::{
+    Acks, Client, ClientConfig, Compression, ProduceBatch, ProduceOptions, ProduceRecord,
+};
+
+use super::hdfs::escape::{EscapeSettings, Template};
+use super::{take_batch, Sink, Status};
 use crate::channel::Channel;
 use crate::conf::{ConfigError, Context};
+use crate::counters::{Counters, Kind};
+use crate::event::Event;
+
+/// Flume's `DEFAULT_TOPIC` for the sink.
+pub const DEFAULT_TOPIC: &str = "default-flume-topic";
+/// Flume's `DEFAULT_BATCH_SIZE` for the sink.
+pub const DEFAULT_BATCH_SIZE: usize = 100;
+/// The Flume header that becomes the Kafka key (and that the source and channel fill).
+pub const KEY_HEADER: &str = "key";
+/// Kafka's `metadata.max.age.ms` default: partition counts are looked up again after it.
+const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// Producer keys that need nothing from us: batching and lingering are moot when every
+/// batch is sent at once, and values are bytes.
+const PRODUCER_NO_EFFECT: &[&str] = &[
+    "linger.ms",
+    "batch.size",
+    "buffer.memory",
+    "max.in.flight.requests.per.connection",
+    "key.serializer",
+    "value.serializer",
+    "enable.idempotence",
+    "delivery.timeout.ms",
+    "max.request.size",
+    "partitioner.class",
+];
+
+/// Producer settings from `kafka.producer.*` (plus the component's own keys).
+#[derive(Debug, Clone)]
+pub(crate) struct ProducerSettings {
+    pub(crate) client: ClientConfig,
+    pub(crate) options: ProduceOptions,
+    pub(crate) metadata_max_age: Duration,
+}
+
+/// `kafka.bootstrap.servers`, else the deprecated `brokerList` (with a warning).
+pub(crate) fn bootstrap(component: &str, ctx: &Context) -> Result<String, ConfigError> {
+    if let Some(v) = ctx
+        .get("kafka.bootstrap.servers")
+        .filter(|v| !v.trim().is_empty())
+    {
+        return Ok(v.trim().to_string());
+    }
+    if let Some(v) = ctx.get("brokerList").filter(|v| !v.trim().is_empty()) {
+        tracing::warn!("{component}: brokerList is deprecated; use kafka.bootstrap.servers");
+        return Ok(v.trim().to_string());
+    }
+    Err(ctx.error(
+        "kafka.bootstrap.servers",
+        "Bootstrap Servers must be specified",
+    ))
+}
+
+fn parse_ms(ctx: &Context, key: &str) -> Result<Option<Duration>, ConfigError> {
+    match ctx.get(key) {
+        None => Ok(None),
+        Some(_) => {
+            let ms: u64 = ctx.parse(key, 0)?;
+            Ok(Some(Duration::from_millis(ms)))
+        }
+    }
+}
+
+/// Refuses a `security.protocol` other than PLAINTEXT (there is no TLS or SASL here).
+pub(crate) fn check_security(ctx: &Context) -> Result<(), ConfigError> {
+    match ctx.get("security.protocol") {
+        None => Ok(()),
+        Some(p) if p.trim().eq_ignore_ascii_case("PLAINTEXT") => Ok(()),
+        Some(p) => Err(ctx.error(
+            "security.protocol",
+            &format!("{p} is not supported by sluice-flume (only PLAINTEXT)"),
+        )),
+    }
+}
+
+/// Client settings common to producers and consumers: `client.id`, timeouts, retries.
+pub(crate) fn client_config(
+    kafka: &Context,
+    bootstrap: &str,
+    default_client_id: &str,
+) -> Result<ClientConfig, ConfigError> {
+    let mut c = ClientConfig::from_bootstrap_list(bootstrap)
+        .with_client_id(kafka.string("client.id", default_client_id));
+    if let Some(d) = parse_ms(kafka, "request.timeout.ms")? {
+        c.request_timeout = d;
+    }
+    if let Some(d) = parse_ms(kafka, "retry.backoff.ms")? {
+        c.retry_backoff = d;
+    }
+    if let Some(d) = parse_ms(kafka, "retry.backoff.max.ms")? {
+        c.retry_backoff_max = d;
+    }
+    if let Some(d) = parse_ms(kafka, "connections.max.idle.ms")? {
+        c.connections_max_idle = d;
+    }
+    if kafka.get("retries").is_some() {
+        // Java's default is Integer.MAX_VALUE bounded by delivery.timeout.ms; a huge value
+        // here would retry for hours, so it is capped.
+        let r: i64 = kafka.parse("retries", 5)?;
+        c.retries = u32::try_from(r.clamp(0, 1000)).unwrap_or(5);
+    }
+    Ok(c)
+}
+
+/// Parses an `acks` value.
+pub(crate) fn parse_acks(ctx: &Context, key: &str, value: &str) -> Result<Acks, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "all" | "-1" => Ok(Acks::All),
+        "1" => Ok(Acks::Leader),
+        "0" => Ok(Acks::None),
+        other => Err(ctx.error(
+            key,
+            &format!("{other:?} is not a valid acks value (0, 1, all or -1)"),
+        )),
+    }
+}
+
+/// Reads `kafka.producer.*` of `ctx`.
+pub(crate) fn producer_settings(
+    component: &str,
+    ctx: &Context,
+    bootstrap: &str,
+    default_acks: &str,
+) -> Result<ProducerSettings, ConfigError> {
+    let p = ctx.sub("kafka.producer.");
+    check_security(&p)?;
+    let client = client_config(&p, bootstrap, &format!("sluice-flume-{component}"))?;
+    let acks = parse_acks(&p, "acks", &p.string("acks", default_acks))?;
+    let compression = match p
+        .string("compression.type", "none")
+        .trim()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "none" => Compression::None,
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        other => {
+            return Err(p.error(
+                "compression.type",
+                &format!("{other:?} is not a compression type (none, gzip, snappy, lz4, zstd)"),
+            ))
+        }
+    };
+    let metadata_max_age = parse_ms(&p, "metadata.max.age.ms")?.unwrap_or(DEFAULT_METADATA_MAX_AGE);
+    const HONOURED: &[&str] = &[
+        "acks",
+        "compression.type",
+        "client.id",
+        "request.timeout.ms",
+        "retries",
+        "retry.backoff.ms",
+        "retry.backoff.max.ms",
+        "metadata.max.age.ms",
+        "connections.max.idle.ms",
+        "security.protocol",
+        "bootstrap.servers",
+    ];
+    for (k, _) in p.iter() {
+        if !HONOURED.contains(&k) && !PRODUCER_NO_EFFECT.contains(&k) {
+            tracing::warn!(
+                "{component}: {}{k} is not supported by sluice-flume and is ignored",
+                p.prefix()
+            );
+        }
+    }
+    Ok(ProducerSettings {
+        options: ProduceOptions {
+            acks,
+            compression,
+            timeout: client.request_timeout,
+        },
+        client,
+        metadata_max_age,
+    })
+}
+
+/// A client connected on first use (so an agent starts while Kafka is down, as Flume's
+/// producer does) and kept afterwards.
+#[derive(Debug)]
+pub(crate) struct LazyClient {
+    config: ClientConfig,
+    cell: tokio::sync::OnceCell<Client>,
+}
+
+impl LazyClient {
+    pub(crate) fn new(config: ClientConfig) -> Self {
+        LazyClient {
+            config,
+            cell: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The client, connecting first if needed.
+    pub(crate) async fn get(&self) -> Result<Client, sluice_client::Error> {
+        self.cell
+            .get_or_try_init(|| Client::connect(self.config.clone()))
+            .await
+            .cloned()
+    }
+
+    /// Whether a connection was made.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.cell.initialized()
+    }
+
+    /// The bootstrap list, for messages.
+    pub(crate) fn servers(&self) -> String {
+        self.config.bootstrap_servers.join(",")
+    }
+}
+
+/// Kafka's `Utils.murmur2`.
+pub(crate) fn murmur2(data: &[u8]) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = 0x9747_b28c ^ (len as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        if let Some(b) = rest.get(2) {
+            h ^= u32::from(*b) << 16;
+        }
+        if let Some(b) = rest.get(1) {
+            h ^= u32::from(*b) << 8;
+        }
+        if let Some(b) = rest.first() {
+            h ^= u32::from(*b);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// Kafka's default partitioner for a keyed record: `toPositive(murmur2(key)) % n`.
+pub(crate) fn key_partition(key: &[u8], partitions: i32) -> i32 {
+    if partitions <= 0 {
+        return 0;
+    }
+    (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+/// A record on its way out: topic, explicit partition (if any), and the record.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub(crate) topic: String,
+    pub(crate) partition: Option<i32>,
+    pub(crate) record: ProduceRecord,
+}
+
+/// Partition counts per topic (refreshed after `metadata.max.age.ms` or a failure) and the
+/// sticky partition rotation for records without a key.
+#[derive(Debug)]
+pub(crate) struct Partitioner {
+    max_age: Duration,
+    counts: Mutex<HashMap<String, (i32, Instant)>>,
+    sticky: AtomicU32,
+}
+
+impl Partitioner {
+    pub(crate) fn new(max_age: Duration) -> Self {
+        Partitioner {
+            max_age,
+            counts: Mutex::new(HashMap::new()),
+            sticky: AtomicU32::new(std::process::id()),
+        }
+    }
+
+    async fn count(&self, client: &Client, topic: &str) -> Result<i32, String> {
+        if let Some((n, at)) = self
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(topic)
+        {
+            if at.elapsed() < self.max_age {
+                return Ok(*n);
+            }
+        }
+        let parts = client
+            .partitions(topic)
+            .await
+            .map_err(|e| format!("looking up the partitions of topic {topic}: {e}"))?;
+        let n = i32::try_from(parts.len()).unwrap_or(i32::MAX);
+        if n == 0 {
+            return Err(format!("topic {topic} has no partitions"));
+        }
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(topic.to_string(), (n, Instant::now()));
+        Ok(n)
+    }
+
+    /// Forget every partition count (after a failed send).
+    pub(crate) fn invalidate(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Groups `records` into one batch per topic-partition, keeping their order.
+    pub(crate) async fn assemble(
+        &self,
+        client: &Client,
+        records: Vec<Outgoing>,
+    ) -> Result<Vec<ProduceBatch>, String> {
+        let sticky_base = self.sticky.fetch_add(1, Ordering::Relaxed);
+        let mut sticky: HashMap<String, i32> = HashMap::new();
+        let mut index: BTreeMap<(String, i32), usize> = BTreeMap::new();
+        let mut batches: Vec<ProduceBatch> = Vec::new();
+        for o in records {
+            let partition = match o.partition {
+                Some(p) => p,
+                None => {
+                    let n = self.count(client, &o.topic).await?;
+                    match &o.record.key {
+                        Some(k) => key_partition(k, n),
+                        None => match sticky.get(&o.topic) {
+                            Some(p) => *p,
+                            None => {
+                                let p = i32::try_from(sticky_base % n.unsigned_abs()).unwrap_or(0);
+                                sticky.insert(o.topic.clone(), p);
+                                p
+                            }
+                        },
+                    }
+                }
+            };
+            let key = (o.topic, partition);
+            match index.get(&key) {
+                Some(&i) => {
+                    if let Some(b) = batches.get_mut(i) {
+                        b.records.push(o.record);
+                    }
+                }
+                None => {
+                    index.insert(key.clone(), batches.len());
+                    batches.push(ProduceBatch {
+                        topic: key.0,
+                        partition: key.1,
+                        records: vec![o.record],
+                    });
+                }
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Sends `records` and waits for every acknowledgement.
+    pub(crate) async fn send(
+        &self,
+        client: &Client,
+        records: Vec<Outgoing>,
+        options: &ProduceOptions,
+    ) -> Result<(), String> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let batches = self.assemble(client, records).await?;
+        let results = client.produce_batches(&batches, options).await;
+        let mut errors = Vec::new();
+        for (b, r) in batches.iter().zip(results) {
+            if let Err(e) = r {
+                errors.push(format!(
+                    "{} records to {}-{}: {e}",
+                    b.records.len(),
+                    b.topic,
+                    b.partition
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            self.invalidate();
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// Where the partition of each event comes from: `partitionIdHeader`, then
+/// `defaultPartitionId`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PartitionChoice {
+    pub(crate) header: Option<String>,
+    pub(crate) default: Option<i32>,
+}
+
+impl PartitionChoice {
+    pub(crate) fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
+        let default = match ctx.get("defaultPartitionId") {
+            Some(_) => Some(ctx.parse::<i32>("defaultPartitionId", 0)?),
+            None => None,
+        };
+        Ok(PartitionChoice {
+            header: ctx.get("partitionIdHeader").map(str::to_string),
+            default,
+        })
+    }
+
+    /// The explicit partition for `e`; a header that is not an integer is an error (Flume:
+    /// "Non integer partition id specified").
+    pub(crate) fn pick(&self, e: &Event) -> Result<Option<i32>, String> {
+        if let Some(h) = &self.header {
+            if let Some(v) = e.headers.get(h) {
+                return v.trim().parse::<i32>().map(Some).map_err(|_| {
+                    format!("Non integer partition id specified: header {h} is {v:?}")
+                });
+            }
+        }
+        Ok(self.default)
+    }
+}
 
 /// Build the sink.
-pub fn build(_name: &str, ctx: &Context, _channel: Arc<dyn Channel>) -> Result<Box<dyn Sink>, ConfigError> {
-    Err(ctx.error("type", "not implemented yet"))
+pub fn build(
+    name: &str,
+    ctx: &Context,
+    channel: Arc<dyn Channel>,
+) -> Result<Box<dyn Sink>, ConfigError> {
+    Ok(Box::new(configure(name, ctx, channel)?))
+}
+
+fn configure(
+    name: &str,
+    ctx: &Context,
+    channel: Arc<dyn Channel>,
+) -> Result<KafkaSink, ConfigError> {
+    let who = format!("Kafka sink {name}");
+    let bootstrap = bootstrap(&who, ctx)?;
+    let topic = match ctx.get("kafka.topic").filter(|t| !t.is_empty()) {
+        Some(t) => t.to_string(),
+        None => match ctx.get("topic").filter(|t| !t.is_empty()) {
+            Some(t) => {
+                tracing::warn!("{who}: topic is deprecated; use kafka.topic");
+                t.to_string()
+            }
+            None => {
+                tracing::warn!(
+                    "{who}: topic was not specified; using {DEFAULT_TOPIC} as the topic"
+                );
+                DEFAULT_TOPIC.to_string()
+            }
+        },
+    };
+    let batch: i64 = match (ctx.get("flumeBatchSize"), ctx.get("batchSize")) {
+        (None, Some(_)) => {
+            tracing::warn!("{who}: batchSize is deprecated; use flumeBatchSize");
+            ctx.parse("batchSize", DEFAULT_BATCH_SIZE as i64)?
+        }
+        _ => ctx.parse("flumeBatchSize", DEFAULT_BATCH_SIZE as i64)?,
+    };
+    let batch = usize::try_from(batch)
+        .ok()
+        .filter(|b| *b > 0)
+        .ok_or_else(|| ctx.error("flumeBatchSize", "must be greater than 0"))?;
+    let mut settings = producer_settings(&who, ctx, &bootstrap, "1")?;
+    if ctx.get("kafka.producer.acks").is_none() {
+        if let Some(v) = ctx.get("requiredAcks") {
+            tracing::warn!("{who}: requiredAcks is deprecated; use kafka.producer.acks");
+            settings.options.acks = parse_acks(ctx, "requiredAcks", v)?;
+        }
+    }
+    let header_map: Vec<(String, String)> = ctx
+        .sub("header.")
+        .iter()
+        .map(|(k, p)| (k.to_string(), p.value.clone()))
+        .collect();
+    Ok(KafkaSink {
+        name: name.to_string(),
+        channel,
+        batch,
+        topic: Template::parse(&topic),
+        static_topic: topic,
+        use_avro: ctx.bool("useFlumeEventFormat", false)?,
+        allow_override: ctx.bool("allowTopicOverride", true)?,
+        topic_header: ctx.string("topicHeader", "topic"),
+        timestamp_header: ctx.get("timestampHeader").map(str::to_string),
+        header_map,
+        partition: PartitionChoice::from_context(ctx)?,
+        partitioner: Partitioner::new(settings.metadata_max_age),
+        client: LazyClient::new(settings.client.clone()),
+        options: settings.options,
+        escape: EscapeSettings::default(),
+        counters: Arc::new(Counters::new(Kind::Sink, name)),
+    })
+}
+
+struct KafkaSink {
+    name: String,
+    channel: Arc<dyn Channel>,
+    batch: usize,
+    static_topic: String,
+    topic: Template,
+    use_avro: bool,
+    allow_override: bool,
+    topic_header: String,
+    timestamp_header: Option<String>,
+    header_map: Vec<(String, String)>,
+    partition: PartitionChoice,
+    partitioner: Partitioner,
+    client: LazyClient,
+    options: ProduceOptions,
+    escape: EscapeSettings,
+    counters: Arc<Counters>,
+}
+
+impl KafkaSink {
+    /// The record for one event (Flume's per-event part of `process()`).
+    fn record(&self, e: &Event) -> Result<Outgoing, String> {
+        let topic = if self.allow_override {
+            match e.headers.get(&self.topic_header) {
+                Some(t) => t.clone(),
+                None => self
+                    .topic
+                    .escape(
+                        &e.headers,
+                        &self.escape,
+                        chrono::Utc::now().timestamp_millis(),
+                    )
+                    .map_err(|err| format!("topic {:?}: {err}", self.static_topic))?,
+            }
+        } else {
+            self.static_topic.clone()
+        };
+        let partition = self.partition.pick(e)?;
+        let timestamp = self.timestamp_header.as_ref().and_then(|h| {
+            let v = e.headers.get(h)?;
+            match v.trim().parse::<i64>() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    tracing::warn!(
+                        "Kafka sink {}: invalid timestamp in header {h} - {v}",
+                        self.name
+                    );
+                    None
+                }
+            }
+        });
+        let value: Bytes = if self.use_avro {
+            Bytes::from(sluice_flume_rpc::encode_event(e))
+        } else {
+            e.body.clone()
+        };
+        let mut record = ProduceRecord::new(value);
+        record.key = e
+            .headers
+            .get(KEY_HEADER)
+            .map(|k| Bytes::copy_from_slice(k.as_bytes()));
+        record.timestamp = timestamp;
+        for (flume, kafka) in &self.header_map {
+            if let Some(v) = e.headers.get(flume) {
+                record = record.with_header(kafka.clone(), Bytes::copy_from_slice(v.as_bytes()));
+            }
+        }
+        Ok(Outgoing {
+            topic,
+            partition,
+            record,
+        })
+    }
+
+    async fn deliver(&self, events: &[Event]) -> Result<(), String> {
+        let records = events
+            .iter()
+            .map(|e| self.record(e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = match self.client.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                self.counters.inc("ConnectionFailedCount");
+                return Err(format!(
+                    "cannot connect to Kafka at {}: {e}",
+                    self.client.servers()
+                ));
+            }
+        };
+        self.partitioner.send(&client, records, &self.options).await
+    }
+}
+
+#[async_trait]
+impl Sink for KafkaSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn channel(&self) -> &Arc<dyn Channel> {
+        &self.channel
+    }
+
+    fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    fn batch_size(&self) -> Option<usize> {
+        Some(self.batch)
+    }
+
+    async fn process(&mut self) -> anyhow::Result<Status> {
+        let mut tx = self.channel.begin();
+        let events = match take_batch(&mut tx, self.batch, &self.counters).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.counters.inc("ChannelReadFail");
+                let _ = tx.rollback().await;
+                return Err(anyhow::anyhow!(
+                    "Kafka sink {}: taking from channel {}: {e}",
+                    self.name,
+                    self.channel.name()
+                ));
+            }
+        };
+        if events.is_empty() {
+            tx.commit().await?;
+            return Ok(Status::Backoff);
+        }
+        let connected = self.client.is_connected();
+        if let Err(e) = self.deliver(&events).await {
+            self.counters.inc("EventWriteFail");
+            if let Err(rb) = tx.rollback().await {
+                tracing::error!("Kafka sink {}: rollback failed: {rb}", self.name);
+            }
+            return Err(anyhow::anyhow!(
+                "Kafka sink {}: failed to publish events: {e}",
+                self.name
+            ));
+        }
+        if !connected && self.client.is_connected() {
+            self.counters.inc("ConnectionCreatedCount");
+        }
+        if let Err(e) = tx.commit().await {
+            self.counters.inc("ChannelReadFail");
+            let _ = tx.rollback().await;
+            return Err(anyhow::anyhow!(
+                "Kafka sink {}: events were sent but the commit on channel {} failed (they will be sent again): {e}",
+                self.name,
+                self.channel.name()
+            ));
+        }
+        self.counters.add(
+            "EventDrainSuccessCount",
+            i64::try_from(events.len()).unwrap_or(i64::MAX),
+        );
+        Ok(Status::Ready)
+    }
+
+    async fn stop(&mut self) {
+        tracing::info!("Kafka sink {} stopped", self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryConfig};
+
+    #[test]
+    fn murmur2_matches_kafka() {
+        // Vectors from Kafka's UtilsTest.testMurmur2.
+        let cases: &[(&[u8], i32)] = &[
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
+            (b"abc", 479_470_107),
+        ];
+        for (data, want) in cases {
+            assert_eq!(murmur2(data), *want, "{:?}", String::from_utf8_lossy(data));
+        }
+        assert!((0..7).contains(&key_partition(b"foobar", 7)));
+        assert_eq!(
+            key_partition(b"foobar", 7),
+            (-790_332_482i32 & 0x7fff_ffff) % 7
+        );
+    }
+
+    fn memory() -> Arc<dyn Channel> {
+        Arc::new(MemoryChannel::new(
+            "c1",
+            MemoryConfig {
+                capacity: 10,
+                transaction_capacity: 10,
+                keep_alive: Duration::from_millis(1),
+                byte_slots: None,
+            },
+        ))
+    }
+
+    fn sink(pairs: &[(&str, &str)]) -> KafkaSink {
+        let mut all = vec![("kafka.bootstrap.servers", "127.0.0.1:1")];
+        all.extend_from_slice(pairs);
+        configure("k1", &Context::from_pairs("a1.sinks.k1.", all), memory()).unwrap()
+    }
+
+    #[test]
+    fn topic_override_escapes_key_partition_timestamp_and_headers() {
+        let s = sink(&[
+            ("kafka.topic", "t-%{app}"),
+            ("partitionIdHeader", "p"),
+            ("defaultPartitionId", "2"),
+            ("timestampHeader", "ts"),
+            ("header.trace", "X-Trace"),
+        ]);
+        let e = Event::new("body")
+            .with_header("app", "web")
+            .with_header("key", "k1")
+            .with_header("ts", "1234")
+            .with_header("trace", "abc");
+        let o = s.record(&e).unwrap();
+        assert_eq!(o.topic, "t-web");
+        assert_eq!(o.partition, Some(2));
+        assert_eq!(o.record.key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(o.record.timestamp, Some(1234));
+        assert_eq!(o.record.value.as_deref(), Some(&b"body"[..]));
+        assert_eq!(o.record.headers.len(), 1);
+        assert_eq!(o.record.headers[0].key, "X-Trace");
+
+        let o = s
+            .record(
+                &e.clone()
+                    .with_header("topic", "other")
+                    .with_header("p", "5"),
+            )
+            .unwrap();
+        assert_eq!(o.topic, "other");
+        assert_eq!(o.partition, Some(5));
+        assert!(s
+            .record(&e.clone().with_header("p", "x"))
+            .unwrap_err()
+            .contains("Non integer partition id"));
+        // A bad timestamp header is ignored, as in Flume.
+        assert_eq!(
+            s.record(&e.clone().with_header("ts", "soon"))
+                .unwrap()
+                .record
+                .timestamp,
+            None
+        );
+    }
+
+    #[test]
+    fn without_override_the_topic_is_used_verbatim_and_avro_keeps_headers() {
+        let s = sink(&[
+            ("kafka.topic", "t-%{app}"),
+            ("allowTopicOverride", "false"),
+            ("useFlumeEventFormat", "true"),
+        ]);
+        let e = Event::new("body")
+            .with_header("app", "web")
+            .with_header("topic", "x");
+        let o = s.record(&e).unwrap();
+        assert_eq!(o.topic, "t-%{app}");
+        let back = sluice_flume_rpc::decode_event(o.record.value.as_deref().unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn config_defaults_and_errors() {
+        let ch = memory;
+        let ctx = Context::from_pairs("a1.sinks.k1.", [("kafka.topic", "t")]);
+        let err = build("k1", &ctx, ch()).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("a1.sinks.k1.kafka.bootstrap.servers"),
+            "{err}"
+        );
+
+        let ctx = Context::from_pairs("a1.sinks.k1.", [("brokerList", "h:1"), ("batchSize", "7")]);
+        assert_eq!(build("k1", &ctx, ch()).unwrap().batch_size(), Some(7));
+
+        let ctx = Context::from_pairs(
+            "a1.sinks.k1.",
+            [
+                ("kafka.bootstrap.servers", "h:1"),
+                ("kafka.producer.compression.type", "brotli"),
+            ],
+        );
+        let err = build("k1", &ctx, ch()).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("a1.sinks.k1.kafka.producer.compression.type"),
+            "{err}"
+        );
+
+        let ctx = Context::from_pairs(
+            "a1.sinks.k1.",
+            [
+                ("kafka.bootstrap.servers", "h:1"),
+                ("kafka.producer.security.protocol", "SASL_SSL"),
+            ],
+        );
+        assert!(build("k1", &ctx, ch()).is_err());
+
+        let ctx = Context::from_pairs("a1.sinks.k1.", [("kafka.bootstrap.servers", "h:1")]);
+        let s = producer_settings("k1", &ctx, "h:1", "1").unwrap();
+        assert_eq!(s.options.acks, Acks::Leader);
+        let ctx = Context::from_pairs("a1.sinks.k1.", [("kafka.producer.acks", "all")]);
+        assert_eq!(
+            producer_settings("k1", &ctx, "h:1", "1")
+                .unwrap()
+                .options
+                .acks,
+            Acks::All
+        );
+    }
 }
