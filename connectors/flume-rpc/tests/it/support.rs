@@ -79,17 +79,22 @@ impl Collector {
         self.events.lock().unwrap().clone()
     }
 
-    /// Waits until `pred` holds for the events received so far.
-    pub async fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&[Event]) -> bool) {
+    /// Waits until `pred` holds for the events received so far; on timeout, says how many
+    /// events did arrive.
+    pub async fn wait_for(
+        &self,
+        limit: Duration,
+        pred: impl Fn(&[Event]) -> bool,
+    ) -> Result<(), String> {
         let end = tokio::time::Instant::now() + limit;
         loop {
             let notified = self.notify.notified();
             if pred(&self.events.lock().unwrap()) {
-                return;
+                return Ok(());
             }
             if tokio::time::timeout_at(end, notified).await.is_err() {
                 let got = self.events.lock().unwrap().len();
-                panic!("timed out after {limit:?} waiting for {what} ({got} events received)");
+                return Err(format!("timed out after {limit:?} ({got} events received)"));
             }
         }
     }
