@@ -608,3 +608,162 @@ async fn avro_sink_to_avro_source_with_deflate() {
         "a plain client must not get through a deflate source"
     );
 }
+
+/// A one-datanode HDFS from `compat-tests/scripts/start-minidfs.sh`, stopped on drop.
+struct MiniDfs {
+    child: Option<std::process::Child>,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl MiniDfs {
+    fn start() -> MiniDfs {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compat-tests/scripts");
+        let installed = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../compat-tests/.cache/hadoop-3.3.6/.installed");
+        assert!(
+            installed.exists(),
+            "Hadoop's MiniDFSCluster is not installed: run compat-tests/scripts/install-hadoop.sh"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("minidfs-")
+            .tempdir()
+            .unwrap();
+        let mut child = Command::new("bash")
+            .arg(scripts.join("start-minidfs.sh"))
+            .arg(dir.path().join("dfs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                fs::File::create(dir.path().join("stderr.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let port = loop {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) => {
+                    if let Some(p) = line.strip_prefix("namenode port ") {
+                        break p.trim().parse().unwrap();
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let log = fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+                    panic!("MiniDFSCluster did not start ({e:?}):\n{log}");
+                }
+            }
+        };
+        MiniDfs {
+            child: Some(child),
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn client(&self) -> hdfs_native::Client {
+        hdfs_native::ClientBuilder::new()
+            .with_url(format!("hdfs://127.0.0.1:{}", self.port))
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for MiniDfs {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Closing stdin shuts the cluster down; kill in case it does not.
+            drop(c.stdin.take());
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// (name, contents) of the files in `dir` on HDFS, sorted by name.
+async fn hdfs_files(client: &hdfs_native::Client, dir: &str) -> Vec<(String, String)> {
+    let Ok(list) = client.list_status(dir, false).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for st in list {
+        let name = st.path.rsplit('/').next().unwrap_or("").to_string();
+        let path = format!("{dir}/{name}");
+        let Ok(reader) = client.read(&path).await else {
+            continue;
+        };
+        let Ok(bytes) = reader.read_range(0, reader.file_length()).await else {
+            continue;
+        };
+        out.push((name, String::from_utf8_lossy(&bytes).into_owned()));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hdfs_sink_writes_to_a_real_hdfs() {
+    let dfs = MiniDfs::start();
+    let port = free_port();
+    let cfg = avro_to_sink(
+        port,
+        &[
+            "type = hdfs",
+            &format!("hdfs.path = hdfs://127.0.0.1:{}/flume/%{{app}}", dfs.port),
+            "hdfs.fileType = DataStream",
+            "hdfs.rollCount = 3",
+            "hdfs.rollSize = 0",
+            "hdfs.rollInterval = 0",
+        ],
+    );
+    let mut agent = start(&cfg);
+    send_batch(port, &events("d", 4, &[("app", "web")]), Compression::None).await;
+    let client = dfs.client();
+    // The in-use file's last block is still being written: readers that ask only the
+    // namenode (as hdfs-native does) see its length as 0 until it is closed, so only its
+    // name is checked here; its contents are checked after the stop closes it.
+    let files = eventually(
+        WAIT,
+        "3 events in a closed HDFS file and an in-use one",
+        || {
+            let client = &client;
+            async move {
+                let f = hdfs_files(client, "/flume/web").await;
+                let closed: Vec<&str> = f
+                    .iter()
+                    .filter(|(n, _)| !n.ends_with(".tmp"))
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                let in_use = f.iter().filter(|(n, _)| n.ends_with(".tmp")).count();
+                (closed == ["d0\nd1\nd2\n"] && in_use == 1).then_some(f)
+            }
+        },
+    )
+    .await;
+    assert!(
+        files.iter().all(|(n, _)| n.starts_with("FlumeData.")),
+        "{files:?}"
+    );
+    let status = agent.terminate(WAIT);
+    assert!(status.success(), "{status}");
+    let after = hdfs_files(&client, "/flume/web").await;
+    assert!(
+        after.iter().all(|(n, _)| !n.ends_with(".tmp")),
+        "renamed on stop: {after:?}"
+    );
+    assert_eq!(
+        after.iter().map(|(_, s)| s.as_str()).collect::<String>(),
+        "d0\nd1\nd2\nd3\n"
+    );
+}
