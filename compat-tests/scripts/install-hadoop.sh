@@ -2,7 +2,9 @@
 # Installs Hadoop 3.3.6's HDFS with its test classes (MiniDFSCluster) from Maven Central into
 # compat-tests/.cache/hadoop-3.3.6/lib/, and compiles the small launcher
 # compat-tests/scripts/minidfs/MiniDfs.java into .../classes/. The sluice-flume hdfs sink
-# tests start a one-datanode HDFS from them with start-minidfs.sh.
+# tests start a one-datanode HDFS from them with start-minidfs.sh, and read files back with
+# Hadoop's own `fs -text` through hadoop-fs.sh (which needs the empty core-site.xml in
+# .../conf/).
 #
 # Idempotent: a marker file records a finished install, so a re-run returns at once.
 set -euo pipefail
@@ -19,7 +21,8 @@ libs="$home/lib"
 classes="$home/classes"
 marker="$home/.installed"
 src="$here/minidfs/MiniDfs.java"
-stamp="$HADOOP_VERSION $(sha256sum "$src" | cut -c1-16)"
+# Any change to this script or the launcher re-runs the install (the jars stay cached).
+stamp="$HADOOP_VERSION $(cat "$src" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)"
 
 if [[ -f "$marker" ]] && [[ "$(cat "$marker")" == "$stamp" ]]; then
     exit 0
@@ -68,6 +71,9 @@ POM
     mv "$libs.tmp" "$libs"
     touch "$home/.jars-$HADOOP_VERSION"
 fi
+
+mkdir -p "$home/conf"
+echo '<?xml version="1.0"?><configuration></configuration>' >"$home/conf/core-site.xml"
 
 rm -rf "$classes"
 mkdir -p "$classes"

@@ -767,3 +767,89 @@ async fn hdfs_sink_writes_to_a_real_hdfs() {
         "d0\nd1\nd2\nd3\n"
     );
 }
+
+/// `hadoop fs -text <file>` with Hadoop 3.3.6's own classes (compat-tests/scripts/hadoop-fs.sh).
+fn hadoop_fs_text(file: &Path) -> String {
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../compat-tests/.cache/hadoop-3.3.6/.installed");
+    assert!(
+        installed.exists(),
+        "Hadoop is not installed: run compat-tests/scripts/install-hadoop.sh"
+    );
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../compat-tests/scripts/hadoop-fs.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .arg("-text")
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hadoop fs -text {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn hdfs_files_read_back_with_hadoop_fs_text() {
+    let port = free_port();
+    let out = tempfile::tempdir().unwrap();
+    let d = out.path().display();
+    let cfg = format!(
+        "a1.sources = r1\n\
+         a1.channels = c1 c2 c3\n\
+         a1.sinks = k1 k2 k3\n\
+         a1.sources.r1.type = avro\n\
+         a1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = {port}\n\
+         a1.sources.r1.channels = c1 c2 c3\n\
+         a1.channels.c1.type = memory\n\
+         a1.channels.c2.type = memory\n\
+         a1.channels.c3.type = memory\n\
+         a1.sinks.k1.type = hdfs\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k1.hdfs.path = {d}/writable\n\
+         a1.sinks.k2.type = hdfs\n\
+         a1.sinks.k2.channel = c2\n\
+         a1.sinks.k2.hdfs.path = {d}/text\n\
+         a1.sinks.k2.hdfs.writeFormat = Text\n\
+         a1.sinks.k3.type = hdfs\n\
+         a1.sinks.k3.channel = c3\n\
+         a1.sinks.k3.hdfs.path = {d}/gzip\n\
+         a1.sinks.k3.hdfs.fileType = CompressedStream\n\
+         a1.sinks.k3.hdfs.codeC = gzip\n"
+    );
+    let mut agent = start(&cfg);
+    let batch = vec![
+        Event::new("alpha").with_header("timestamp", "1000"),
+        Event::new("beta").with_header("timestamp", "2000"),
+    ];
+    send_batch(port, &batch, Compression::None).await;
+    poll_until(WAIT, "an in-use file per sink", || {
+        let f = files_under(out.path());
+        (f.len() == 3
+            && f.iter()
+                .all(|p| fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false)))
+        .then_some(())
+    });
+    let status = agent.terminate(WAIT);
+    assert!(status.success(), "{status}");
+    let one = |sub: &str| {
+        let f = files_under(&out.path().join(sub));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(!name_of(&f[0]).ends_with(".tmp"), "{f:?}");
+        f[0].clone()
+    };
+    // BytesWritable prints as hex bytes, Text as text; the codec comes from the .gz name.
+    assert_eq!(
+        hadoop_fs_text(&one("writable")),
+        "1000\t61 6c 70 68 61\n2000\t62 65 74 61\n"
+    );
+    assert_eq!(hadoop_fs_text(&one("text")), "1000\talpha\n2000\tbeta\n");
+    let gz = one("gzip");
+    assert!(name_of(&gz).ends_with(".gz"), "{gz:?}");
+    assert_eq!(hadoop_fs_text(&gz), "alpha\nbeta\n");
+}
