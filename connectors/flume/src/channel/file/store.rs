@@ -987,6 +987,16 @@ fn recover(name: &str, cfg: &FileConfig) -> anyhow::Result<Recovery> {
     let mut scanned = Vec::new();
     for (id, path) in files.iter().filter(|(id, _)| **id >= from.file) {
         let start = if *id == from.file { from.offset } else { 0 };
+        if *id == from.file {
+            let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if size < start {
+                tracing::warn!(
+                    "file channel {name}: {} is {size} bytes, shorter than the {start} bytes the checkpoint covers; \
+                     it was cut after the checkpoint was written, and events in the lost part cannot be read",
+                    path.display()
+                );
+            }
+        }
         let (end, good) = record::scan(path, *id, start, |item| {
             if item.meta.woid > ckpt_woid {
                 replay.apply(&item);
