@@ -155,14 +155,13 @@ async fn file_roll_starts_a_new_file_every_interval() {
         let (ms, idx) = core.split_once('-').unwrap();
         (ms.parse().unwrap(), idx.parse().unwrap())
     };
-    let first_done = poll_until(WAIT, "the first batch in a file", || {
+    poll_until(WAIT, "the first batch in a file", || {
         let all: String = files_under(out.path())
             .iter()
             .map(|p| fs::read_to_string(p).unwrap())
             .collect();
         (all == "first-0\nfirst-1\nfirst-2\n").then_some(())
     });
-    let _ = first_done;
     // The roll timer starts a new file even with nothing to write.
     let files = poll_until(WAIT, "a second file", || {
         let f = files_under(out.path());
