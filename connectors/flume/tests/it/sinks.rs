@@ -852,3 +852,30 @@ async fn hdfs_files_read_back_with_hadoop_fs_text() {
     assert!(name_of(&gz).ends_with(".gz"), "{gz:?}");
     assert_eq!(hadoop_fs_text(&gz), "alpha\nbeta\n");
 }
+
+#[tokio::test]
+async fn hdfs_max_open_files_closes_the_least_recently_used_bucket() {
+    let port = free_port();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = avro_to_sink(
+        port,
+        &[
+            "type = hdfs",
+            &format!("hdfs.path = {}/%{{app}}", out.path().display()),
+            "hdfs.fileType = DataStream",
+            "hdfs.rollInterval = 0",
+            "hdfs.maxOpenFiles = 1",
+        ],
+    );
+    let _agent = start(&cfg);
+    let mut batch = events("a", 2, &[("app", "a")]);
+    batch.extend(events("b", 1, &[("app", "b")]));
+    send_batch(port, &batch, Compression::None).await;
+    poll_until(WAIT, "bucket a closed when bucket b opened", || {
+        let a = flume_data(&out.path().join("a"));
+        let b = flume_data(&out.path().join("b"));
+        let a_shape: Vec<(bool, &str)> = a.iter().map(|(_, c, s)| (*c, s.as_str())).collect();
+        let b_shape: Vec<(bool, &str)> = b.iter().map(|(_, c, s)| (*c, s.as_str())).collect();
+        (a_shape == [(true, "a0\na1\n")] && b_shape == [(false, "b0\n")]).then_some(())
+    });
+}
