@@ -273,11 +273,7 @@ impl Inner {
 
     /// Joins the group if not yet joined, and handles a pending rebalance (only between
     /// transactions' takes: `holding` says the caller's transaction already took some).
-    async fn ready(
-        &self,
-        st: &mut ConsumerState,
-        holding: bool,
-    ) -> Result<bool, ChannelError> {
+    async fn ready(&self, st: &mut ConsumerState, holding: bool) -> Result<bool, ChannelError> {
         if st.closed {
             return Err(ChannelError::Closed(self.name.clone()));
         }
@@ -398,16 +394,17 @@ impl Channel for KafkaChannel {
     async fn stop(&self) {
         let mut st = self.inner.consumer.lock().await;
         st.closed = true;
+        let partitions: Vec<i32> = st
+            .group
+            .as_ref()
+            .map(|g| g.assigned().into_iter().map(|(_, p)| p).collect())
+            .unwrap_or_default();
+        let offsets = st.commits(&self.inner.topic, partitions);
         if let Some(g) = st.group.take() {
-            let partitions: Vec<i32> = g.assigned().into_iter().map(|(_, p)| p).collect();
-            st.group = Some(g);
-            let offsets = st.commits(&self.inner.topic, partitions);
-            if let Some(g) = st.group.take() {
-                if let Err(e) = g.commit(&offsets).await {
-                    tracing::warn!("{}: final offset commit failed: {e}", self.inner.who);
-                }
-                g.leave().await;
+            if let Err(e) = g.commit(&offsets).await {
+                tracing::warn!("{}: final offset commit failed: {e}", self.inner.who);
             }
+            g.leave().await;
         }
         tracing::info!("Kafka channel {} stopped", self.inner.name);
     }

@@ -78,8 +78,11 @@ const PRODUCER_NO_EFFECT: &[&str] = &[
 /// Producer settings from `kafka.producer.*` (plus the component's own keys).
 #[derive(Debug, Clone)]
 pub(crate) struct ProducerSettings {
+    /// Connection settings.
     pub(crate) client: ClientConfig,
+    /// Acks, compression, broker-side timeout.
     pub(crate) options: ProduceOptions,
+    /// How long partition counts are trusted.
     pub(crate) metadata_max_age: Duration,
 }
 
@@ -236,6 +239,7 @@ pub(crate) struct LazyClient {
 }
 
 impl LazyClient {
+    /// A client for `config`, not connected yet.
     pub(crate) fn new(config: ClientConfig) -> Self {
         LazyClient {
             config,
@@ -307,8 +311,11 @@ pub(crate) fn key_partition(key: &[u8], partitions: i32) -> i32 {
 /// A record on its way out: topic, explicit partition (if any), and the record.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
+    /// Destination topic.
     pub(crate) topic: String,
+    /// Explicit partition; `None` lets the partitioner choose.
     pub(crate) partition: Option<i32>,
+    /// The record.
     pub(crate) record: ProduceRecord,
 }
 
@@ -322,6 +329,7 @@ pub(crate) struct Partitioner {
 }
 
 impl Partitioner {
+    /// Partition counts are looked up again after `max_age`.
     pub(crate) fn new(max_age: Duration) -> Self {
         Partitioner {
             max_age,
@@ -448,11 +456,14 @@ impl Partitioner {
 /// `defaultPartitionId`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PartitionChoice {
+    /// `partitionIdHeader`.
     pub(crate) header: Option<String>,
+    /// `defaultPartitionId`.
     pub(crate) default: Option<i32>,
 }
 
 impl PartitionChoice {
+    /// `partitionIdHeader` and `defaultPartitionId` of `ctx`.
     pub(crate) fn from_context(ctx: &Context) -> Result<Self, ConfigError> {
         let default = match ctx.get("defaultPartitionId") {
             Some(_) => Some(ctx.parse::<i32>("defaultPartitionId", 0)?),

@@ -87,21 +87,29 @@ const CONSUMER_NO_EFFECT: &[&str] = &[
 /// `auto.offset.reset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reset {
+    /// The log start offset.
     Earliest,
+    /// The high watermark.
     Latest,
+    /// No position: an error (Kafka's `NoOffsetForPartitionException`).
     None,
 }
 
 /// Consumer settings from `kafka.consumer.*`.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerSettings {
+    /// Connection settings.
     pub(crate) client: ClientConfig,
+    /// `group.id`.
     pub(crate) group_id: String,
+    /// `auto.offset.reset`.
     pub(crate) reset: Reset,
     session_timeout: Option<Duration>,
     heartbeat_interval: Option<Duration>,
     rebalance_timeout: Option<Duration>,
+    /// `max.partition.fetch.bytes`.
     pub(crate) max_partition_fetch_bytes: i32,
+    /// `metadata.max.age.ms`: how often subscriptions and partition counts are checked.
     pub(crate) metadata_max_age: Duration,
 }
 

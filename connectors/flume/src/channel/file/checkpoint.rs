@@ -194,7 +194,7 @@ impl<'a> Reader<'a> {
                 self.at - 4
             ));
         }
-        Ok(n as usize)
+        usize::try_from(n).map_err(|_| format!("count {n} is too large"))
     }
 }
 

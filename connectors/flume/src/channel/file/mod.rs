@@ -406,6 +406,12 @@ impl Transaction for FileTransaction {
             self.done = true;
             return Ok(());
         };
+        if self.puts.is_empty() && self.takes.is_empty() && self.lost.is_empty() {
+            // Nothing was logged for it (takes that found the channel empty): nothing to
+            // commit, and no fsync for a sink polling an empty channel.
+            self.done = true;
+            return Ok(());
+        }
         let mut taken: Vec<Ptr> = self.takes.iter().map(|e| e.ptr).collect();
         taken.extend(self.lost.iter().copied());
         let woid = self.store.commit(txn, &mut self.puts, &taken)?;

@@ -224,7 +224,7 @@ pub(super) fn parse_put(payload: &[u8]) -> Result<Event, String> {
             be_u32(payload, at).ok_or_else(|| format!("put record: {what} length is cut short"))?;
         let start = at + 4;
         let end = start
-            .checked_add(n as usize)
+            .checked_add(usize::try_from(n).unwrap_or(usize::MAX))
             .filter(|e| *e <= payload.len())
             .ok_or_else(|| format!("put record: {what} of {n} bytes runs past the record"))?;
         at = end;
@@ -333,7 +333,7 @@ pub(super) fn scan(
                 remaining - PREFIX_LEN as u64
             ));
         }
-        body.resize(len as usize, 0);
+        body.resize(usize::try_from(len).unwrap_or(0), 0);
         r.read_exact(&mut body)?;
         let (meta, payload) = match parse_body(&body, crc) {
             Ok(v) => v,
@@ -373,7 +373,8 @@ pub(super) fn read_put(file: &File, offset: u64) -> Result<Event, String> {
             "record at offset {offset} has impossible length {len}"
         ));
     }
-    let mut body = vec![0u8; len as usize];
+    let mut body =
+        vec![0u8; usize::try_from(len).map_err(|_| format!("record length {len} is too large"))?];
     file.read_exact_at(&mut body, offset + PREFIX_LEN as u64)
         .map_err(|e| format!("reading the {len}-byte record at offset {offset}: {e}"))?;
     let (meta, payload) =

@@ -384,3 +384,23 @@ fn config_keys_and_checks() {
     let ctx = Context::from_pairs("a1.channels.c1.", [("encryption.activeKey", "key-0")]);
     assert!(FileConfig::from_context("c1", &ctx).is_err());
 }
+
+#[tokio::test]
+async fn polling_an_empty_channel_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let ch = open(&cfg).await;
+    put(&ch, &["a"]).await;
+    assert_eq!(drain(&ch).await, ["a"]);
+    let file = logs(dir.path()).pop().unwrap();
+    let before = std::fs::metadata(&file).unwrap().len();
+    for _ in 0..10 {
+        let mut tx = ch.begin();
+        assert!(tx.take().await.unwrap().is_none());
+        tx.commit().await.unwrap();
+        let mut tx = ch.begin();
+        assert!(tx.take().await.unwrap().is_none());
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), before);
+}
