@@ -112,18 +112,15 @@ impl ChannelProcessor {
                     v.push(e.clone());
                 }
             }
-            match route.required.split_last() {
-                Some((&last, rest)) => {
-                    for &i in rest {
-                        if let Some(v) = required.get_mut(i) {
-                            v.push(e.clone());
-                        }
-                    }
-                    if let Some(v) = required.get_mut(last) {
-                        v.push(e);
+            if let Some((&last, rest)) = route.required.split_last() {
+                for &i in rest {
+                    if let Some(v) = required.get_mut(i) {
+                        v.push(e.clone());
                     }
                 }
-                None => {}
+                if let Some(v) = required.get_mut(last) {
+                    v.push(e);
+                }
             }
         }
         for (ch, batch) in self.channels.iter().zip(required) {
