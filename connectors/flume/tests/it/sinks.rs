@@ -799,15 +799,16 @@ async fn hdfs_files_read_back_with_hadoop_fs_text() {
     let d = out.path().display();
     let cfg = format!(
         "a1.sources = r1\n\
-         a1.channels = c1 c2 c3\n\
-         a1.sinks = k1 k2 k3\n\
+         a1.channels = c1 c2 c3 c4\n\
+         a1.sinks = k1 k2 k3 k4\n\
          a1.sources.r1.type = avro\n\
          a1.sources.r1.bind = 127.0.0.1\n\
          a1.sources.r1.port = {port}\n\
-         a1.sources.r1.channels = c1 c2 c3\n\
+         a1.sources.r1.channels = c1 c2 c3 c4\n\
          a1.channels.c1.type = memory\n\
          a1.channels.c2.type = memory\n\
          a1.channels.c3.type = memory\n\
+         a1.channels.c4.type = memory\n\
          a1.sinks.k1.type = hdfs\n\
          a1.sinks.k1.channel = c1\n\
          a1.sinks.k1.hdfs.path = {d}/writable\n\
@@ -819,7 +820,11 @@ async fn hdfs_files_read_back_with_hadoop_fs_text() {
          a1.sinks.k3.channel = c3\n\
          a1.sinks.k3.hdfs.path = {d}/gzip\n\
          a1.sinks.k3.hdfs.fileType = CompressedStream\n\
-         a1.sinks.k3.hdfs.codeC = gzip\n"
+         a1.sinks.k3.hdfs.codeC = gzip\n\
+         a1.sinks.k4.type = hdfs\n\
+         a1.sinks.k4.channel = c4\n\
+         a1.sinks.k4.hdfs.path = {d}/deflate\n\
+         a1.sinks.k4.hdfs.codeC = deflate\n"
     );
     let mut agent = start(&cfg);
     let batch = vec![
@@ -829,7 +834,7 @@ async fn hdfs_files_read_back_with_hadoop_fs_text() {
     send_batch(port, &batch, Compression::None).await;
     poll_until(WAIT, "an in-use file per sink", || {
         let f = files_under(out.path());
-        (f.len() == 3
+        (f.len() == 4
             && f.iter()
                 .all(|p| fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false)))
         .then_some(())
@@ -851,6 +856,13 @@ async fn hdfs_files_read_back_with_hadoop_fs_text() {
     let gz = one("gzip");
     assert!(name_of(&gz).ends_with(".gz"), "{gz:?}");
     assert_eq!(hadoop_fs_text(&gz), "alpha\nbeta\n");
+    // A block-compressed SequenceFile (DefaultCodec), named with the codec's extension.
+    let deflate = one("deflate");
+    assert!(name_of(&deflate).ends_with(".deflate"), "{deflate:?}");
+    assert_eq!(
+        hadoop_fs_text(&deflate),
+        "1000\t61 6c 70 68 61\n2000\t62 65 74 61\n"
+    );
 }
 
 #[tokio::test]

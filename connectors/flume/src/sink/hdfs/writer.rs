@@ -1,10 +1,14 @@
 //! The three `hdfs.fileType`s, as encoders into a byte buffer (the sink writes the buffer to
 //! the file and flushes it once per transaction):
-//! - `SequenceFile`: a Hadoop SequenceFile, version 6, uncompressed: `SEQ` 6, the key and
-//!   value class names, two `false` compression flags, empty metadata, a 16-byte sync marker;
+//! - `SequenceFile`: a Hadoop SequenceFile, version 6: `SEQ` 6, the key and value class
+//!   names, the compression flags, empty metadata, a 16-byte sync marker. Uncompressed,
 //!   records are `int recordLength, int keyLength, key, value`; a sync escape (`-1` + marker)
 //!   is written at every flush that follows new records (Hadoop's `Writer.sync()`, which
 //!   Flume calls on each batch) and whenever 100 KiB of records passed without one. With
+//!   `hdfs.codeC = deflate` (Hadoop's `DefaultCodec`; Flume always uses BLOCK compression)
+//!   each flush writes one block: sync escape, record count, then key lengths, keys, value
+//!   lengths and values, each as its own zlib stream (Hadoop's `BlockCompressWriter`). Gzip
+//!   is refused for SequenceFiles, as Hadoop refuses it without its native library. With
 //!   `hdfs.writeFormat = Writable` (the default) key/value are `LongWritable` (the
 //!   `timestamp` header, or now) and `BytesWritable` (the body); with `Text` the value is a
 //!   `Text`. A non-numeric `timestamp` header fails the append, as Java's `Long.valueOf` does.
@@ -81,8 +85,8 @@ impl Codec {
 /// What kind of file the sink writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileFormat {
-    /// A Hadoop SequenceFile.
-    SequenceFile(WriteFormat),
+    /// A Hadoop SequenceFile; block-compressed with `DefaultCodec` when the flag is set.
+    SequenceFile(WriteFormat, bool),
     /// Serializer output.
     DataStream(SerializerSpec),
     /// Serializer output through a codec.
@@ -110,7 +114,9 @@ impl FileFormat {
     /// An encoder for a new file.
     pub fn writer(&self) -> Box<dyn FormatWriter> {
         match self {
-            FileFormat::SequenceFile(f) => Box::new(SequenceFileWriter::new(*f)),
+            FileFormat::SequenceFile(f, compressed) => {
+                Box::new(SequenceFileWriter::new(*f, *compressed))
+            }
             FileFormat::DataStream(s) => Box::new(DataStream {
                 serializer: s.build(),
             }),
@@ -162,18 +168,46 @@ fn be_len(n: usize) -> [u8; 4] {
     i32::try_from(n).unwrap_or(i32::MAX).to_be_bytes()
 }
 
+/// Hadoop's `io.seqfile.compress.blocksize` default: buffered key and value bytes that make
+/// a block-compressed SequenceFile write a block without waiting for a flush.
+const SEQ_COMPRESS_BLOCK_SIZE: usize = 1_000_000;
+
+/// The four buffers of a block-compressed SequenceFile's pending block.
+#[derive(Default)]
+struct Block {
+    records: i64,
+    key_lens: Vec<u8>,
+    keys: Vec<u8>,
+    val_lens: Vec<u8>,
+    vals: Vec<u8>,
+}
+
 struct SequenceFileWriter {
     format: WriteFormat,
+    /// `Some` for a block-compressed file (Hadoop's `BlockCompressWriter`).
+    block: Option<Block>,
     sync: [u8; 16],
     /// Bytes written to the file so far.
     pos: u64,
     last_sync_pos: u64,
 }
 
+/// `DefaultCodec`: one zlib stream per buffer (Hadoop finishes and resets it each time).
+fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut z = ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 16),
+        flate2::Compression::default(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = z.write_all(data);
+    z.finish().unwrap_or_default()
+}
+
 impl SequenceFileWriter {
-    fn new(format: WriteFormat) -> Self {
+    fn new(format: WriteFormat, compressed: bool) -> Self {
         SequenceFileWriter {
             format,
+            block: compressed.then(Block::default),
             sync: *uuid::Uuid::new_v4().as_bytes(),
             pos: 0,
             last_sync_pos: 0,
@@ -193,6 +227,26 @@ impl SequenceFileWriter {
             self.last_sync_pos = self.pos;
         }
     }
+
+    /// `BlockCompressWriter.sync()`: a sync marker, the record count, then the key lengths,
+    /// keys, value lengths and values, each compressed on its own.
+    fn write_block(&mut self, out: &mut Vec<u8>) {
+        let Some(b) = self.block.take() else { return };
+        if b.records == 0 {
+            self.block = Some(b);
+            return;
+        }
+        self.write_sync(out);
+        let mut data = Vec::new();
+        write_vlong(&mut data, b.records);
+        for buf in [&b.key_lens, &b.keys, &b.val_lens, &b.vals] {
+            let z = zlib(buf);
+            write_vlong(&mut data, i64::try_from(z.len()).unwrap_or(i64::MAX));
+            data.extend_from_slice(&z);
+        }
+        self.emit(out, &data);
+        self.block = Some(Block::default());
+    }
 }
 
 impl FormatWriter for SequenceFileWriter {
@@ -204,8 +258,12 @@ impl FormatWriter for SequenceFileWriter {
             WriteFormat::Writable => write_text(&mut h, b"org.apache.hadoop.io.BytesWritable"),
             WriteFormat::Text => write_text(&mut h, b"org.apache.hadoop.io.Text"),
         }
-        h.push(0); // compressed
-        h.push(0); // block compressed
+        let compressed = self.block.is_some();
+        h.push(u8::from(compressed)); // compressed
+        h.push(u8::from(compressed)); // block compressed
+        if compressed {
+            write_text(&mut h, b"org.apache.hadoop.io.compress.DefaultCodec");
+        }
         h.extend_from_slice(&0i32.to_be_bytes()); // metadata entries
         h.extend_from_slice(&self.sync);
         self.emit(out, &h);
@@ -228,6 +286,20 @@ impl FormatWriter for SequenceFileWriter {
             }
             WriteFormat::Text => write_text(&mut value, &e.body),
         }
+        if let Some(b) = self.block.as_mut() {
+            write_vlong(&mut b.key_lens, 8);
+            b.keys.extend_from_slice(&key.to_be_bytes());
+            write_vlong(
+                &mut b.val_lens,
+                i64::try_from(value.len()).unwrap_or(i64::MAX),
+            );
+            b.vals.extend_from_slice(&value);
+            b.records += 1;
+            if b.keys.len() + b.vals.len() >= SEQ_COMPRESS_BLOCK_SIZE {
+                self.write_block(out);
+            }
+            return Ok(());
+        }
         if self.pos >= self.last_sync_pos + SEQ_SYNC_INTERVAL {
             self.write_sync(out);
         }
@@ -241,10 +313,16 @@ impl FormatWriter for SequenceFileWriter {
     }
 
     fn sync(&mut self, out: &mut Vec<u8>) {
-        self.write_sync(out);
+        if self.block.is_some() {
+            self.write_block(out);
+        } else {
+            self.write_sync(out);
+        }
     }
 
-    fn close(&mut self, _out: &mut Vec<u8>) {}
+    fn close(&mut self, out: &mut Vec<u8>) {
+        self.write_block(out);
+    }
 }
 
 struct DataStream {
@@ -363,7 +441,7 @@ mod tests {
 
     #[test]
     fn sequence_file_layout() {
-        let mut w = FileFormat::SequenceFile(WriteFormat::Writable).writer();
+        let mut w = FileFormat::SequenceFile(WriteFormat::Writable, false).writer();
         let mut out = Vec::new();
         w.open(&mut out);
         let mut expect = b"SEQ\x06\x21org.apache.hadoop.io.LongWritable\x22org.apache.hadoop.io.BytesWritable\x00\x00\x00\x00\x00\x00".to_vec();
@@ -391,7 +469,7 @@ mod tests {
 
     #[test]
     fn text_sequence_file_values() {
-        let mut w = FileFormat::SequenceFile(WriteFormat::Text).writer();
+        let mut w = FileFormat::SequenceFile(WriteFormat::Text, false).writer();
         let mut out = Vec::new();
         w.open(&mut out);
         assert!(out.windows(25).any(|x| x == b"org.apache.hadoop.io.Text"));
@@ -402,6 +480,53 @@ mod tests {
             &out[start..],
             &[0, 0, 0, 11, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1, 2, b'h', b'i']
         );
+    }
+
+    #[test]
+    fn block_compressed_sequence_file_layout() {
+        let mut w = FileFormat::SequenceFile(WriteFormat::Writable, true).writer();
+        let mut out = Vec::new();
+        w.open(&mut out);
+        let codec = b"\x2aorg.apache.hadoop.io.compress.DefaultCodec";
+        let flags_at = out.windows(codec.len()).position(|x| x == codec).unwrap() - 2;
+        assert_eq!(
+            &out[flags_at..flags_at + 2],
+            &[1, 1],
+            "compressed, block compressed"
+        );
+        let sync = out[out.len() - 16..].to_vec();
+        let header = out.len();
+        w.append(&Event::new("hi").with_header("timestamp", "7"), &mut out)
+            .unwrap();
+        w.append(&Event::new("yo").with_header("timestamp", "8"), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), header, "records wait for the block");
+        w.sync(&mut out);
+        let block = &out[header..];
+        assert_eq!(&block[..4], &[0xff; 4]);
+        assert_eq!(&block[4..20], &sync[..]);
+        assert_eq!(block[20], 2, "record count");
+        // Four zlib buffers: key lengths, keys, value lengths, values.
+        let mut pos = 21;
+        let mut bufs = Vec::new();
+        for _ in 0..4 {
+            let len = usize::from(block[pos]);
+            let mut plain = Vec::new();
+            flate2::read::ZlibDecoder::new(&block[pos + 1..pos + 1 + len])
+                .read_to_end(&mut plain)
+                .unwrap();
+            bufs.push(plain);
+            pos += 1 + len;
+        }
+        assert_eq!(pos, block.len());
+        assert_eq!(bufs[0], vec![8, 8]);
+        assert_eq!(bufs[1], [7i64.to_be_bytes(), 8i64.to_be_bytes()].concat());
+        assert_eq!(bufs[2], vec![6, 6]);
+        assert_eq!(bufs[3], b"\0\0\0\x02hi\0\0\0\x02yo".to_vec());
+        // Nothing pending: no empty block.
+        let len = out.len();
+        w.close(&mut out);
+        assert_eq!(out.len(), len);
     }
 
     #[test]
