@@ -38,7 +38,8 @@ pub fn build(
     channel: Arc<dyn Channel>,
 ) -> Result<Box<dyn Sink>, ConfigError> {
     let directory = PathBuf::from(ctx.require("sink.directory")?);
-    let roll_interval: u64 = ctx.parse("sink.rollInterval", 30)?;
+    // Flume's Long.parseLong: 0 or less means one file forever.
+    let roll_interval = u64::try_from(ctx.parse::<i64>("sink.rollInterval", 30)?).unwrap_or(0);
     let batch: usize = ctx.parse("sink.batchSize", 100)?;
     if batch == 0 {
         return Err(ctx.error("sink.batchSize", "must be greater than 0"));

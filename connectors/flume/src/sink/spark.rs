@@ -17,6 +17,10 @@
 //!   ack or nack for an unknown (finished) sequence number is ignored;
 //! - an error batch (non-empty `errorMsg`, no events) answers a stopped sink ("Spark sink has
 //!   been stopped!"), `n` ≤ 0 and channel errors; it needs no ack;
+//! - as in Spark, a batch larger than the channel's `transactionCapacity` cannot be taken:
+//!   the take fails, the transaction rolls back and the reply is an error batch carrying the
+//!   channel's message (Spark's receiver asks for 1000 by default, the memory channel allows
+//!   100: raise `transactionCapacity` or lower the receiver's batch size);
 //! - `process()` does nothing but wait (Spark's blocks the runner until stop; here it
 //!   returns every second so the runner can see the agent stopping);
 //! - stop: open transactions are rolled back, then the server shuts down.

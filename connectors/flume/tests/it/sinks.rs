@@ -891,3 +891,59 @@ async fn hdfs_max_open_files_closes_the_least_recently_used_bucket() {
         (a_shape == [(true, "a0\na1\n")] && b_shape == [(false, "b0\n")]).then_some(())
     });
 }
+
+/// GET `path` from the agent's HTTP monitoring on `port`; the response body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    resp.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
+
+#[tokio::test]
+async fn avro_source_and_sink_counters() {
+    let (port, mon, dead) = (free_port(), free_port(), free_port());
+    // The sink points at a port nobody listens on: it counts failed connections.
+    let cfg = avro_to_sink(
+        port,
+        &[
+            "type = avro",
+            "hostname = 127.0.0.1",
+            &format!("port = {dead}"),
+        ],
+    );
+    let mon_arg = format!("-Dflume.monitoring.port={mon}");
+    let mut agent = Agent::start(&cfg, "a1", &["-Dflume.monitoring.type=http", &mon_arg]);
+    agent.wait_for_log("Avro source r1 started", WAIT);
+    send_batch(port, &events("c", 3, &[]), Compression::None).await;
+    send_batch(port, &events("d", 1, &[]), Compression::None).await;
+    let mut c = AvroSourceClient::connect(&format!("127.0.0.1:{port}"), ClientOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(c.append(&Event::new("single")).await.unwrap(), Status::Ok);
+    poll_until(WAIT, "Flume's avro source and sink counters", || {
+        let body = http_get(mon, "/metrics")?;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let src = &json["SOURCE.r1"];
+        let sink = &json["SINK.k1"];
+        let ok = src["AppendBatchReceivedCount"] == "2"
+            && src["AppendBatchAcceptedCount"] == "2"
+            && src["AppendReceivedCount"] == "1"
+            && src["AppendAcceptedCount"] == "1"
+            && src["EventAcceptedCount"] == "5"
+            && sink["ConnectionFailedCount"]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|n| n >= 1)
+            && sink["EventDrainSuccessCount"] == "0"
+            && json["CHANNEL.c1"]["ChannelSize"] == "5";
+        ok.then_some(())
+    });
+}
