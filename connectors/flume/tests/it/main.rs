@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
 mod channels;
+mod config_dir;
 mod config_errors;
 mod harness;
 mod interop;
