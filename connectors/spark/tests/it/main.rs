@@ -7,5 +7,6 @@ mod binary;
 mod flume;
 mod harness;
 mod kafka;
+mod pipeline;
 mod redis_sink;
 mod stream;
