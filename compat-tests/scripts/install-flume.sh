@@ -7,6 +7,9 @@
 #   java -cp "$home/lib/*" org.apache.flume.node.Application -n a1 -f conf.properties
 #   java -cp "$home/spark-sink/*:$home/lib/*" ...   (for org.apache.spark.streaming.flume.sink.SparkSink)
 #
+# lib/ also holds Flume's Kafka sink (flume-ng-kafka-sink with its kafka-clients 2.7.2), which
+# connectors/flume/bench/run.sh runs against sluice-flume's.
+#
 # Idempotent: a marker file records a finished install, so a re-run returns at once.
 set -euo pipefail
 
@@ -27,6 +30,9 @@ NETTY3_VERSION="3.5.13.Final"
 # Any current log4j2 2.x works as the binding (Flume 1.11 uses slf4j-api 1.7, hence
 # log4j-slf4j-impl); it is there so the agent logs through our config, not slf4j's NOP.
 LOG4J_VERSION="2.24.3"
+# The marker's own revision: bumped when the jar set changes under the same versions, so an
+# existing install is redone (2: Flume's Kafka sink added).
+JAR_SET="2"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache="$(cd "$here/.." && pwd)/.cache"
@@ -34,7 +40,7 @@ home="$cache/flume-$FLUME_VERSION"
 libs="$home/lib"
 spark="$home/spark-sink"
 marker="$home/.installed"
-stamp="$FLUME_VERSION $SPARK_SINK_VERSION $AVRO_LEGACY_VERSION $LOG4J_VERSION"
+stamp="$FLUME_VERSION $SPARK_SINK_VERSION $AVRO_LEGACY_VERSION $LOG4J_VERSION set-$JAR_SET"
 
 if [[ -f "$marker" ]] && [[ "$(cat "$marker")" == "$stamp" ]]; then
     exit 0
@@ -59,6 +65,7 @@ cat >"$work/flume/pom.xml" <<POM
   <packaging>pom</packaging>
   <dependencies>
     <dependency><groupId>org.apache.flume</groupId><artifactId>flume-ng-node</artifactId><version>$FLUME_VERSION</version></dependency>
+    <dependency><groupId>org.apache.flume.flume-ng-sinks</groupId><artifactId>flume-ng-kafka-sink</artifactId><version>$FLUME_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
     <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>$LOG4J_VERSION</version></dependency>
