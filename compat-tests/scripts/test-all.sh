@@ -26,8 +26,8 @@ bash "$here/install-all.sh"
 
 # The broker and both connector binaries: tests of one crate start the others' binaries
 # (the connector tests start the broker; the pipeline test runs all three).
-step "cargo build --bins"
-cargo build --bin sluice --bin sluice-flume --bin sluice-spark
+step "cargo build (broker and connector binaries)"
+cargo build -p sluice -p sluice-flume -p sluice-spark --bins
 
 check "cargo test --workspace" cargo test --workspace --no-fail-fast
 check "cargo fmt --check" cargo fmt --all --check
