@@ -244,7 +244,43 @@ fn remove_all(dir: &Path) {
     }
 }
 
-/// Bodies of every SequenceFile record under `dir`, sorted.
+/// The bodies in a SequenceFile the hdfs sink may still be writing: `None` while it is
+/// too short to parse (an open file can end mid-header or mid-record).
+fn sequence_bodies_so_far(bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let int = |at: usize| Some(i32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    // "SEQ" 6, two class names, no compression, no metadata (as `read_sequence_file`).
+    let header = 4 + 1 + 33 + 1 + 34 + 6;
+    let mut pos = header + 16;
+    bytes.get(..pos)?;
+    let mut out = Vec::new();
+    while pos < bytes.len() {
+        let len = int(pos)?;
+        if len == -1 {
+            pos += 20;
+            continue;
+        }
+        let vlen = usize::try_from(int(pos + 16)?).ok()?;
+        out.push(bytes.get(pos + 20..pos + 20 + vlen)?.to_vec());
+        pos += 20 + vlen;
+    }
+    Some(out)
+}
+
+/// While the agent runs: the bodies of every SequenceFile record under `dir`, sorted, or
+/// `None` while a file is mid-write.
+fn sequence_bodies_now(dir: &Path) -> Option<Vec<String>> {
+    let mut v = Vec::new();
+    for f in files_under(dir) {
+        for body in sequence_bodies_so_far(&fs::read(f).ok()?)? {
+            v.push(String::from_utf8(body).ok()?);
+        }
+    }
+    v.sort();
+    Some(v)
+}
+
+/// After the agent stopped: the bodies of every SequenceFile record under `dir`, sorted,
+/// each file parsed strictly.
 fn sequence_bodies(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = files_under(dir)
         .iter()
@@ -283,6 +319,22 @@ fn assert_closed_files(dir: &Path, buckets: &[String]) {
             "{} is not under {buckets:?}",
             f.display()
         );
+    }
+}
+
+/// Calls `check` until it returns `Ok`; after [`WAIT`], panics with `what` and the last
+/// `Err` (what was seen instead).
+fn wait_seen<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let end = Instant::now() + WAIT;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < end,
+                "timed out after {WAIT:?} waiting for {what}; last seen: {seen}"
+            ),
+        }
+        thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -325,8 +377,10 @@ fn seed_2(hdfs: &Path) {
     let sent = lines("seed2", 7);
     netcat_send(&sent);
     let want = sorted(sent);
-    poll_until(WAIT, "seed 2's lines in SequenceFiles", || {
-        (sequence_bodies(hdfs) == want).then_some(())
+    wait_seen("seed 2's lines in SequenceFiles", || {
+        sequence_bodies_now(hdfs)
+            .filter(|got| *got == want)
+            .ok_or_else(|| format!("{:?}", sequence_bodies_now(hdfs)))
     });
     a.stop();
     assert_closed_files(hdfs, &[before, now("%y-%m-%d")]);
@@ -348,18 +402,37 @@ fn seed_3(hdfs: &Path) {
             d.is_dir().then_some(())
         });
     }
+    // `tail -F` may open the log only after the first write; it then prints the file's last
+    // 10 lines. So the first burst has fewer, and the rest follows once it came through.
+    let log = demo.join("demo3/logs/webserver.log");
     let sent = lines("seed3", 12);
-    append(&demo.join("demo3/logs/webserver.log"), &sent);
-    let want = sorted(sent);
-    poll_until(WAIT, "seed 3's tailed lines in SequenceFiles", || {
-        (sequence_bodies(hdfs) == want).then_some(())
-    });
+    let (first, rest) = sent.split_at(4);
+    let mut written = 0;
+    for burst in [first, rest] {
+        append(&log, burst);
+        written += burst.len();
+        let want = sorted(sent[..written].to_vec());
+        wait_seen(&format!("{written} tailed lines in SequenceFiles"), || {
+            sequence_bodies_now(hdfs)
+                .filter(|got| *got == want)
+                .ok_or_else(|| format!("{:?}", sequence_bodies_now(hdfs)))
+        });
+    }
     a.stop();
     assert_closed_files(hdfs, &[before, now("%y-%m-%d")]);
-    assert_eq!(sequence_bodies(hdfs), want);
-    let data = fs::read_dir(demo.join("demo2-2/data")).unwrap().count();
+    assert_eq!(sequence_bodies(hdfs), sorted(sent));
+    let logs = fs::read_dir(demo.join("demo2-2/data"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("log-")
+        })
+        .count();
     assert!(
-        data > 0,
+        logs > 0,
         "the file channel wrote no log file in its data dir"
     );
 }
