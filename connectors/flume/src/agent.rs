@@ -75,7 +75,8 @@ impl Agent {
                 Ok(ch) => {
                     channels.insert(c.name.clone(), ch);
                 }
-                Err(e) => warnings.push(Warning::from(e).prefixed(&format!("channel {} removed: ", c.name))),
+                Err(e) => warnings
+                    .push(Warning::from(e).prefixed(&format!("channel {} removed: ", c.name))),
             }
         }
 
@@ -96,13 +97,18 @@ impl Agent {
                 .filter_map(|n| channels.get(n).map(|ch| (n.clone(), ch.clone())))
                 .collect();
             if chans.is_empty() {
-                warn(warnings, c, format!("source {} removed: none of its channels is valid", c.name));
+                warn(
+                    warnings,
+                    c,
+                    format!("source {} removed: none of its channels is valid", c.name),
+                );
                 continue;
             }
             let source = match registry::build_source(kind, &c.name, &c.context) {
                 Ok(src) => src,
                 Err(e) => {
-                    warnings.push(Warning::from(e).prefixed(&format!("source {} removed: ", c.name)));
+                    warnings
+                        .push(Warning::from(e).prefixed(&format!("source {} removed: ", c.name)));
                     continue;
                 }
             };
@@ -122,11 +128,20 @@ impl Agent {
             let selector = match Selector::build(&s.selector, &names) {
                 Ok(Some(sel)) => sel,
                 Ok(None) => {
-                    warn(warnings, c, format!("source {} removed: unknown selector type {:?}", c.name, s.selector.get("type").unwrap_or("")));
+                    warn(
+                        warnings,
+                        c,
+                        format!(
+                            "source {} removed: unknown selector type {:?}",
+                            c.name,
+                            s.selector.get("type").unwrap_or("")
+                        ),
+                    );
                     continue;
                 }
                 Err(e) => {
-                    warnings.push(Warning::from(e).prefixed(&format!("source {} removed: ", c.name)));
+                    warnings
+                        .push(Warning::from(e).prefixed(&format!("source {} removed: ", c.name)));
                     continue;
                 }
             };
@@ -135,11 +150,20 @@ impl Agent {
                 match interceptor::build(&i.type_name, &i.context) {
                     Ok(Some(b)) => chain.push(b),
                     Ok(None) => {
-                        warn(warnings, i, format!("source {} removed: unknown interceptor type {:?}", c.name, i.type_name));
+                        warn(
+                            warnings,
+                            i,
+                            format!(
+                                "source {} removed: unknown interceptor type {:?}",
+                                c.name, i.type_name
+                            ),
+                        );
                         continue 'sources;
                     }
                     Err(e) => {
-                        warnings.push(Warning::from(e).prefixed(&format!("source {} removed: ", c.name)));
+                        warnings.push(
+                            Warning::from(e).prefixed(&format!("source {} removed: ", c.name)),
+                        );
                         continue 'sources;
                     }
                 }
@@ -149,7 +173,12 @@ impl Agent {
             }
             let sc = Arc::new(Counters::new(Kind::Source, &c.name));
             counters.push(sc.clone());
-            let processor = ChannelProcessor::new(chain, selector, chans.into_iter().map(|(_, ch)| ch).collect(), sc.clone());
+            let processor = ChannelProcessor::new(
+                chain,
+                selector,
+                chans.into_iter().map(|(_, ch)| ch).collect(),
+                sc.clone(),
+            );
             sources.push((
                 source,
                 SourceContext {
@@ -172,7 +201,14 @@ impl Agent {
             }
             let Resolved::Known(kind) = r else { continue };
             let Some(ch) = channels.get(&s.channel) else {
-                warn(warnings, c, format!("sink {} removed: channel {} is not valid", c.name, s.channel));
+                warn(
+                    warnings,
+                    c,
+                    format!(
+                        "sink {} removed: channel {} is not valid",
+                        c.name, s.channel
+                    ),
+                );
                 continue;
             };
             let sink = match registry::build_sink(kind, &c.name, &c.context, ch.clone()) {
@@ -200,7 +236,8 @@ impl Agent {
 
         let mut processors = Vec::new();
         for g in cfg.sink_groups {
-            let members: Vec<Box<dyn Sink>> = g.sinks.iter().filter_map(|n| sinks.remove(n)).collect();
+            let members: Vec<Box<dyn Sink>> =
+                g.sinks.iter().filter_map(|n| sinks.remove(n)).collect();
             if members.is_empty() {
                 continue;
             }
@@ -211,9 +248,17 @@ impl Agent {
                     file: g.processor.prop("type").map(|p| p.file.as_ref().clone()),
                     line: g.processor.prop("type").map(|p| p.line).unwrap_or(0),
                     key: format!("{}type", g.processor.prefix()),
-                    message: format!("sink group {} removed (sinks {} not run): unknown processor type", g.name, names.join(" ")),
+                    message: format!(
+                        "sink group {} removed (sinks {} not run): unknown processor type",
+                        g.name,
+                        names.join(" ")
+                    ),
                 }),
-                Err(e) => warnings.push(Warning::from(e).prefixed(&format!("sink group {} removed (sinks {} not run): ", g.name, names.join(" ")))),
+                Err(e) => warnings.push(Warning::from(e).prefixed(&format!(
+                    "sink group {} removed (sinks {} not run): ",
+                    g.name,
+                    names.join(" ")
+                ))),
             }
         }
         for n in sink_order {
@@ -224,7 +269,11 @@ impl Agent {
 
         for c in &cfg.channels {
             if channels.contains_key(&c.name) && !used.contains(&c.name) {
-                warn(warnings, c, format!("channel {} removed: it has no components connected", c.name));
+                warn(
+                    warnings,
+                    c,
+                    format!("channel {} removed: it has no components connected", c.name),
+                );
                 channels.remove(&c.name);
             }
         }
@@ -233,7 +282,10 @@ impl Agent {
                 file: None,
                 line: 0,
                 key: String::new(),
-                message: format!("agent {}: no source or sink is left to run after the warnings above", cfg.name),
+                message: format!(
+                    "agent {}: no source or sink is left to run after the warnings above",
+                    cfg.name
+                ),
             });
         }
         let channels: Vec<Arc<dyn Channel>> = channels.into_values().collect();
@@ -256,7 +308,9 @@ impl Agent {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let name = self.name;
         for ch in &self.channels {
-            ch.start().await.map_err(|e| e.context(format!("channel {} failed to start", ch.name())))?;
+            ch.start()
+                .await
+                .map_err(|e| e.context(format!("channel {} failed to start", ch.name())))?;
             ch.counters().started();
         }
         let sink_token = CancellationToken::new();

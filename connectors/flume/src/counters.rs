@@ -82,7 +82,11 @@ impl Counters {
         Counters {
             kind,
             name: name.to_string(),
-            values: kind.names().iter().map(|n| (*n, AtomicI64::new(0))).collect(),
+            values: kind
+                .names()
+                .iter()
+                .map(|n| (*n, AtomicI64::new(0)))
+                .collect(),
             start_ms: AtomicI64::new(0),
             stop_ms: AtomicI64::new(0),
         }
@@ -140,7 +144,10 @@ impl Counters {
     pub fn to_json(&self) -> (String, serde_json::Value) {
         let mut map = serde_json::Map::new();
         for (k, v) in &self.values {
-            map.insert((*k).to_string(), v.load(Ordering::Relaxed).to_string().into());
+            map.insert(
+                (*k).to_string(),
+                v.load(Ordering::Relaxed).to_string().into(),
+            );
         }
         if self.kind == Kind::Channel {
             let cap = self.get("ChannelCapacity");

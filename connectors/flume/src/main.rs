@@ -16,7 +16,11 @@ use sluice_flume::conf::{self, load::LoadOptions};
 use sluice_flume::Agent;
 
 #[derive(Parser)]
-#[command(name = "sluice-flume", version, about = "Runs Apache Flume agent configs")]
+#[command(
+    name = "sluice-flume",
+    version,
+    about = "Runs Apache Flume agent configs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,7 +84,11 @@ fn init_logging(props: &BTreeMap<String, String>) {
         .map(|l| l.trim().to_ascii_lowercase())
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| "info".to_string());
-    let level = if level == "warning" { "warn".to_string() } else { level };
+    let level = if level == "warning" {
+        "warn".to_string()
+    } else {
+        level
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&level));
     tracing_subscriber::fmt()
@@ -131,7 +139,10 @@ fn agent(args: AgentArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sluice-flume: cannot start the runtime: {e}");

@@ -25,46 +25,201 @@ pub enum Resolved {
 type Row = (&'static str, Option<&'static str>, &'static str, bool);
 
 const SOURCES: &[Row] = &[
-    ("seq", Some("seq"), "org.apache.flume.source.SequenceGeneratorSource", true),
-    ("netcat", Some("netcat"), "org.apache.flume.source.NetcatSource", true),
-    ("netcatudp", Some("netcatudp"), "org.apache.flume.source.NetcatUdpSource", true),
-    ("exec", Some("exec"), "org.apache.flume.source.ExecSource", true),
-    ("avro", Some("avro"), "org.apache.flume.source.AvroSource", true),
-    ("thrift", Some("thrift"), "org.apache.flume.source.ThriftSource", false),
-    ("syslogtcp", Some("syslogtcp"), "org.apache.flume.source.SyslogTcpSource", true),
-    ("multiport_syslogtcp", Some("multiport_syslogtcp"), "org.apache.flume.source.MultiportSyslogTCPSource", true),
-    ("syslogudp", Some("syslogudp"), "org.apache.flume.source.SyslogUDPSource", true),
-    ("spooldir", Some("spooldir"), "org.apache.flume.source.SpoolDirectorySource", true),
-    ("http", Some("http"), "org.apache.flume.source.http.HTTPSource", true),
-    ("jms", Some("jms"), "org.apache.flume.source.jms.JMSSource", false),
-    ("taildir", Some("taildir"), "org.apache.flume.source.taildir.TaildirSource", true),
-    ("kafka", None, "org.apache.flume.source.kafka.KafkaSource", true),
+    (
+        "seq",
+        Some("seq"),
+        "org.apache.flume.source.SequenceGeneratorSource",
+        true,
+    ),
+    (
+        "netcat",
+        Some("netcat"),
+        "org.apache.flume.source.NetcatSource",
+        true,
+    ),
+    (
+        "netcatudp",
+        Some("netcatudp"),
+        "org.apache.flume.source.NetcatUdpSource",
+        true,
+    ),
+    (
+        "exec",
+        Some("exec"),
+        "org.apache.flume.source.ExecSource",
+        true,
+    ),
+    (
+        "avro",
+        Some("avro"),
+        "org.apache.flume.source.AvroSource",
+        true,
+    ),
+    (
+        "thrift",
+        Some("thrift"),
+        "org.apache.flume.source.ThriftSource",
+        false,
+    ),
+    (
+        "syslogtcp",
+        Some("syslogtcp"),
+        "org.apache.flume.source.SyslogTcpSource",
+        true,
+    ),
+    (
+        "multiport_syslogtcp",
+        Some("multiport_syslogtcp"),
+        "org.apache.flume.source.MultiportSyslogTCPSource",
+        true,
+    ),
+    (
+        "syslogudp",
+        Some("syslogudp"),
+        "org.apache.flume.source.SyslogUDPSource",
+        true,
+    ),
+    (
+        "spooldir",
+        Some("spooldir"),
+        "org.apache.flume.source.SpoolDirectorySource",
+        true,
+    ),
+    (
+        "http",
+        Some("http"),
+        "org.apache.flume.source.http.HTTPSource",
+        true,
+    ),
+    (
+        "jms",
+        Some("jms"),
+        "org.apache.flume.source.jms.JMSSource",
+        false,
+    ),
+    (
+        "taildir",
+        Some("taildir"),
+        "org.apache.flume.source.taildir.TaildirSource",
+        true,
+    ),
+    (
+        "kafka",
+        None,
+        "org.apache.flume.source.kafka.KafkaSource",
+        true,
+    ),
 ];
 
 const CHANNELS: &[Row] = &[
-    ("memory", Some("memory"), "org.apache.flume.channel.MemoryChannel", true),
-    ("file", Some("file"), "org.apache.flume.channel.file.FileChannel", true),
-    ("jdbc", Some("jdbc"), "org.apache.flume.channel.jdbc.JdbcChannel", false),
-    ("spillablememory", Some("spillablememory"), "org.apache.flume.channel.SpillableMemoryChannel", false),
-    ("kafka", None, "org.apache.flume.channel.kafka.KafkaChannel", true),
+    (
+        "memory",
+        Some("memory"),
+        "org.apache.flume.channel.MemoryChannel",
+        true,
+    ),
+    (
+        "file",
+        Some("file"),
+        "org.apache.flume.channel.file.FileChannel",
+        true,
+    ),
+    (
+        "jdbc",
+        Some("jdbc"),
+        "org.apache.flume.channel.jdbc.JdbcChannel",
+        false,
+    ),
+    (
+        "spillablememory",
+        Some("spillablememory"),
+        "org.apache.flume.channel.SpillableMemoryChannel",
+        false,
+    ),
+    (
+        "kafka",
+        None,
+        "org.apache.flume.channel.kafka.KafkaChannel",
+        true,
+    ),
 ];
 
 const SINKS: &[Row] = &[
     ("null", Some("null"), "org.apache.flume.sink.NullSink", true),
-    ("logger", Some("logger"), "org.apache.flume.sink.LoggerSink", true),
-    ("file_roll", Some("file_roll"), "org.apache.flume.sink.RollingFileSink", true),
-    ("hdfs", Some("hdfs"), "org.apache.flume.sink.hdfs.HDFSEventSink", true),
+    (
+        "logger",
+        Some("logger"),
+        "org.apache.flume.sink.LoggerSink",
+        true,
+    ),
+    (
+        "file_roll",
+        Some("file_roll"),
+        "org.apache.flume.sink.RollingFileSink",
+        true,
+    ),
+    (
+        "hdfs",
+        Some("hdfs"),
+        "org.apache.flume.sink.hdfs.HDFSEventSink",
+        true,
+    ),
     ("avro", Some("avro"), "org.apache.flume.sink.AvroSink", true),
-    ("thrift", Some("thrift"), "org.apache.flume.sink.ThriftSink", false),
-    ("irc", Some("irc"), "org.apache.flume.sink.irc.IRCSink", false),
-    ("elasticsearch", Some("elasticsearch"), "org.apache.flume.sink.elasticsearch.ElasticSearchSink", false),
-    ("hbase", Some("hbase"), "org.apache.flume.sink.hbase.HBaseSink", false),
-    ("asynchbase", Some("asynchbase"), "org.apache.flume.sink.hbase.AsyncHBaseSink", false),
-    ("morphline_solr", Some("morphline_solr"), "org.apache.flume.sink.solr.morphline.MorphlineSolrSink", false),
-    ("hive", Some("hive"), "org.apache.flume.sink.hive.HiveSink", false),
-    ("http", Some("http"), "org.apache.flume.sink.http.HttpSink", false),
+    (
+        "thrift",
+        Some("thrift"),
+        "org.apache.flume.sink.ThriftSink",
+        false,
+    ),
+    (
+        "irc",
+        Some("irc"),
+        "org.apache.flume.sink.irc.IRCSink",
+        false,
+    ),
+    (
+        "elasticsearch",
+        Some("elasticsearch"),
+        "org.apache.flume.sink.elasticsearch.ElasticSearchSink",
+        false,
+    ),
+    (
+        "hbase",
+        Some("hbase"),
+        "org.apache.flume.sink.hbase.HBaseSink",
+        false,
+    ),
+    (
+        "asynchbase",
+        Some("asynchbase"),
+        "org.apache.flume.sink.hbase.AsyncHBaseSink",
+        false,
+    ),
+    (
+        "morphline_solr",
+        Some("morphline_solr"),
+        "org.apache.flume.sink.solr.morphline.MorphlineSolrSink",
+        false,
+    ),
+    (
+        "hive",
+        Some("hive"),
+        "org.apache.flume.sink.hive.HiveSink",
+        false,
+    ),
+    (
+        "http",
+        Some("http"),
+        "org.apache.flume.sink.http.HttpSink",
+        false,
+    ),
     ("kafka", None, "org.apache.flume.sink.kafka.KafkaSink", true),
-    ("spark", None, "org.apache.spark.streaming.flume.sink.SparkSink", true),
+    (
+        "spark",
+        None,
+        "org.apache.spark.streaming.flume.sink.SparkSink",
+        true,
+    ),
 ];
 
 fn resolve(rows: &[Row], type_name: &str) -> Resolved {
@@ -116,7 +271,11 @@ pub fn build_source(kind: &str, name: &str, ctx: &Context) -> Result<Box<dyn Sou
 }
 
 /// Build a channel of canonical type `kind`.
-pub fn build_channel(kind: &str, name: &str, ctx: &Context) -> Result<Arc<dyn Channel>, ConfigError> {
+pub fn build_channel(
+    kind: &str,
+    name: &str,
+    ctx: &Context,
+) -> Result<Arc<dyn Channel>, ConfigError> {
     match kind {
         "memory" => {
             let cfg = channel::memory::MemoryConfig::from_context(ctx)?;
@@ -155,11 +314,23 @@ mod tests {
     fn aliases_are_case_insensitive_and_class_names_exact() {
         assert_eq!(source_type("NetCat"), Resolved::Known("netcat"));
         assert_eq!(source_type("TAILDIR"), Resolved::Known("taildir"));
-        assert_eq!(source_type("org.apache.flume.source.kafka.KafkaSource"), Resolved::Known("kafka"));
+        assert_eq!(
+            source_type("org.apache.flume.source.kafka.KafkaSource"),
+            Resolved::Known("kafka")
+        );
         assert_eq!(source_type("kafka"), Resolved::Unknown);
-        assert_eq!(sink_type("org.apache.spark.streaming.flume.sink.SparkSink"), Resolved::Known("spark"));
-        assert_eq!(sink_type("org.apache.flume.sink.kafka.kafkasink"), Resolved::Unknown);
-        assert_eq!(channel_type("org.apache.flume.channel.kafka.KafkaChannel"), Resolved::Known("kafka"));
+        assert_eq!(
+            sink_type("org.apache.spark.streaming.flume.sink.SparkSink"),
+            Resolved::Known("spark")
+        );
+        assert_eq!(
+            sink_type("org.apache.flume.sink.kafka.kafkasink"),
+            Resolved::Unknown
+        );
+        assert_eq!(
+            channel_type("org.apache.flume.channel.kafka.KafkaChannel"),
+            Resolved::Known("kafka")
+        );
         assert_eq!(channel_type("jdbc"), Resolved::Unsupported("jdbc"));
     }
 }

@@ -69,7 +69,11 @@ impl MemoryConfig {
                     None
                 } else {
                     let usable = bytes.saturating_mul(100 - buffer_pct) / 100;
-                    Some(usize::try_from(usable / SLOT_BYTES as u64).unwrap_or(usize::MAX).max(1))
+                    Some(
+                        usize::try_from(usable / SLOT_BYTES as u64)
+                            .unwrap_or(usize::MAX)
+                            .max(1),
+                    )
                 }
             }
         };
@@ -122,7 +126,10 @@ impl MemoryChannel {
     /// A channel named `name` with `config`.
     pub fn new(name: &str, config: MemoryConfig) -> Self {
         let counters = Arc::new(Counters::new(Kind::Channel, name));
-        counters.set("ChannelCapacity", i64::try_from(config.capacity).unwrap_or(i64::MAX));
+        counters.set(
+            "ChannelCapacity",
+            i64::try_from(config.capacity).unwrap_or(i64::MAX),
+        );
         MemoryChannel {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -233,7 +240,10 @@ impl MemoryTransaction {
         let size = q.events.len();
         drop(q);
         let counters = &self.inner.counters;
-        counters.add("EventPutSuccessCount", i64::try_from(added).unwrap_or(i64::MAX));
+        counters.add(
+            "EventPutSuccessCount",
+            i64::try_from(added).unwrap_or(i64::MAX),
+        );
         counters.add(
             "EventTakeSuccessCount",
             i64::try_from(self.takes.len()).unwrap_or(i64::MAX),
@@ -408,9 +418,16 @@ mod tests {
 
     #[test]
     fn config_checks_transaction_capacity_against_capacity() {
-        let ctx = Context::from_pairs("a1.channels.c1.", [("capacity", "10"), ("transactionCapacity", "20")]);
+        let ctx = Context::from_pairs(
+            "a1.channels.c1.",
+            [("capacity", "10"), ("transactionCapacity", "20")],
+        );
         let err = MemoryConfig::from_context(&ctx).unwrap_err();
-        assert!(err.to_string().contains("a1.channels.c1.transactionCapacity"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("a1.channels.c1.transactionCapacity"),
+            "{err}"
+        );
         let ctx = Context::from_pairs("a1.channels.c1.", [("capacity", "x")]);
         assert!(MemoryConfig::from_context(&ctx).is_err());
     }

@@ -38,7 +38,10 @@ impl Context {
     }
 
     /// A context from plain pairs (tests, programmatic use); no file information.
-    pub fn from_pairs<'a>(prefix: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+    pub fn from_pairs<'a>(
+        prefix: &str,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
         let file = Arc::new(PathBuf::new());
         let props = pairs
             .into_iter()
@@ -139,7 +142,10 @@ impl Context {
         let props = self
             .props
             .iter()
-            .filter_map(|(k, p)| k.strip_prefix(prefix).map(|rest| (rest.to_string(), p.clone())))
+            .filter_map(|(k, p)| {
+                k.strip_prefix(prefix)
+                    .map(|rest| (rest.to_string(), p.clone()))
+            })
             .collect();
         Context::new(format!("{}{prefix}", self.prefix), props)
     }

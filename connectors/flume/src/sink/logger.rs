@@ -17,7 +17,11 @@ use crate::event::Event;
 const BATCH: usize = 100;
 
 /// Build the sink.
-pub fn build(name: &str, ctx: &Context, channel: Arc<dyn Channel>) -> Result<Box<dyn Sink>, ConfigError> {
+pub fn build(
+    name: &str,
+    ctx: &Context,
+    channel: Arc<dyn Channel>,
+) -> Result<Box<dyn Sink>, ConfigError> {
     let max_bytes: usize = ctx.parse("maxBytesToLog", 16)?;
     Ok(Box::new(LoggerSink {
         name: name.to_string(),
@@ -51,7 +55,13 @@ pub fn dump_event(e: &Event, max_bytes: usize) -> String {
     }
     let text: String = shown
         .iter()
-        .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' })
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        })
         .collect();
     format!("Event: {{ headers:{headers} body: {hex:<48} {text} }}")
 }
@@ -70,15 +80,26 @@ impl Sink for LoggerSink {
     async fn process(&mut self) -> anyhow::Result<Status> {
         // Flume's logger sink has no batch size setting (it is not checked against the
         // channel), so never take more than the channel's transaction allows.
-        let batch = self.channel.transaction_capacity().unwrap_or(BATCH).min(BATCH);
+        let batch = self
+            .channel
+            .transaction_capacity()
+            .unwrap_or(BATCH)
+            .min(BATCH);
         let mut tx = self.channel.begin();
         let events = take_batch(&mut tx, batch, &self.counters).await?;
         for e in &events {
             tracing::info!(target: "org.apache.flume.sink.LoggerSink", "{}", dump_event(e, self.max_bytes));
         }
         tx.commit().await?;
-        self.counters.add("EventDrainSuccessCount", i64::try_from(events.len()).unwrap_or(i64::MAX));
-        Ok(if events.is_empty() { Status::Backoff } else { Status::Ready })
+        self.counters.add(
+            "EventDrainSuccessCount",
+            i64::try_from(events.len()).unwrap_or(i64::MAX),
+        );
+        Ok(if events.is_empty() {
+            Status::Backoff
+        } else {
+            Status::Ready
+        })
     }
 }
 
@@ -90,7 +111,12 @@ mod tests {
     fn dump_matches_flume_layout() {
         let e = Event::new("hello world, this is long").with_header("a", "b");
         let s = dump_event(&e, 16);
-        assert!(s.starts_with("Event: { headers:{a=b} body: 68 65 6C 6C 6F 20 77 6F 72 6C 64 2C 20 74 68 69 "), "{s}");
+        assert!(
+            s.starts_with(
+                "Event: { headers:{a=b} body: 68 65 6C 6C 6F 20 77 6F 72 6C 64 2C 20 74 68 69 "
+            ),
+            "{s}"
+        );
         assert!(s.ends_with("hello world, thi }"), "{s}");
     }
 }

@@ -74,7 +74,10 @@ pub async fn take_batch(
             None => break,
         }
     }
-    counters.add("EventDrainAttemptCount", i64::try_from(out.len()).unwrap_or(i64::MAX));
+    counters.add(
+        "EventDrainAttemptCount",
+        i64::try_from(out.len()).unwrap_or(i64::MAX),
+    );
     if out.is_empty() {
         counters.inc("BatchEmptyCount");
     } else if out.len() < max {
@@ -115,7 +118,10 @@ pub async fn run(mut processor: processor::SinkProcessor, shutdown: Cancellation
                 }
             }
             Err(e) => {
-                tracing::error!("sink {}: {e:#}; retrying in {ERROR_WAIT:?}", processor.label());
+                tracing::error!(
+                    "sink {}: {e:#}; retrying in {ERROR_WAIT:?}",
+                    processor.label()
+                );
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
                     _ = tokio::time::sleep(ERROR_WAIT) => {}

@@ -10,7 +10,11 @@ use crate::conf::{ConfigError, Context};
 use crate::counters::{Counters, Kind};
 
 /// Build the sink.
-pub fn build(name: &str, ctx: &Context, channel: Arc<dyn Channel>) -> Result<Box<dyn Sink>, ConfigError> {
+pub fn build(
+    name: &str,
+    ctx: &Context,
+    channel: Arc<dyn Channel>,
+) -> Result<Box<dyn Sink>, ConfigError> {
     let batch: usize = ctx.parse("batchSize", 100)?;
     if batch == 0 {
         return Err(ctx.error("batchSize", "must be greater than 0"));
@@ -48,7 +52,14 @@ impl Sink for NullSink {
         let mut tx = self.channel.begin();
         let events = take_batch(&mut tx, self.batch, &self.counters).await?;
         tx.commit().await?;
-        self.counters.add("EventDrainSuccessCount", i64::try_from(events.len()).unwrap_or(i64::MAX));
-        Ok(if events.is_empty() { Status::Backoff } else { Status::Ready })
+        self.counters.add(
+            "EventDrainSuccessCount",
+            i64::try_from(events.len()).unwrap_or(i64::MAX),
+        );
+        Ok(if events.is_empty() {
+            Status::Backoff
+        } else {
+            Status::Ready
+        })
     }
 }

@@ -46,13 +46,23 @@ impl SinkProcessor {
     }
 
     /// A sink group from its `processor.` context. `Ok(None)`: unknown processor type.
-    pub fn group(name: &str, ctx: &Context, sinks: Vec<Box<dyn Sink>>) -> Result<Option<Self>, ConfigError> {
-        let label = format!("{name} ({})", sinks.iter().map(|s| s.name()).collect::<Vec<_>>().join(" "));
+    pub fn group(
+        name: &str,
+        ctx: &Context,
+        sinks: Vec<Box<dyn Sink>>,
+    ) -> Result<Option<Self>, ConfigError> {
+        let label = format!(
+            "{name} ({})",
+            sinks.iter().map(|s| s.name()).collect::<Vec<_>>().join(" ")
+        );
         let n = sinks.len();
         let policy = match ctx.string("type", "default").to_ascii_lowercase().as_str() {
             "default" => {
                 if n != 1 {
-                    return Err(ctx.error("type", &format!("the default processor takes exactly one sink, group has {n}")));
+                    return Err(ctx.error(
+                        "type",
+                        &format!("the default processor takes exactly one sink, group has {n}"),
+                    ));
                 }
                 Policy::Default
             }
@@ -73,20 +83,29 @@ impl SinkProcessor {
                     "round_robin" => false,
                     "random" => true,
                     other => {
-                        return Err(ctx.error("selector", &format!("unsupported selector {other:?} (round_robin or random)")))
+                        return Err(ctx.error(
+                            "selector",
+                            &format!("unsupported selector {other:?} (round_robin or random)"),
+                        ))
                     }
                 };
                 Policy::LoadBalance {
                     random,
                     next: 0,
                     backoff: ctx.bool("backoff", false)?,
-                    max_timeout: Duration::from_millis(ctx.parse("selector.maxTimeOut", 30_000u64)?),
+                    max_timeout: Duration::from_millis(
+                        ctx.parse("selector.maxTimeOut", 30_000u64)?,
+                    ),
                     state: vec![(0, None); n],
                 }
             }
             _ => return Ok(None),
         };
-        Ok(Some(SinkProcessor { label, sinks, policy }))
+        Ok(Some(SinkProcessor {
+            label,
+            sinks,
+            policy,
+        }))
     }
 
     /// For log lines.
@@ -117,7 +136,10 @@ impl SinkProcessor {
     }
 
     /// Wait until some sink's channel may have events, at most `timeout`.
-    pub fn wait_for_events(&self, timeout: Duration) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub fn wait_for_events(
+        &self,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let channel = match self.sinks.first() {
             Some(s) if self.sinks.len() == 1 => Some(s.channel().clone()),
             _ => None,
@@ -137,17 +159,25 @@ impl SinkProcessor {
                 Some(s) => s.process().await,
                 None => Ok(Status::Backoff),
             },
-            Policy::Failover { priority, state, max_penalty } => {
+            Policy::Failover {
+                priority,
+                state,
+                max_penalty,
+            } => {
                 let now = Instant::now();
                 let mut order: Vec<usize> = (0..self.sinks.len()).collect();
                 order.sort_by_key(|&i| std::cmp::Reverse(priority.get(i).copied().unwrap_or(0)));
                 let mut last_err = None;
                 for i in order {
-                    let Some((fails, until)) = state.get_mut(i) else { continue };
+                    let Some((fails, until)) = state.get_mut(i) else {
+                        continue;
+                    };
                     if until.is_some_and(|u| u > now) {
                         continue;
                     }
-                    let Some(sink) = self.sinks.get_mut(i) else { continue };
+                    let Some(sink) = self.sinks.get_mut(i) else {
+                        continue;
+                    };
                     match sink.process().await {
                         Ok(st) => {
                             *fails = 0;
@@ -160,7 +190,10 @@ impl SinkProcessor {
                                 .saturating_mul(1u32.checked_shl(*fails).unwrap_or(u32::MAX))
                                 .min(*max_penalty);
                             *until = Some(now + penalty);
-                            tracing::warn!("failover: sink {} failed ({e:#}); benched for {penalty:?}", sink.name());
+                            tracing::warn!(
+                                "failover: sink {} failed ({e:#}); benched for {penalty:?}",
+                                sink.name()
+                            );
                             last_err = Some(e);
                         }
                     }
@@ -170,7 +203,13 @@ impl SinkProcessor {
                     None => Ok(Status::Backoff),
                 }
             }
-            Policy::LoadBalance { random, next, backoff, max_timeout, state } => {
+            Policy::LoadBalance {
+                random,
+                next,
+                backoff,
+                max_timeout,
+                state,
+            } => {
                 let n = self.sinks.len();
                 if n == 0 {
                     return Ok(Status::Backoff);
@@ -186,11 +225,15 @@ impl SinkProcessor {
                 let mut last_err = None;
                 for k in 0..n {
                     let i = (start + k) % n;
-                    let Some((fails, until)) = state.get_mut(i) else { continue };
+                    let Some((fails, until)) = state.get_mut(i) else {
+                        continue;
+                    };
                     if *backoff && until.is_some_and(|u| u > now) {
                         continue;
                     }
-                    let Some(sink) = self.sinks.get_mut(i) else { continue };
+                    let Some(sink) = self.sinks.get_mut(i) else {
+                        continue;
+                    };
                     match sink.process().await {
                         Ok(Status::Ready) => {
                             *fails = 0;

@@ -21,13 +21,23 @@ pub trait Interceptor: Send + Sync {
 pub fn build(type_name: &str, ctx: &Context) -> Result<Option<Box<dyn Interceptor>>, ConfigError> {
     let alias = type_name.to_ascii_lowercase();
     let kind = match (alias.as_str(), type_name) {
-        ("timestamp", _) | (_, "org.apache.flume.interceptor.TimestampInterceptor$Builder") => "timestamp",
+        ("timestamp", _) | (_, "org.apache.flume.interceptor.TimestampInterceptor$Builder") => {
+            "timestamp"
+        }
         ("host", _) | (_, "org.apache.flume.interceptor.HostInterceptor$Builder") => "host",
         ("static", _) | (_, "org.apache.flume.interceptor.StaticInterceptor$Builder") => "static",
-        ("remove_header", _) | (_, "org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder") => "remove_header",
-        ("regex_filter", _) | (_, "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder") => "regex_filter",
-        ("regex_extractor", _) | (_, "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder") => "regex_extractor",
-        ("search_replace", _) | (_, "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder") => "search_replace",
+        ("remove_header", _)
+        | (_, "org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder") => "remove_header",
+        ("regex_filter", _)
+        | (_, "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder") => "regex_filter",
+        ("regex_extractor", _)
+        | (_, "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder") => {
+            "regex_extractor"
+        }
+        ("search_replace", _)
+        | (_, "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder") => {
+            "search_replace"
+        }
         (_, "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder") => "uuid",
         _ => return Ok(None),
     };
@@ -281,7 +291,10 @@ impl Interceptor for SearchReplace {
     fn intercept(&self, mut events: Vec<Event>) -> Vec<Event> {
         for e in &mut events {
             let body = String::from_utf8_lossy(&e.body);
-            let out = self.regex.replace_all(&body, self.replace.as_str()).into_owned();
+            let out = self
+                .regex
+                .replace_all(&body, self.replace.as_str())
+                .into_owned();
             e.body = out.into_bytes().into();
         }
         events
@@ -298,8 +311,10 @@ impl Interceptor for Uuid {
     fn intercept(&self, mut events: Vec<Event>) -> Vec<Event> {
         for e in &mut events {
             if !(self.preserve && e.headers.contains_key(&self.header)) {
-                e.headers
-                    .insert(self.header.clone(), format!("{}{}", self.prefix, uuid::Uuid::new_v4()));
+                e.headers.insert(
+                    self.header.clone(),
+                    format!("{}{}", self.prefix, uuid::Uuid::new_v4()),
+                );
             }
         }
         events
@@ -321,7 +336,11 @@ mod tests {
         assert!(out[0].headers["timestamp"].parse::<u64>().unwrap() > 1_600_000_000_000);
         let e = Event::new("x").with_header("key", "old");
         assert_eq!(one("static", &[], e.clone())[0].headers["key"], "old");
-        let out = one("static", &[("preserveExisting", "false"), ("value", "new")], e);
+        let out = one(
+            "static",
+            &[("preserveExisting", "false"), ("value", "new")],
+            e,
+        );
         assert_eq!(out[0].headers["key"], "new");
     }
 

@@ -137,7 +137,10 @@ impl ChannelProcessor {
                 continue;
             }
             if let Err(e) = channel::put_all(ch.as_ref(), batch).await {
-                tracing::warn!("optional channel {}: {e}; events dropped for that channel", ch.name());
+                tracing::warn!(
+                    "optional channel {}: {e}; events dropped for that channel",
+                    ch.name()
+                );
             }
         }
         self.counters.add("EventAcceptedCount", accepted);

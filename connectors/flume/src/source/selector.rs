@@ -51,7 +51,10 @@ impl Selector {
             list.split_whitespace()
                 .map(|name| {
                     channels.iter().position(|c| c == name).ok_or_else(|| {
-                        ctx.error(key, &format!("channel {name} is not one of this source's channels"))
+                        ctx.error(
+                            key,
+                            &format!("channel {name} is not one of this source's channels"),
+                        )
                     })
                 })
                 .collect()
@@ -60,7 +63,9 @@ impl Selector {
         match type_name.to_ascii_lowercase().as_str() {
             "replicating" => {
                 let optional = index("optional", ctx.get("optional").unwrap_or(""))?;
-                let required = (0..channels.len()).filter(|i| !optional.contains(i)).collect();
+                let required = (0..channels.len())
+                    .filter(|i| !optional.contains(i))
+                    .collect();
                 Ok(Some(Selector::Replicating(Route { required, optional })))
             }
             "multiplexing" => {
@@ -69,7 +74,8 @@ impl Selector {
                 let maps = ctx.sub("mapping.");
                 for (value, prop) in maps.iter() {
                     let key = format!("mapping.{value}");
-                    mapping.entry(value.to_string()).or_default().required = index(&key, &prop.value)?;
+                    mapping.entry(value.to_string()).or_default().required =
+                        index(&key, &prop.value)?;
                 }
                 let opts = ctx.sub("optional.");
                 for (value, prop) in opts.iter() {
@@ -77,20 +83,32 @@ impl Selector {
                     let optional = index(&key, &prop.value)?;
                     let route = mapping.entry(value.to_string()).or_default();
                     // A channel both required and optional counts as required.
-                    route.optional = optional.into_iter().filter(|i| !route.required.contains(i)).collect();
+                    route.optional = optional
+                        .into_iter()
+                        .filter(|i| !route.required.contains(i))
+                        .collect();
                 }
                 let default = Route {
                     required: index("default", ctx.get("default").unwrap_or(""))?,
                     optional: Vec::new(),
                 };
-                Ok(Some(Selector::Multiplexing { header, mapping, default }))
+                Ok(Some(Selector::Multiplexing {
+                    header,
+                    mapping,
+                    default,
+                }))
             }
             "load_balancing" => {
                 let policy = ctx.string("policy", "round_robin");
                 let random = match policy.as_str() {
                     "round_robin" => false,
                     "random" => true,
-                    other => return Err(ctx.error("policy", &format!("unknown policy {other:?} (round_robin or random)"))),
+                    other => {
+                        return Err(ctx.error(
+                            "policy",
+                            &format!("unknown policy {other:?} (round_robin or random)"),
+                        ))
+                    }
                 };
                 Ok(Some(Selector::LoadBalancing {
                     random,
@@ -106,8 +124,16 @@ impl Selector {
     pub fn route(&self, event: &Event) -> Route {
         match self {
             Selector::Replicating(r) => r.clone(),
-            Selector::Multiplexing { header, mapping, default } => {
-                let value = event.headers.get(header).map(|v| v.trim()).filter(|v| !v.is_empty());
+            Selector::Multiplexing {
+                header,
+                mapping,
+                default,
+            } => {
+                let value = event
+                    .headers
+                    .get(header)
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty());
                 match value.and_then(|v| mapping.get(v)) {
                     Some(r) if !r.required.is_empty() => r.clone(),
                     Some(r) => Route {
@@ -126,7 +152,10 @@ impl Selector {
                 } else {
                     next.fetch_add(1, Ordering::Relaxed) % n
                 };
-                Route { required: vec![i], optional: Vec::new() }
+                Route {
+                    required: vec![i],
+                    optional: Vec::new(),
+                }
             }
         }
     }
@@ -144,7 +173,13 @@ mod tests {
     fn replicating_with_optional() {
         let ctx = Context::from_pairs("a.sources.r.selector.", [("optional", "c3")]);
         let s = Selector::build(&ctx, &chans()).unwrap().unwrap();
-        assert_eq!(s.route(&Event::new("x")), Route { required: vec![0, 1], optional: vec![2] });
+        assert_eq!(
+            s.route(&Event::new("x")),
+            Route {
+                required: vec![0, 1],
+                optional: vec![2]
+            }
+        );
     }
 
     #[test]
@@ -162,16 +197,32 @@ mod tests {
         );
         let s = Selector::build(&ctx, &chans()).unwrap().unwrap();
         let cz = s.route(&Event::new("x").with_header("state", "CZ"));
-        assert_eq!(cz, Route { required: vec![0], optional: vec![2] });
-        assert_eq!(s.route(&Event::new("x").with_header("state", "US")).required, vec![1, 2]);
+        assert_eq!(
+            cz,
+            Route {
+                required: vec![0],
+                optional: vec![2]
+            }
+        );
+        assert_eq!(
+            s.route(&Event::new("x").with_header("state", "US"))
+                .required,
+            vec![1, 2]
+        );
         assert_eq!(s.route(&Event::new("x")).required, vec![2]);
-        assert_eq!(s.route(&Event::new("x").with_header("state", " ")).required, vec![2]);
+        assert_eq!(
+            s.route(&Event::new("x").with_header("state", " ")).required,
+            vec![2]
+        );
     }
 
     #[test]
     fn unknown_channel_in_selector_is_an_error() {
         let ctx = Context::from_pairs("a.sources.r.selector.", [("optional", "nope")]);
         let err = Selector::build(&ctx, &chans()).unwrap_err();
-        assert!(err.to_string().contains("a.sources.r.selector.optional"), "{err}");
+        assert!(
+            err.to_string().contains("a.sources.r.selector.optional"),
+            "{err}"
+        );
     }
 }

@@ -36,16 +36,15 @@ fn config(port: u16, dirs: &Path, channel_extra: &str, sink: Option<(&str, &str)
         d1 = dirs.join("data1").display(),
         d2 = dirs.join("data2").display(),
     );
-    match sink {
-        Some((addr, topic)) => c.push_str(&format!(
+    if let Some((addr, topic)) = sink {
+        c.push_str(&format!(
             "a1.sinks = k1\n\
              a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n\
              a1.sinks.k1.channel = c1\n\
              a1.sinks.k1.kafka.bootstrap.servers = {addr}\n\
              a1.sinks.k1.kafka.topic = {topic}\n\
              a1.sinks.k1.flumeBatchSize = 20\n"
-        )),
-        None => {}
+        ));
     }
     c
 }

@@ -35,13 +35,21 @@ pub fn flume_bin() -> PathBuf {
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A name unique within this test process.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Calls `check` until it returns `Some`; panics with `what` after `deadline`. The short
@@ -56,7 +64,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -68,7 +79,10 @@ pub fn poll_until<T>(deadline: Duration, what: &str, mut check: impl FnMut() -> 
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(25));
     }
 }
@@ -89,9 +103,16 @@ impl Broker {
             "broker binary {} not found: run `cargo build --bin sluice` or set SLUICE_BIN",
             bin.display()
         );
-        let tmp = tempfile::Builder::new().prefix("sluice-flume-broker-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("sluice-flume-broker-")
+            .tempdir()
+            .unwrap();
         fs::create_dir_all(tmp.path().join("data")).unwrap();
-        fs::write(tmp.path().join("sluice.toml"), "[group]\ninitial_rebalance_delay_ms = 0\n").unwrap();
+        fs::write(
+            tmp.path().join("sluice.toml"),
+            "[group]\ninitial_rebalance_delay_ms = 0\n",
+        )
+        .unwrap();
         let stderr = File::create(tmp.path().join("stderr.log")).unwrap();
         let mut child = Command::new(&bin)
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
@@ -126,7 +147,11 @@ impl Broker {
                 }
             }
         };
-        Broker { child: Some(child), addr, tmp }
+        Broker {
+            child: Some(child),
+            addr,
+            tmp,
+        }
     }
 
     /// `127.0.0.1:PORT`.
@@ -173,7 +198,10 @@ impl Agent {
     /// `-Dflume.root.logger=INFO,console` plus `extra` args. Returns at once; use
     /// [`Agent::wait_for_log`] to wait for a component to come up.
     pub fn start(config: &str, name: &str, extra: &[&str]) -> Agent {
-        let dir = tempfile::Builder::new().prefix("sluice-flume-agent-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-flume-agent-")
+            .tempdir()
+            .unwrap();
         Agent::start_in(dir, config, name, extra)
     }
 
@@ -251,10 +279,21 @@ impl Agent {
             if self.current_log().contains(needle) {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("agent exited ({status}) before logging {needle:?}:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "agent exited ({status}) before logging {needle:?}:\n{}",
+                    self.log()
+                );
             }
-            assert!(Instant::now() < end, "agent did not log {needle:?} within {deadline:?}:\n{}", self.log());
+            assert!(
+                Instant::now() < end,
+                "agent did not log {needle:?} within {deadline:?}:\n{}",
+                self.log()
+            );
             thread::sleep(Duration::from_millis(25));
         }
     }
@@ -281,8 +320,13 @@ impl Agent {
 
     /// Send SIGTERM and wait (up to `deadline`) for the exit status.
     pub fn terminate(&mut self, deadline: Duration) -> ExitStatus {
-        let Some(mut c) = self.child.take() else { panic!("agent is not running") };
-        let ok = Command::new("kill").args(["-TERM", &c.id().to_string()]).status().unwrap();
+        let Some(mut c) = self.child.take() else {
+            panic!("agent is not running")
+        };
+        let ok = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success(), "kill -TERM failed");
         let end = Instant::now() + deadline;
         loop {
@@ -291,7 +335,10 @@ impl Agent {
             }
             if Instant::now() > end {
                 let _ = c.kill();
-                panic!("agent did not exit within {deadline:?} of SIGTERM:\n{}", self.log());
+                panic!(
+                    "agent did not exit within {deadline:?} of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             thread::sleep(Duration::from_millis(25));
         }
@@ -299,7 +346,9 @@ impl Agent {
 
     /// Wait for the agent to exit by itself (e.g. a bad config); returns status and log.
     pub fn wait_exit(&mut self, deadline: Duration) -> (ExitStatus, String) {
-        let Some(mut c) = self.child.take() else { panic!("agent is not running") };
+        let Some(mut c) = self.child.take() else {
+            panic!("agent is not running")
+        };
         let end = Instant::now() + deadline;
         loop {
             if let Some(s) = c.try_wait().unwrap() {

@@ -12,7 +12,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A seed fixture's text.
 fn fixture(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/configs").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs")
+        .join(name);
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -22,7 +24,9 @@ fn fixture(name: &str) -> String {
 #[test]
 fn seed_1_netcat_to_logger() {
     let port = free_port();
-    let config = fixture("seed-1.properties").replace("= localhost", "= 127.0.0.1").replace("44445", &port.to_string());
+    let config = fixture("seed-1.properties")
+        .replace("= localhost", "= 127.0.0.1")
+        .replace("44445", &port.to_string());
     let mut a = Agent::start(&config, "agent1", &[]);
     let file = a.config_path().display().to_string();
     a.wait_for_log("netcat listening on", DEADLINE);
