@@ -10,6 +10,7 @@ mod config_errors;
 mod harness;
 mod interop;
 mod kafka;
+mod routing;
 mod seed;
 mod sinks;
 mod sources;
