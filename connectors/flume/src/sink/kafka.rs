@@ -380,13 +380,22 @@ impl Partitioner {
     ) -> Result<Vec<ProduceBatch>, String> {
         let sticky_base = self.sticky.fetch_add(1, Ordering::Relaxed);
         let mut sticky: HashMap<String, i32> = HashMap::new();
+        // Partition counts looked up once per topic per batch, not once per record.
+        let mut counts: HashMap<String, i32> = HashMap::new();
         let mut index: BTreeMap<(String, i32), usize> = BTreeMap::new();
         let mut batches: Vec<ProduceBatch> = Vec::new();
         for o in records {
             let partition = match o.partition {
                 Some(p) => p,
                 None => {
-                    let n = self.count(client, &o.topic).await?;
+                    let n = match counts.get(&o.topic) {
+                        Some(n) => *n,
+                        None => {
+                            let n = self.count(client, &o.topic).await?;
+                            counts.insert(o.topic.clone(), n);
+                            n
+                        }
+                    };
                     match &o.record.key {
                         Some(k) => key_partition(k, n),
                         None => match sticky.get(&o.topic) {
@@ -543,11 +552,20 @@ fn configure(
         .iter()
         .map(|(k, p)| (k.to_string(), p.value.clone()))
         .collect();
+    let template = Template::parse(&topic);
+    let escape = EscapeSettings::default();
+    // A topic with no header or time escapes resolves the same for every event: once here.
+    let constant_topic = if template.is_constant() {
+        template.escape(&Default::default(), &escape, 0).ok()
+    } else {
+        None
+    };
     Ok(KafkaSink {
         name: name.to_string(),
         channel,
         batch,
-        topic: Template::parse(&topic),
+        topic: template,
+        constant_topic,
         static_topic: topic,
         use_avro: ctx.bool("useFlumeEventFormat", false)?,
         allow_override: ctx.bool("allowTopicOverride", true)?,
@@ -558,7 +576,7 @@ fn configure(
         partitioner: Partitioner::new(settings.metadata_max_age),
         client: LazyClient::new(settings.client.clone()),
         options: settings.options,
-        escape: EscapeSettings::default(),
+        escape,
         counters: Arc::new(Counters::new(Kind::Sink, name)),
     })
 }
@@ -569,6 +587,7 @@ struct KafkaSink {
     batch: usize,
     static_topic: String,
     topic: Template,
+    constant_topic: Option<String>,
     use_avro: bool,
     allow_override: bool,
     topic_header: String,
@@ -588,6 +607,10 @@ impl KafkaSink {
         let topic = if self.allow_override {
             match e.headers.get(&self.topic_header) {
                 Some(t) => t.clone(),
+                // A topic without escapes needs no clock read or formatting per event.
+                None if self.constant_topic.is_some() => {
+                    self.constant_topic.clone().unwrap_or_default()
+                }
                 None => self
                     .topic
                     .escape(

@@ -67,12 +67,13 @@ impl Kind {
     }
 }
 
-/// A payload with its CRC, computed before the channel's lock is taken (the CRC of the
-/// whole record is then combined from it in constant time).
+/// A record's payload, encoded before the channel's lock is taken. Its CRC is computed
+/// under the lock by continuing the CRC of the record's metadata over these bytes
+/// (`crc32c_append`): hardware CRC over a few hundred bytes costs far less than
+/// `crc32c_combine`'s matrix method, which took three quarters of the agent's CPU.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Payload {
     bytes: Vec<u8>,
-    crc: u32,
 }
 
 impl Payload {
@@ -111,8 +112,7 @@ impl Payload {
     }
 
     fn from_bytes(bytes: Vec<u8>) -> Payload {
-        let crc = crc32c::crc32c(&bytes);
-        Payload { bytes, crc }
+        Payload { bytes }
     }
 
     /// Bytes the record holding this payload takes in the log.
@@ -133,7 +133,7 @@ pub(super) fn append_record(buf: &mut Vec<u8>, kind: Kind, woid: u64, txn: u64, 
     meta[0] = kind as u8;
     meta[1..9].copy_from_slice(&woid.to_be_bytes());
     meta[9..17].copy_from_slice(&txn.to_be_bytes());
-    let crc = crc32c::crc32c_combine(crc32c::crc32c(&meta), payload.crc, payload.bytes.len());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&meta), &payload.bytes);
     let len = META_LEN + payload.bytes.len();
     put_u32(buf, len);
     buf.extend_from_slice(&crc.to_be_bytes());
