@@ -1,28 +1,45 @@
 #!/usr/bin/env bash
-# Builds the Sluice container image and checks it with a real Kafka client (kcat) through
-# a published port:
+# Builds the Sluice container images and checks them with real clients (kcat, redis-cli):
 #
-#   1. the image is under 30 MB, runs as uid 10001 and carries the HEALTHCHECK;
+#   1. the broker image is under 30 MB, runs as uid 10001 and carries the HEALTHCHECK;
 #   2. a broker started with the environment block of docker/docker-compose.yml (Apache
 #      Kafka's single-node example) advertises the published address, takes keyed records
 #      and gives them back byte for byte, to a partition reader and to a consumer group;
 #   3. the HEALTHCHECK passes, and `sluice health` fails against a port nobody listens on;
 #   4. with the image's defaults, data written to the /var/lib/sluice volume outlives
-#      the container.
+#      the container;
+#   5. the connectors image (`--target connectors`: sluice-flume and sluice-spark) runs as
+#      uid 10001 and has `tail`, and every flag in the commands of
+#      docker/docker-compose.pipeline.yml is one its binaries take;
+#   6. the seed pipeline of docker/docker-compose.pipeline.yml runs in containers on one
+#      network, each service with the compose file's command, environment, ports and
+#      volumes, started in its depends_on order (waiting for service_healthy as compose
+#      does): the app's loop writes lines, the test appends known ones, and Redis ends up
+#      with exactly the word counts of every line in the log, the offsets stored beside
+#      them count each line once, and the topic app-lines holds the log's lines.
+#
+# The compose files are checked with `docker compose config`, `docker-compose config` or
+# `podman compose config`, whichever works, and always read with python3's yaml module
+# (the pipeline is run from what it reads).
 #
 # Engines: docker when its daemon answers; otherwise podman with the flags these machines
 # need (shared docs: CONTAINERS.md), installed from Debian's packages when missing.
-# No image is pulled: the base image is made with debootstrap and imported, and the binary
-# is built on the host (`cargo build --release --bin sluice`) and copied in by a variant of
-# docker/Dockerfile whose `build` stage is swapped for a COPY; every later stage is the
-# file's own. `--full` builds docker/Dockerfile as it is instead, build stage included: that
-# needs rust:1-bookworm (pulled, or a local image of that name) and crates.io.
+# No image is pulled: the base image is made with debootstrap and imported, and the
+# binaries are built on the host, each with the `cargo build` command of its Dockerfile
+# stage (`build`: the broker; `build-connectors`: sluice-flume and sluice-spark), and
+# copied in by a variant of docker/Dockerfile whose two rust stages are swapped for COPYs;
+# every other stage is the file's own. `--full` builds docker/Dockerfile as it is instead,
+# build stages included: that needs rust:1-bookworm (pulled, or a local image of that name)
+# and crates.io. The pipeline's stand-ins for images it would pull: the `app` service's
+# shell loop (busybox) runs in the connectors image as root, and `redis` is an image made
+# FROM scratch of the host's own redis-server and redis-cli and the libraries they load.
 #
 # Environment:
 #   CONTAINER_ENGINE=docker|podman   use this engine only
 #   SLUICE_PODMAN_FLAGS="..."        global podman flags (default: CONTAINERS.md's)
 #
-# The image is left behind as localhost/sluice:test; containers and volumes are removed.
+# The images are left behind as localhost/sluice:test, localhost/sluice-connectors:test and
+# localhost/sluice-test-redis:test; containers, volumes and networks are removed.
 #
 # Exit status: 0 passed, 1 failed, 77 skipped because no container engine works here
 # (automake's convention; a CI step should treat 77 as "not run", not as success).
@@ -32,6 +49,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 CACHE=$HERE/.cache
 IMAGE=localhost/sluice:test
+CONN_IMAGE=localhost/sluice-connectors:test
+REDIS_IMAGE=localhost/sluice-test-redis:test
 BASE_IMAGE=localhost/debian:bookworm-slim
 MAX_IMAGE_BYTES=30000000
 EXIT_SKIP=77
@@ -136,8 +155,10 @@ choose_engine() {
     LIMIT_FLAGS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
     # The image's HEALTHCHECK stays; its timer would need systemd, so it is run by hand.
     RUN_FLAGS=("${LIMIT_FLAGS[@]}" --health-interval disable)
-    # Docker format: the OCI image format has no HEALTHCHECK.
-    BUILD_FLAGS=("${LIMIT_FLAGS[@]}" --format docker)
+    # Docker format: the OCI image format has no HEALTHCHECK. --layers=false commits each
+    # stage once rather than once per instruction: with vfs storage every layer is a full
+    # copy of the stage's filesystem (about 220 MB for the connectors image).
+    BUILD_FLAGS=("${LIMIT_FLAGS[@]}" --format docker --layers=false)
     LOCAL_BUILD_FLAGS=(--pull=never)
     if ! "${ENGINE[@]}" info >"$CACHE/engine-info.log" 2>&1; then
         tail -5 "$CACHE/engine-info.log"
@@ -173,16 +194,22 @@ if ! "${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$BASE_IMAGE" true >"$CACHE/pro
     tail -5 "$CACHE/probe.log"
     skip "$engine_name cannot run a container here"
 fi
-need kcat:kcat python3:python3 objcopy:binutils ||
-    fail "kcat, python3 and objcopy are needed (Debian: kcat python3 binutils)"
+need kcat:kcat python3:python3 objcopy:binutils redis-server:redis-server redis-cli:redis-tools ||
+    fail "kcat, python3, objcopy and redis are needed (Debian: kcat python3 binutils redis-server)"
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    { apt_install python3-yaml && python3 -c 'import yaml'; } ||
+        fail "python3's yaml module is needed to read the compose files (Debian: python3-yaml)"
+fi
 
-# The compose files against the Compose schema, where a compose tool is at hand (neither
+# The compose files against the Compose schema, where a compose tool is at hand (none
 # needs a daemon for this).
 compose=()
 if docker compose version >/dev/null 2>&1; then
     compose=(docker compose)
 elif command -v docker-compose >/dev/null; then
     compose=(docker-compose)
+elif [[ $engine_name == podman ]] && "${ENGINE[@]}" compose version >/dev/null 2>&1; then
+    compose=("${ENGINE[@]}" compose)
 fi
 if [[ ${#compose[@]} -gt 0 ]]; then
     for f in docker-compose.yml docker-compose.pipeline.yml; do
@@ -190,13 +217,123 @@ if [[ ${#compose[@]} -gt 0 ]]; then
     done
     ok "${compose[*]} config accepts docker-compose.yml and docker-compose.pipeline.yml"
 else
-    log "no docker compose or docker-compose here: the compose files' schema is not checked"
+    log "no docker compose, docker-compose or podman compose here: the compose files' schema is not checked"
 fi
+
+# COMPOSE_PY MODE FILE [SERVICE KEY]: reads a compose file with python3's yaml module.
+#   check                 every service has an image or a build; depends_on names services
+#   order                 the services in depends_on order (file order among equals)
+#   get SERVICE KEY       the items of one key of a service, with compose's `$$` -> `$`:
+#                         command (a string is split like a shell would), environment
+#                         (KEY=VALUE), volumes, ports, image, hostname, depends_on
+#                         ("NAME CONDITION"), healthcheck (its `test` list)
+# Items are written NUL-terminated; errors name the file and the key.
+COMPOSE_PY=$(
+    cat <<'PY'
+import shlex
+import sys
+
+import yaml
+
+mode, path = sys.argv[1], sys.argv[2]
+with open(path, encoding="utf-8") as f:
+    doc = yaml.safe_load(f)
+if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+    sys.exit(f"{path}: no `services` mapping")
+services = doc["services"]
+
+
+def deps(name):
+    d = services[name].get("depends_on") or {}
+    if isinstance(d, list):
+        return {n: "service_started" for n in d}
+    return {n: (c or {}).get("condition", "service_started") for n, c in d.items()}
+
+
+def plain(where, value):
+    # Compose interpolates `$VAR` and `${VAR}`; `$$` is a literal `$`. The test has no
+    # variables to give, so anything but `$$` is an error.
+    s = str(value)
+    if "$" in s.replace("$$", ""):
+        sys.exit(f"{where}: variable interpolation in {s!r} is not supported by docker/test.sh")
+    return s.replace("$$", "$")
+
+
+if mode == "check":
+    for name, svc in services.items():
+        if not isinstance(svc, dict) or not ("image" in svc or "build" in svc):
+            sys.exit(f"{path}: services.{name} has neither `image` nor `build`")
+        for dep in deps(name):
+            if dep not in services:
+                sys.exit(f"{path}: services.{name}.depends_on names `{dep}`, which is no service")
+    sys.exit(0)
+
+if mode == "order":
+    order, done = [], set()
+
+    def visit(name, path_=()):
+        if name in done:
+            return
+        if name in path_:
+            sys.exit(f"{path}: depends_on cycle through {' -> '.join(path_ + (name,))}")
+        for dep in deps(name):
+            visit(dep, path_ + (name,))
+        done.add(name)
+        order.append(name)
+
+    for name in services:
+        visit(name)
+    items = order
+elif mode == "get":
+    service, key = sys.argv[3], sys.argv[4]
+    where = f"{path}: services.{service}.{key}"
+    if service not in services:
+        sys.exit(f"{path}: no service `{service}`")
+    value = services[service].get(key)
+    if value is None:
+        items = []
+    elif key == "environment":
+        if isinstance(value, dict):
+            items = [f"{k}={'' if v is None else v}" for k, v in value.items()]
+        else:
+            items = list(value)
+    elif key == "depends_on":
+        items = [f"{n} {c}" for n, c in deps(service).items()]
+    elif key == "healthcheck":
+        test = value.get("test", [])
+        items = ["CMD-SHELL", test] if isinstance(test, str) else test
+    elif key in ("command", "entrypoint") and isinstance(value, str):
+        items = shlex.split(value)
+    elif isinstance(value, list):
+        items = value
+    elif isinstance(value, (str, int)):
+        items = [value]
+    else:
+        sys.exit(f"{where}: a {type(value).__name__} is not supported by docker/test.sh")
+    items = [plain(where, i) for i in items]
+else:
+    sys.exit(f"unknown mode {mode}")
+for item in items:
+    sys.stdout.write(f"{item}\0")
+PY
+)
+# compose_read MODE FILE [SERVICE KEY]: fills COMPOSE_ITEMS, or fails with python's message.
+COMPOSE_ITEMS=()
+compose_read() {
+    python3 -c "$COMPOSE_PY" "$@" >"$CACHE/compose.out" 2>"$CACHE/compose.err" ||
+        fail "reading ${2#"$REPO"/}: $(cat "$CACHE/compose.err")"
+    mapfile -d '' -t COMPOSE_ITEMS <"$CACHE/compose.out"
+}
+for f in docker-compose.yml docker-compose.pipeline.yml; do
+    compose_read check "$HERE/$f"
+done
+ok "python3 yaml reads docker-compose.yml and docker-compose.pipeline.yml (images, depends_on)"
 
 # ---- containers, cleaned up on every exit ------------------------------------------------
 
 CONTAINERS=()
 VOLUMES=()
+NETWORKS=()
 cleanup() {
     local status=$? c
     for c in "${CONTAINERS[@]}"; do
@@ -209,60 +346,97 @@ cleanup() {
     for c in "${VOLUMES[@]}"; do
         "${ENGINE[@]}" volume rm -f "$c" >/dev/null 2>&1 || true
     done
+    for c in "${NETWORKS[@]}"; do
+        "${ENGINE[@]}" network rm -f "$c" >/dev/null 2>&1 || true
+    done
 }
 trap cleanup EXIT
 
-# ---- image --------------------------------------------------------------------------------
+# ---- images -------------------------------------------------------------------------------
 
-"${ENGINE[@]}" rmi -f "$IMAGE" >/dev/null 2>&1 || true
-before=$("${ENGINE[@]}" images -a -q --no-trunc)
-# Podman keeps each stage's image (200 MB to 1 GB each with vfs storage); drop the ones
-# this build made, newest first, so that their untagged parents go with them.
+# Podman keeps each stage's image (200 MB to 1 GB each with vfs storage); drop_stage_images
+# FINAL BEFORE drops the ones a build made (every image not in the list BEFORE, except
+# FINAL), newest first, so that their untagged parents go with them.
 drop_stage_images() {
     local final id
-    final=$("${ENGINE[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null) || final=none
+    final=$("${ENGINE[@]}" image inspect --format '{{.Id}}' "$1" 2>/dev/null) || final=none
     for id in $("${ENGINE[@]}" images -a -q --no-trunc); do
         [[ ${id#sha256:} == "${final#sha256:}" ]] && continue
-        grep -qF "$id" <<<"$before" && continue
+        grep -qF "$id" <<<"$2" && continue
         "${ENGINE[@]}" rmi "$id" >/dev/null 2>&1 || true
     done
 }
-build_failed() {
-    tail -30 "$CACHE/build.log"
-    drop_stage_images
-    fail "image build (log: ${CACHE#"$REPO"/}/build.log)"
+
+# build_image IMAGE DOCKERFILE CONTEXT [BUILD FLAGS...]: (re)build IMAGE, or show the end
+# of the build log and fail.
+build_image() {
+    local image=$1 dockerfile=$2 context=$3 before
+    shift 3
+    "${ENGINE[@]}" rmi -f "$image" >/dev/null 2>&1 || true
+    before=$("${ENGINE[@]}" images -a -q --no-trunc)
+    log "building $image from ${dockerfile#"$REPO"/}${*:+ ($*)}"
+    if ! "${ENGINE[@]}" build "${BUILD_FLAGS[@]}" "$@" -f "$dockerfile" -t "$image" "$context" \
+        >"$CACHE/build.log" 2>&1; then
+        tail -30 "$CACHE/build.log"
+        drop_stage_images "$image" "$before"
+        fail "building $image (log: ${CACHE#"$REPO"/}/build.log)"
+    fi
+    drop_stage_images "$image" "$before"
 }
+
+# host_build STAGE: run on the host the `cargo build` command of docker/Dockerfile's STAGE,
+# so that the host builds what the stage would, and a command that cannot build (a wrong
+# package or binary name) fails here rather than only under --full.
+host_build() {
+    local stage=$1 cmd argv
+    cmd=$(awk -v stage="$stage" '
+        $0 ~ "^FROM [^ ]+ AS " stage "$" { inside = 1; next }
+        inside && /^FROM / { inside = 0 }
+        inside { sub(/\\$/, ""); line = line " " $0 }
+        END { print line }
+    ' "$HERE/Dockerfile" | grep -o 'cargo build [^&]*' | sed 's/ *$//') || true
+    [[ -n $cmd ]] || fail "docker/Dockerfile: stage $stage has no 'cargo build' command"
+    read -ra argv <<<"$cmd"
+    log "stage $stage, on the host: $cmd"
+    (cd "$REPO" && "${argv[@]}") || fail "docker/Dockerfile stage $stage: '$cmd' fails on the host"
+}
+
 if [[ $full -eq 1 ]]; then
-    log "building $IMAGE from docker/Dockerfile as it is (context: the repository root)"
-    "${ENGINE[@]}" build "${BUILD_FLAGS[@]}" -f "$HERE/Dockerfile" -t "$IMAGE" "$REPO" \
-        >"$CACHE/build.log" 2>&1 || build_failed
+    log "building the images from docker/Dockerfile as it is (context: the repository root)"
+    build_image "$IMAGE" "$HERE/Dockerfile" "$REPO"
+    build_image "$CONN_IMAGE" "$HERE/Dockerfile" "$REPO" --target connectors
 else
-    log "cargo build --release --bin sluice"
-    (cd "$REPO" && cargo build --release --bin sluice) || fail "cargo build"
+    host_build build
+    host_build build-connectors
+    target_dir=$(cd "$REPO" && cargo metadata --format-version 1 --no-deps |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') ||
+        fail "cargo metadata: cannot find the target directory"
     ctx=$CACHE/context
     rm -rf "$ctx"
     mkdir -p "$ctx/docker"
-    # The Dockerfile's build stage builds without debug info; strip the host's copy instead.
-    objcopy --strip-all "$REPO/target/release/sluice" "$ctx/sluice"
+    # The Dockerfile's build stages build without debug info; strip the host's copies instead.
+    for bin in sluice sluice-flume sluice-spark; do
+        objcopy --strip-all "$target_dir/release/$bin" "$ctx/$bin" || fail "objcopy $bin"
+    done
     cp "$HERE/rootfs.sh" "$ctx/docker/rootfs.sh"
-    # Swap the `build` stage (everything from its FROM to the next FROM) for one that copies
-    # the host-built binary to where the real stage installs it; keep all later stages.
+    # Swap the two rust stages (everything from a FROM to the next FROM) for ones that copy
+    # the host-built binaries to where the real stages install them; keep every other stage.
     awk -v base="$BASE_IMAGE" '
-        /^FROM rust:[^ ]* AS build$/ {
-            print "FROM " base " AS build"
-            print "COPY sluice /out/sluice"
-            skip = 1; swapped = 1; next
+        /^FROM rust:[^ ]* AS build$/ { copy = "COPY sluice /out/sluice" }
+        /^FROM rust:[^ ]* AS build-connectors$/ { copy = "COPY sluice-flume sluice-spark /out/" }
+        copy {
+            print "FROM " base " AS " $NF
+            print copy
+            copy = ""; skip = 1; swapped++; next
         }
         skip && /^FROM / { skip = 0 }
         !skip { print }
-        END { if (!swapped) exit 1 }
+        END { if (swapped != 2) exit 1 }
     ' "$HERE/Dockerfile" >"$ctx/Dockerfile" ||
-        fail "docker/Dockerfile has no 'FROM rust:... AS build' stage to swap"
-    log "building $IMAGE from docker/Dockerfile with a host-built binary"
-    "${ENGINE[@]}" build "${BUILD_FLAGS[@]}" "${LOCAL_BUILD_FLAGS[@]}" -f "$ctx/Dockerfile" -t "$IMAGE" "$ctx" \
-        >"$CACHE/build.log" 2>&1 || build_failed
+        fail "docker/Dockerfile lacks a 'FROM rust:... AS build' or '... AS build-connectors' stage to swap"
+    build_image "$IMAGE" "$ctx/Dockerfile" "$ctx" "${LOCAL_BUILD_FLAGS[@]}"
+    build_image "$CONN_IMAGE" "$ctx/Dockerfile" "$ctx" "${LOCAL_BUILD_FLAGS[@]}" --target connectors
 fi
-drop_stage_images
 
 size=$("${ENGINE[@]}" image inspect --format '{{.Size}}' "$IMAGE")
 log "image $IMAGE: $size bytes ($((size / 1000 / 1000)) MB)"
@@ -275,6 +449,52 @@ health_cmd=$("${ENGINE[@]}" image inspect --format '{{json .Config.Healthcheck.T
 [[ $health_cmd == '["CMD","/usr/local/bin/sluice","health"]' ]] ||
     fail "image HEALTHCHECK is $health_cmd"
 ok "image runs as $user and has HEALTHCHECK $health_cmd"
+
+conn_size=$("${ENGINE[@]}" image inspect --format '{{.Size}}' "$CONN_IMAGE")
+log "image $CONN_IMAGE: $conn_size bytes ($((conn_size / 1000 / 1000)) MB)"
+user=$("${ENGINE[@]}" image inspect --format '{{.Config.User}}' "$CONN_IMAGE")
+[[ $user == 10001:10001 ]] || fail "$CONN_IMAGE: image user is '$user', expected 10001:10001"
+# Who the processes run as, and the `tail` that the flume service's exec source runs.
+# shellcheck disable=SC2016 # expanded by the container's shell
+out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$CONN_IMAGE" \
+    sh -c 'echo "$(id -u):$(id -g)"; command -v tail && tail --version | head -n 1' \
+    2>"$CACHE/engine.log") || { cat "$CACHE/engine.log"; fail "$CONN_IMAGE: cannot run sh, id and tail: $out"; }
+mapfile -t info <<<"$out"
+[[ ${info[0]} == 10001:10001 ]] || fail "$CONN_IMAGE: processes run as uid:gid ${info[0]}, expected 10001:10001"
+[[ ${info[1]:-} == /* ]] || fail "$CONN_IMAGE has no tail on its PATH"
+ok "$CONN_IMAGE runs as uid:gid ${info[0]} and has ${info[1]} (${info[2]:-})"
+
+# Every flag in the pipeline's commands for the connectors image is one its binary takes
+# (clap would refuse the container's start otherwise).
+PIPELINE=$HERE/docker-compose.pipeline.yml
+compose_read order "$PIPELINE"
+SERVICES=("${COMPOSE_ITEMS[@]}")
+checked=()
+for svc in "${SERVICES[@]}"; do
+    compose_read get "$PIPELINE" "$svc" image
+    [[ ${COMPOSE_ITEMS[0]:-} == sluice-connectors:* ]] || continue
+    compose_read get "$PIPELINE" "$svc" command
+    cmd=("${COMPOSE_ITEMS[@]}")
+    [[ ${#cmd[@]} -ge 2 ]] ||
+        fail "docker-compose.pipeline.yml: services.$svc.command '${cmd[*]}' is not BINARY SUBCOMMAND FLAGS..."
+    help=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$CONN_IMAGE" "${cmd[0]}" "${cmd[1]}" --help \
+        2>"$CACHE/engine.log") ||
+        { cat "$CACHE/engine.log"; fail "services.$svc: '${cmd[0]} ${cmd[1]} --help' fails in $CONN_IMAGE"; }
+    flags=0
+    for arg in "${cmd[@]:2}"; do
+        case $arg in
+            --*) flag=${arg%%=*} ;;
+            -?*) flag=${arg:0:2} ;; # -Dkey=value, -fFILE
+            *) continue ;;
+        esac
+        grep -qE -- "(^|[ ,])$flag([ =,]|\$)" <<<"$help" ||
+            fail "docker-compose.pipeline.yml: services.$svc.command passes $flag, which '${cmd[0]} ${cmd[1]} --help' does not list"
+        flags=$((flags + 1))
+    done
+    checked+=("$svc: ${cmd[0]} ${cmd[1]}, $flags flags;")
+done
+[[ ${#checked[@]} -ge 2 ]] || fail "docker-compose.pipeline.yml: expected flume and spark services on sluice-connectors"
+ok "the pipeline's commands take only flags their binaries list in --help (${checked[*]%;})"
 
 # ---- helpers ---------------------------------------------------------------------------------
 
@@ -434,5 +654,239 @@ start "$ctr" "$port" "${defaults[@]}"
 wait_ready "$ctr" "$bootstrap"
 consume_check "after replacing the container" "$expected" -b "$bootstrap" -C -t "$topic" -p 0 -o beginning
 
-log "PASSED with $engine_name; image $IMAGE is $size bytes"
+# ---- 3. the seed pipeline of docker-compose.pipeline.yml ---------------------------------------
+
+# redis:7 cannot be pulled: an image of the host's own redis-server and redis-cli, FROM
+# scratch with exactly the libraries ldd resolves for them, at the same paths. Like the
+# redis image, it binds every interface with protected mode off (the spark service
+# connects from another container, with no password).
+rctx=$CACHE/redis-context
+rm -rf "$rctx"
+mkdir -p "$rctx/rootfs/usr/bin"
+for bin in redis-server redis-cli; do
+    cp -L "$(command -v "$bin")" "$rctx/rootfs/usr/bin/$bin"
+    for lib in $(ldd "$(command -v "$bin")" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+        mkdir -p "$rctx/rootfs$(dirname "$lib")"
+        cp -L "$lib" "$rctx/rootfs$lib"
+    done
+done
+cat >"$rctx/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY rootfs/ /
+ENV PATH=/usr/bin
+WORKDIR /data
+EXPOSE 6379
+CMD ["redis-server", "--protected-mode", "no"]
+DOCKERFILE
+build_image "$REDIS_IMAGE" "$rctx/Dockerfile" "$rctx" "${LOCAL_BUILD_FLAGS[@]}"
+
+# The app writes the file that flume's exec source tails.
+app_log=/var/log/app/app.log
+grep -qE "^[^#]*\.command *= *tail -F $app_log\$" "$HERE/pipeline/flume-kafka.properties" ||
+    fail "docker/pipeline/flume-kafka.properties does not tail -F $app_log"
+
+net=sluice-test-pipeline-$$
+NETWORKS+=("$net")
+"${ENGINE[@]}" network create "$net" >/dev/null || fail "cannot create network $net"
+pipe_port=$(free_port)
+pipe_bootstrap=127.0.0.1:$pipe_port
+declare -A CTR=() VOL_AT=()
+
+# run_service SERVICE: run the service as compose would, on $net under its service name,
+# with its command, hostname, environment, ports and volumes from the compose file. The
+# stand-ins: busybox's loop runs in the connectors image as root (as busybox would run it;
+# the fresh volume belongs to root), redis is $REDIS_IMAGE, the broker's 9092 is published
+# on a free port that PLAINTEXT_HOST then advertises.
+run_service() {
+    local svc=$1 image args=() kv p v src dst vol ctr cmd
+    compose_read get "$PIPELINE" "$svc" image
+    case ${COMPOSE_ITEMS[0]:-} in
+        sluice:*) image=$IMAGE ;;
+        sluice-connectors:*) image=$CONN_IMAGE ;;
+        busybox:*)
+            image=$CONN_IMAGE
+            args+=(--user 0)
+            ;;
+        redis:*) image=$REDIS_IMAGE ;;
+        *) fail "docker-compose.pipeline.yml: services.$svc.image '${COMPOSE_ITEMS[0]:-}' has no stand-in here" ;;
+    esac
+    compose_read get "$PIPELINE" "$svc" hostname
+    for v in "${COMPOSE_ITEMS[@]}"; do args+=(--hostname "$v"); done
+    compose_read get "$PIPELINE" "$svc" environment
+    for kv in "${COMPOSE_ITEMS[@]}"; do
+        if [[ $kv == KAFKA_ADVERTISED_LISTENERS=* ]]; then
+            [[ $kv == *PLAINTEXT_HOST://localhost:9092* ]] || fail "unexpected $kv in docker-compose.pipeline.yml"
+            kv=${kv//PLAINTEXT_HOST:\/\/localhost:9092/PLAINTEXT_HOST://$pipe_bootstrap}
+        fi
+        args+=(-e "$kv")
+    done
+    compose_read get "$PIPELINE" "$svc" ports
+    for p in "${COMPOSE_ITEMS[@]}"; do
+        [[ $p == 9092:9092 ]] || fail "docker-compose.pipeline.yml: services.$svc.ports '$p': only 9092:9092 is mapped by the test"
+        args+=(-p "$pipe_bootstrap:9092")
+    done
+    compose_read get "$PIPELINE" "$svc" volumes
+    for v in "${COMPOSE_ITEMS[@]}"; do
+        src=${v%%:*} dst=${v#*:}
+        if [[ $src == .* || $src == /* ]]; then
+            [[ $src == /* ]] || src=$HERE/$src
+            [[ -e $src ]] || fail "docker-compose.pipeline.yml: services.$svc.volumes: $src does not exist"
+            args+=(-v "$src:$dst")
+        else
+            vol=sluice-test-$src-$$
+            if [[ " ${VOLUMES[*]} " != *" $vol "* ]]; then
+                VOLUMES+=("$vol")
+                "${ENGINE[@]}" volume create "$vol" >/dev/null || fail "cannot create volume $vol"
+            fi
+            VOL_AT[${dst%%:*}]=$vol
+            args+=(-v "$vol:$dst")
+        fi
+    done
+    compose_read get "$PIPELINE" "$svc" command
+    cmd=("${COMPOSE_ITEMS[@]}")
+    ctr=sluice-test-$svc-$$
+    CONTAINERS+=("$ctr")
+    CTR[$svc]=$ctr
+    "${ENGINE[@]}" rm -f -v "$ctr" >/dev/null 2>&1 || true
+    log "service $svc: $ctr"
+    quietly "${ENGINE[@]}" run -d --name "$ctr" "${RUN_FLAGS[@]}" --network "$net" --network-alias "$svc" \
+        "${args[@]}" "$image" "${cmd[@]}" || fail "cannot start service $svc ($ctr)"
+}
+
+# healthy_once SERVICE: one run of the service's health check: the compose file's
+# healthcheck test if it has one, else the image's HEALTHCHECK.
+healthy_once() {
+    local ctr=${CTR[$1]} test
+    compose_read get "$PIPELINE" "$1" healthcheck
+    test=("${COMPOSE_ITEMS[@]}")
+    if [[ ${#test[@]} -gt 0 ]]; then
+        case ${test[0]} in
+            CMD) "${ENGINE[@]}" exec "$ctr" "${test[@]:1}" ;;
+            CMD-SHELL) "${ENGINE[@]}" exec "$ctr" sh -c "${test[1]}" ;;
+            *) fail "docker-compose.pipeline.yml: services.$1.healthcheck.test '${test[*]}' is not run by the test" ;;
+        esac
+    elif [[ $engine_name == podman ]]; then
+        "${ENGINE[@]}" healthcheck run "$ctr"
+    else
+        [[ $(docker inspect --format '{{.State.Health.Status}}' "$ctr") == healthy ]]
+    fi
+}
+
+# wait_healthy SERVICE: poll its health check until it passes, or fail at the deadline.
+wait_healthy() {
+    local svc=$1 end=$((SECONDS + DEADLINE_SECS))
+    until healthy_once "$svc" >"$CACHE/health.log" 2>&1; do
+        [[ $("${ENGINE[@]}" inspect --format '{{.State.Running}}' "${CTR[$svc]}") == true ]] ||
+            fail "service $svc (${CTR[$svc]}) exited"
+        ((SECONDS < end)) || { cat "$CACHE/health.log"; fail "service $svc not healthy within ${DEADLINE_SECS}s"; }
+        sleep 0.5
+    done
+}
+
+log "phase 3: docker-compose.pipeline.yml's services (${SERVICES[*]}) on network $net"
+for svc in "${SERVICES[@]}"; do
+    compose_read get "$PIPELINE" "$svc" depends_on
+    deps=("${COMPOSE_ITEMS[@]}")
+    for dep in "${deps[@]}"; do
+        case ${dep#* } in
+            service_healthy) wait_healthy "${dep%% *}" ;;
+            service_started) ;;
+            *) fail "docker-compose.pipeline.yml: services.$svc.depends_on: condition '${dep#* }' is not handled by the test" ;;
+        esac
+    done
+    run_service "$svc"
+done
+for svc in broker flume spark redis app; do
+    [[ -n ${CTR[$svc]:-} ]] || fail "docker-compose.pipeline.yml has no service $svc"
+done
+logvol=${VOL_AT[$(dirname "$app_log")]:-}
+[[ -n $logvol ]] || fail "docker-compose.pipeline.yml: no named volume at $(dirname "$app_log")"
+ok "pipeline services started in depends_on order: ${SERVICES[*]}"
+
+# The app's loop appends a line a second: wait for three, then stop it so that the log
+# stops growing, and append known lines from the host through the same volume.
+end=$((SECONDS + DEADLINE_SECS))
+until n=$("${ENGINE[@]}" exec "${CTR[app]}" sh -c "wc -l < $app_log" 2>/dev/null) && ((n >= 3)); do
+    [[ $("${ENGINE[@]}" inspect --format '{{.State.Running}}' "${CTR[app]}") == true ]] ||
+        fail "service app (${CTR[app]}) exited"
+    ((SECONDS < end)) || fail "the app service wrote ${n:-no} lines to $app_log within ${DEADLINE_SECS}s"
+    sleep 0.5
+done
+quietly "${ENGINE[@]}" kill "${CTR[app]}" || fail "kill ${CTR[app]}"
+quietly "${ENGINE[@]}" wait "${CTR[app]}" || true
+known_lines() {
+    printf '%s\n' \
+        'sluice flume spark redis' \
+        'flume to sluice to spark and to redis' \
+        'héllo wörld ✓ sluice' \
+        'two  spaces make an empty word'
+}
+# The whole log comes back on stdout: the expected counts are those of every line in it.
+known_lines | "${ENGINE[@]}" run --rm -i "${LIMIT_FLAGS[@]}" --user 0 -v "$logvol:$(dirname "$app_log")" \
+    "$CONN_IMAGE" sh -c "cat >> $app_log && cat $app_log" >"$CACHE/app.log" 2>"$CACHE/engine.log" ||
+    { cat "$CACHE/engine.log"; fail "appending to $app_log in volume $logvol"; }
+lines=$(wc -l <"$CACHE/app.log")
+[[ $(tail -n 4 "$CACHE/app.log") == "$(known_lines)" ]] || fail "$app_log does not end with the known lines"
+ok "$app_log: $((lines - 4)) lines from the app service, then 4 known lines"
+
+# Spark's DirectKafkaWordCount: words are Java's line.split(" ") (a double space gives an
+# empty word; trailing empty ones are dropped). HGETALL must equal the counts of the log.
+WC_PY=$(
+    cat <<'PY'
+import collections
+import sys
+
+log_path, hgetall_path = sys.argv[1], sys.argv[2]
+
+
+def java_split(line):
+    parts = line.split(" ")
+    if len(parts) == 1:
+        return parts
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+expected = collections.Counter()
+with open(log_path, encoding="utf-8") as f:
+    for line in f.read().split("\n")[:-1]:
+        expected.update(java_split(line))
+with open(hgetall_path, encoding="utf-8") as f:
+    out = f.read().split("\n")[:-1]
+got = dict(zip(out[0::2], (int(c) for c in out[1::2])))
+if got == dict(expected):
+    print(f"{len(got)} words, {sum(got.values())} in all")
+    sys.exit(0)
+diff = [f"{w!r}: expected {expected.get(w, 0)}, got {got.get(w, 0)}"
+        for w in sorted(set(expected) | set(got)) if expected.get(w, 0) != got.get(w, 0)]
+print(f"{len(diff)} words differ: " + "; ".join(diff[:12]))
+sys.exit(1)
+PY
+)
+hgetall() {
+    "${ENGINE[@]}" exec "${CTR[redis]}" redis-cli HGETALL "$1" >"$CACHE/hgetall.out" 2>"$CACHE/engine.log"
+}
+end=$((SECONDS + DEADLINE_SECS))
+until hgetall wc:counts && summary=$(python3 -c "$WC_PY" "$CACHE/app.log" "$CACHE/hgetall.out"); do
+    if ((SECONDS >= end)); then
+        cat "$CACHE/engine.log"
+        fail "redis-cli HGETALL wc:counts after ${DEADLINE_SECS}s: ${summary:-no answer}"
+    fi
+    sleep 1
+done
+ok "redis-cli HGETALL wc:counts equals the word counts of the log's $lines lines ($summary)"
+hgetall wc:offsets || { cat "$CACHE/engine.log"; fail "redis-cli HGETALL wc:offsets"; }
+stored=$(awk 'NR % 2 == 0 { n += $1 } END { print n + 0 }' "$CACHE/hgetall.out")
+[[ $stored == "$lines" ]] ||
+    fail "wc:offsets ($(paste -sd ' ' "$CACHE/hgetall.out")) sum to $stored records, the log has $lines lines"
+ok "wc:offsets: $(paste -sd ' ' "$CACHE/hgetall.out"), one record per line"
+# What flume put on the topic, read from the host through the published port.
+timeout "$DEADLINE_SECS" kcat -b "$pipe_bootstrap" -C -t app-lines -e -q -f '%s\n' >"$CACHE/topic.out" \
+    2>"$CACHE/consume.err" || { cat "$CACHE/consume.err"; fail "kcat: consume app-lines via $pipe_bootstrap"; }
+cmp -s <(sort "$CACHE/app.log") <(sort "$CACHE/topic.out") ||
+    { diff <(sort "$CACHE/app.log") <(sort "$CACHE/topic.out") | head -10; fail "app-lines does not hold the log's lines"; }
+ok "topic app-lines holds the log's $lines lines, byte for byte"
+
+log "PASSED with $engine_name; image $IMAGE is $size bytes, $CONN_IMAGE $conn_size bytes"
 echo "$passed passed, 0 failed"
