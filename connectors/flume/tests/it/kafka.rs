@@ -477,3 +477,58 @@ async fn kafka_source_sets_headers_commits_offsets_and_feeds_a_kafka_sink() {
     );
     assert!(agent.terminate(DEADLINE).success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kafka_source_from_the_broker_to_file_roll() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    let topic = unique("to-files");
+    client.create_topic(&topic, 3, -1, &[]).await.unwrap();
+    let mut want: Vec<String> = Vec::new();
+    for p in 0..3 {
+        let records: Vec<ProduceRecord> = (0..20)
+            .map(|i| {
+                let v = format!("line p{p} n{i:02}");
+                want.push(v.clone());
+                ProduceRecord::new(v)
+            })
+            .collect();
+        client
+            .produce(&topic, p, &records, &ProduceOptions::default())
+            .await
+            .unwrap();
+    }
+    want.sort();
+    let out = tempfile::tempdir().unwrap();
+    let config = format!(
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+         a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource\n\
+         a1.sources.r1.kafka.bootstrap.servers = {addr}\n\
+         a1.sources.r1.kafka.topics = {topic}\n\
+         a1.sources.r1.kafka.consumer.group.id = {group}\n\
+         a1.sources.r1.kafka.consumer.auto.offset.reset = earliest\n\
+         a1.sources.r1.batchSize = 25\n\
+         a1.sources.r1.batchDurationMillis = 200\n\
+         a1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = file_roll\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k1.sink.directory = {dir}\n\
+         a1.sinks.k1.sink.rollInterval = 0\n",
+        addr = broker.addr(),
+        group = unique("g"),
+        dir = out.path().display(),
+    );
+    let _agent = Agent::start(&config, "a1", &[]);
+    let got = eventually(DEADLINE, "every record in the rolled files", || async {
+        let mut lines: Vec<String> = Vec::new();
+        for e in fs::read_dir(out.path()).ok()?.flatten() {
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            lines.extend(text.lines().map(str::to_string));
+        }
+        lines.sort();
+        (lines.len() >= want.len()).then_some(lines)
+    })
+    .await;
+    assert_eq!(got, want, "each record exactly once, body as the file line");
+}
