@@ -10,6 +10,14 @@ use tokio::time::Instant;
 use super::{Sink, Status};
 use crate::conf::{ConfigError, Context};
 
+/// How long a sink that failed `fails` times in a row sits out: `2^fails` seconds, at most
+/// `max` (Flume's failover and load-balancing back-off).
+fn penalty(fails: u32, max: Duration) -> Duration {
+    Duration::from_secs(1)
+        .saturating_mul(1u32.checked_shl(fails).unwrap_or(u32::MAX))
+        .min(max)
+}
+
 /// How a group of sinks is driven.
 pub struct SinkProcessor {
     label: String,
@@ -186,9 +194,7 @@ impl SinkProcessor {
                         }
                         Err(e) => {
                             *fails = fails.saturating_add(1);
-                            let penalty = Duration::from_secs(1)
-                                .saturating_mul(1u32.checked_shl(*fails).unwrap_or(u32::MAX))
-                                .min(*max_penalty);
+                            let penalty = penalty(*fails, *max_penalty);
                             *until = Some(now + penalty);
                             tracing::warn!(
                                 "failover: sink {} failed ({e:#}); benched for {penalty:?}",
@@ -244,9 +250,7 @@ impl SinkProcessor {
                         Err(e) => {
                             *fails = fails.saturating_add(1);
                             if *backoff {
-                                let wait = Duration::from_secs(1)
-                                    .saturating_mul(1u32.checked_shl(*fails).unwrap_or(u32::MAX))
-                                    .min(*max_timeout);
+                                let wait = penalty(*fails, *max_timeout);
                                 *until = Some(now + wait);
                             }
                             last_err = Some(e);
