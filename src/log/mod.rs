@@ -188,6 +188,9 @@ pub struct LogManager {
     dynamic: RwLock<BTreeMap<String, String>>,
     topics: RwLock<TopicMap>,
     admin: Mutex<()>,
+    /// One checkpoint at a time: the periodic one may still be running when shutdown
+    /// writes its own, and both write the same temp files.
+    checkpointing: Mutex<()>,
     cluster_id: String,
 }
 
@@ -425,6 +428,7 @@ impl LogManager {
             dynamic: RwLock::new(dynamic),
             topics: RwLock::new(map),
             admin: Mutex::new(()),
+            checkpointing: Mutex::new(()),
             cluster_id,
         })
     }
@@ -794,6 +798,7 @@ impl LogManager {
     /// Flush every partition and write the checkpoint files. Called periodically and at
     /// shutdown.
     pub fn checkpoint(&self) -> Result<(), Error> {
+        let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         let mut rp = String::new();
         let mut ls = String::new();
         let mut n = 0usize;

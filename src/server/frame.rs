@@ -76,17 +76,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> Result<B
         .ok()
         .filter(|s| (MIN_FRAME..=max).contains(s))
         .ok_or(FrameError::BadSize { size, max })?;
-    let mut buf = BytesMut::zeroed(usize_size);
-    let mut got = 0;
-    while got < usize_size {
-        let n = r.read(&mut buf[got..]).await?;
+    // Read into spare capacity: no zero-fill of a buffer that is about to be overwritten.
+    let mut buf = BytesMut::with_capacity(usize_size);
+    while buf.len() < usize_size {
+        let want = usize_size - buf.len();
+        let want = u64::try_from(want).unwrap_or(u64::MAX);
+        let n = (&mut *r).take(want).read_buf(&mut buf).await?;
         if n == 0 {
             return Err(FrameError::Truncated {
                 expected: usize_size,
-                got,
+                got: buf.len(),
             });
         }
-        got += n;
     }
     Ok(buf.freeze())
 }
