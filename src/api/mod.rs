@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod group;
 pub mod meta;
 pub mod produce;
+pub mod splice;
 pub mod topics;
 
 use std::sync::Arc;
@@ -141,8 +142,36 @@ pub fn check_version(key: ApiKey, version: i16) -> VersionCheck {
     }
 }
 
+/// A handler's answer: the response, and the file regions its placeholders stand for
+/// (only Fetch has any; see [`splice`]).
+pub struct Reply {
+    /// The response to encode.
+    pub body: ResponseKind,
+    /// Segment file regions to send where the body holds their placeholders.
+    pub splices: splice::Splices,
+}
+
 /// Route a decoded request to its handler.
 pub async fn dispatch(
+    ctx: &Ctx<'_>,
+    hdr: &RequestHeader,
+    req: RequestKind,
+) -> Result<Reply, ApiError> {
+    if let RequestKind::Fetch(r) = req {
+        let (resp, splices) = fetch::fetch::handle(ctx, hdr, r).await?;
+        return Ok(Reply {
+            body: ResponseKind::Fetch(resp),
+            splices,
+        });
+    }
+    Ok(Reply {
+        body: dispatch_plain(ctx, hdr, req).await?,
+        splices: splice::Splices::default(),
+    })
+}
+
+/// Every handler that answers with a response alone.
+async fn dispatch_plain(
     ctx: &Ctx<'_>,
     hdr: &RequestHeader,
     req: RequestKind,
@@ -151,7 +180,6 @@ pub async fn dispatch(
         RequestKind::Produce(r) => {
             ResponseKind::Produce(produce::produce::handle(ctx, hdr, r).await?)
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch::handle(ctx, hdr, r).await?),
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(fetch::list_offsets::handle(ctx, hdr, r).await?)
         }

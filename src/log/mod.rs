@@ -30,7 +30,8 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 pub use config::{LogConfig, TimestampType};
-pub use partition::{AppendError, AppendInfo, FetchData, Partition, ReadError};
+pub use partition::{AppendError, AppendInfo, FetchData, FetchRegion, Partition, ReadError};
+pub use segment::FileRegion;
 
 /// Kafka's `index.interval.bytes` default, used when rebuilding indexes.
 pub const INDEX_INTERVAL_BYTES: usize = 4096;

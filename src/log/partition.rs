@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::batch::{self, BatchView};
 use super::producer::{ProducerState, SeqCheck};
-use super::segment::{ReadSlice, Segment, Truncation};
+use super::segment::{FileRegion, ReadSlice, Segment, Truncation};
 use super::{Error, LogConfig, TimestampType};
 
 /// File holding the producer table at the last checkpoint.
@@ -72,6 +72,18 @@ pub enum AppendError {
 pub struct FetchData {
     /// Whole batches starting with the one that contains the requested offset.
     pub records: Bytes,
+    /// High watermark at the time of the read.
+    pub high_watermark: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+}
+
+/// Result of [`Partition::read_region`]: where the batches are, not their bytes.
+#[derive(Debug, Clone)]
+pub struct FetchRegion {
+    /// Whole batches starting with the one that contains the requested offset; `None` when
+    /// there is nothing to send.
+    pub region: Option<FileRegion>,
     /// High watermark at the time of the read.
     pub high_watermark: i64,
     /// Log start offset at the time of the read.
@@ -590,8 +602,27 @@ impl Partition {
 
     /// Find the bytes to serve for a fetch at `offset`: whole batches, starting with the one
     /// that contains `offset`, up to `max_bytes` (but always the first whole batch, as
-    /// Kafka does since KIP-74 so a consumer can make progress).
+    /// Kafka does since KIP-74 so a consumer can make progress). Copies them into memory;
+    /// the fetch path sends [`Partition::read_region`] from the file instead.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<FetchData, ReadError> {
+        let r = self.read_region(offset, max_bytes)?;
+        let records = match &r.region {
+            Some(region) => region
+                .load()
+                .map_err(|e| ReadError::Storage(Error::io(&self.dir, e)))?,
+            None => Bytes::new(),
+        };
+        Ok(FetchData {
+            records,
+            high_watermark: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+        })
+    }
+
+    /// Like [`Partition::read`], but only locate the batches: the region of the segment file
+    /// that holds them. Reads batch headers (12 bytes each, skipping ahead with the offset
+    /// index), never the records.
+    pub fn read_region(&self, offset: i64, max_bytes: usize) -> Result<FetchRegion, ReadError> {
         let (slice, hw, log_start) = {
             let st = self.lock();
             if offset < st.log_start || offset > st.hw {
@@ -615,7 +646,7 @@ impl Partition {
                     } else {
                         seg.size()
                     };
-                    if let Some(s) = seg.slice(offset, end)? {
+                    if let Some(s) = seg.slice(offset, end, max_bytes)? {
                         slice = Some(s);
                         break;
                     }
@@ -623,13 +654,15 @@ impl Partition {
             }
             (slice, st.hw, st.log_start)
         };
-        let records = match slice {
-            Some(s) => read_batches(&s, max_bytes)
-                .map_err(|e| ReadError::Storage(Error::io(&self.dir, e)))?,
-            None => Bytes::new(),
+        let region = match slice {
+            Some(s) => Some(
+                whole_batches(&s, max_bytes)
+                    .map_err(|e| ReadError::Storage(Error::io(&self.dir, e)))?,
+            ),
+            None => None,
         };
-        Ok(FetchData {
-            records,
+        Ok(FetchRegion {
+            region: region.filter(|r| r.len > 0),
             high_watermark: hw,
             log_start_offset: log_start,
         })
@@ -851,35 +884,39 @@ impl Partition {
     }
 }
 
-/// Read whole batches from a slice: up to `max_bytes`, cut at the last complete batch, but
-/// at least the first batch whole.
-fn read_batches(s: &ReadSlice, max_bytes: usize) -> std::io::Result<Bytes> {
-    let available = s.end.saturating_sub(s.position);
-    let want = usize::try_from(available)
-        .unwrap_or(usize::MAX)
-        .min(max_bytes.max(batch::HEADER_LEN));
-    let mut buf = vec![0u8; want];
-    s.file.read_exact_at(&mut buf, s.position)?;
-    // Find the end of the last complete batch.
-    let mut end = 0usize;
-    while let Some((_, len)) = buf.get(end..).and_then(batch::peek_offset_and_len) {
-        let Some(total) = usize::try_from(len).ok().map(|l| l + batch::LOG_OVERHEAD) else {
-            break;
-        };
-        if end + total > buf.len() {
-            if end == 0 {
-                // First batch larger than max_bytes: send it whole.
-                let whole = u64::try_from(total).unwrap_or(u64::MAX).min(available);
-                let mut first = vec![0u8; usize::try_from(whole).unwrap_or(0)];
-                s.file.read_exact_at(&mut first, s.position)?;
-                return Ok(Bytes::from(first));
-            }
-            break;
+/// Cut a slice to whole batches: as many as fit in `max_bytes`, but at least the first one
+/// whole. Walks batch headers from the index hint; the records are not read.
+fn whole_batches(s: &ReadSlice, max_bytes: usize) -> std::io::Result<FileRegion> {
+    let limit = s
+        .position
+        .saturating_add(u64::try_from(max_bytes).unwrap_or(u64::MAX))
+        .min(s.end);
+    let mut pos = s.hint.clamp(s.position, limit);
+    let mut hdr = [0u8; batch::LOG_OVERHEAD];
+    let batch_end = |hdr: &[u8], at: u64| -> Option<u64> {
+        let (_, len) = batch::peek_offset_and_len(hdr)?;
+        let len = u64::try_from(len).ok()?;
+        Some(at + batch::LOG_OVERHEAD as u64 + len)
+    };
+    while pos + batch::LOG_OVERHEAD as u64 <= limit {
+        s.file.read_exact_at(&mut hdr, pos)?;
+        match batch_end(&hdr, pos) {
+            Some(next) if next <= limit => pos = next,
+            _ => break,
         }
-        end += total;
     }
-    buf.truncate(end);
-    Ok(Bytes::from(buf))
+    if pos == s.position && s.position + (batch::LOG_OVERHEAD as u64) <= s.end {
+        // The first batch alone exceeds `max_bytes`: send it whole (KIP-74).
+        s.file.read_exact_at(&mut hdr, s.position)?;
+        if let Some(next) = batch_end(&hdr, s.position) {
+            pos = next.min(s.end);
+        }
+    }
+    Ok(FileRegion {
+        file: Arc::clone(&s.file),
+        position: s.position,
+        len: usize::try_from(pos - s.position).unwrap_or(0),
+    })
 }
 
 /// (offset, timestamp) of every record of a batch; decodes (and decompresses) it.
@@ -976,6 +1013,48 @@ mod tests {
         // the producer table survives a restart
         let p = open(dir.path(), cfg(), Some(2));
         assert!(p.append(&b).unwrap().duplicate);
+    }
+
+    #[test]
+    fn regions_hold_whole_batches_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        // A sparse index entry every 100 bytes, so the cut starts from an index hint.
+        let c = Arc::new(LogConfig {
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        });
+        let p = open(dir.path(), c, None);
+        let mut ends = Vec::new();
+        for n in [1, 5, 2, 9, 3, 1, 7, 4, 2, 6] {
+            p.append(&make_batch(n, 1, -1, -1)).unwrap();
+            ends.push(p.size_bytes());
+        }
+        let size_of = |r: &FetchRegion| r.region.as_ref().map_or(0, |r| r.len as u64);
+        for limit in [0usize, 1, 60, 150, 299, 300, 301, 555, 10_000] {
+            let r = p.read_region(0, limit).unwrap();
+            let len = size_of(&r);
+            // The longest prefix of whole batches within the limit, but at least one batch.
+            let want = ends
+                .iter()
+                .copied()
+                .filter(|&e| e <= limit as u64)
+                .max()
+                .unwrap_or(ends[0]);
+            assert_eq!(len, want, "limit {limit}");
+            let bytes = p.read(0, limit).unwrap().records;
+            assert_eq!(bytes.len() as u64, len);
+            let mut rest = &bytes[..];
+            while let Some((v, tail)) = BatchView::split_first(rest).unwrap() {
+                v.validate().unwrap();
+                rest = tail;
+            }
+        }
+        // Offset 7 is inside the third batch (offsets 6..=7): the region starts there.
+        let r = p.read_region(7, 10_000).unwrap();
+        let region = r.region.unwrap();
+        assert_eq!(region.position, ends[1]);
+        assert_eq!(region.position + region.len as u64, ends[9]);
+        assert!(p.read_region(40, 100).unwrap().region.is_none());
     }
 
     #[test]

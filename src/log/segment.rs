@@ -61,6 +61,31 @@ pub struct ReadSlice {
     pub position: u64,
     /// End (exclusive) of readable data in this segment at the time of the lookup.
     pub end: u64,
+    /// Start of a batch at or below `position + max_bytes` (from the offset index), so the
+    /// cut to whole batches need not walk every header from `position`.
+    pub hint: u64,
+}
+
+/// Whole batches of one segment file, below the high watermark, to be sent to a client.
+/// The bytes never change: segments are append-only, and a segment that is deleted or
+/// replaced by compaction keeps its data for as long as this handle is open.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    /// Shared handle to the `.log` file.
+    pub file: Arc<File>,
+    /// Byte position of the first batch.
+    pub position: u64,
+    /// Length in bytes: a whole number of batches.
+    pub len: usize,
+}
+
+impl FileRegion {
+    /// Copy the region's bytes into memory.
+    pub fn load(&self) -> std::io::Result<bytes::Bytes> {
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(bytes::Bytes::from(buf))
+    }
 }
 
 impl Segment {
@@ -451,12 +476,29 @@ impl Segment {
     }
 
     /// A read slice from the batch containing `offset` up to `end` (bytes).
-    pub fn slice(&self, offset: i64, end: u64) -> Result<Option<ReadSlice>, Error> {
+    /// `max_bytes` is what the caller may send; it only sets [`ReadSlice::hint`].
+    pub fn slice(
+        &self,
+        offset: i64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Option<ReadSlice>, Error> {
         Ok(self.find(offset)?.and_then(|(position, _)| {
+            let limit = position
+                .saturating_add(u64::try_from(max_bytes).unwrap_or(u64::MAX))
+                .min(end);
+            // Index entries point at batch starts; the last one within the limit is a safe
+            // place to resume the walk over batch headers.
+            let entries = self.index.entries();
+            let i = entries.partition_point(|e| u64::from(e.position) <= limit);
+            let hint = entries[..i]
+                .last()
+                .map_or(position, |e| u64::from(e.position).max(position));
             (position < end).then(|| ReadSlice {
                 file: Arc::clone(&self.file),
                 position,
                 end,
+                hint,
             })
         }))
     }

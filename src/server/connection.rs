@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::frame::{self, FrameError};
+use super::output::{self, Output, Piece};
 use crate::api::{self, Broker, Ctx, VersionCheck};
 
 /// Read buffer per connection; small requests then cost one syscall for several frames.
@@ -74,7 +75,7 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
             conn: &info,
         };
         match handle_frame(&ctx, frame, &mut out).await {
-            Ok(true) => {
+            Ok(Outcome::Buffer) => {
                 if let Err(e) = wr.write_all(&out).await {
                     debug!(%peer, error = %e, "write failed; closing");
                     break;
@@ -83,7 +84,23 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
                     out = BytesMut::with_capacity(64 * 1024);
                 }
             }
-            Ok(false) => {}
+            Ok(Outcome::Pieces(pieces)) => {
+                if let Err(e) = output::write(&mut wr, &pieces).await {
+                    debug!(%peer, error = %e, "write failed; closing");
+                    break;
+                }
+                // Keep the largest memory piece's buffer for the next response.
+                out = pieces
+                    .into_iter()
+                    .filter_map(|p| match p {
+                        Piece::Memory(b) => Some(b),
+                        Piece::File(_) => None,
+                    })
+                    .max_by_key(BytesMut::capacity)
+                    .filter(|b| b.capacity() <= 4 * 1024 * 1024)
+                    .unwrap_or_else(|| BytesMut::with_capacity(64 * 1024));
+            }
+            Ok(Outcome::Silent) => {}
             Err(msg) => {
                 info!(%peer, "closing connection: {msg}");
                 break;
@@ -94,9 +111,18 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
     debug!(%peer, "connection closed");
 }
 
-/// Handle one frame. `Ok(true)`: `out` holds a response to write; `Ok(false)`: no response
-/// (acks=0 produce); `Err`: close the connection, with the reason for the log.
-async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result<bool, String> {
+/// What to send for a request.
+enum Outcome {
+    /// `out` holds the response frame.
+    Buffer,
+    /// The response frame in pieces, some of them segment file regions.
+    Pieces(Vec<Piece>),
+    /// No response (acks=0 produce).
+    Silent,
+}
+
+/// Handle one frame. `Err`: close the connection, with the reason for the log.
+async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result<Outcome, String> {
     let p = frame::peek(&frame).ok_or("frame shorter than a request header")?;
     let key = ApiKey::try_from(p.api_key).map_err(|_| format!("unknown api key {}", p.api_key))?;
     match api::check_version(key, p.api_version) {
@@ -106,7 +132,7 @@ async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result
             // the full table, so the client can retry at a version both sides know.
             let body = api::meta::api_versions::fallback_response();
             encode_response(out, p.correlation_id, 0, 0, &body).map_err(|e| e.to_string())?;
-            return Ok(true);
+            return Ok(Outcome::Buffer);
         }
         VersionCheck::Unsupported => {
             // Kafka closes the connection here; the project asks for an UNSUPPORTED_VERSION
@@ -116,7 +142,7 @@ async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result
                     encode_kind(out, key, p.correlation_id, p.api_version, &resp)
                         .map_err(|e| e.to_string())?;
                     warn!(api = ?key, version = p.api_version, "unsupported version; answered UNSUPPORTED_VERSION");
-                    Ok(true)
+                    Ok(Outcome::Buffer)
                 }
                 None => Err(format!("unsupported version {} of {key:?}", p.api_version)),
             };
@@ -128,21 +154,31 @@ async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result
     let req = RequestKind::decode(key, &mut body, p.api_version)
         .map_err(|e| format!("malformed {key:?} v{} request: {e}", p.api_version))?;
     let no_response = matches!(&req, RequestKind::Produce(r) if r.acks == 0);
-    let resp = api::dispatch(ctx, &header, req)
+    let reply = api::dispatch(ctx, &header, req)
         .await
         .map_err(|e| format!("{key:?} handler failed: {e}"))?;
     if no_response {
-        return Ok(false);
+        return Ok(Outcome::Silent);
     }
-    encode_kind(
-        out,
-        key,
-        header.correlation_id,
-        header.request_api_version,
-        &resp,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(true)
+    let version = header.request_api_version;
+    if reply.splices.is_empty() {
+        encode_kind(out, key, header.correlation_id, version, &reply.body)
+            .map_err(|e| e.to_string())?;
+        return Ok(Outcome::Buffer);
+    }
+    let mut o = Output::new(&reply.splices, std::mem::take(out));
+    ResponseHeader::default()
+        .with_correlation_id(header.correlation_id)
+        .encode(&mut o, key.response_header_version(version))
+        .map_err(|e| e.to_string())?;
+    // Only Fetch registers file regions.
+    let ResponseKind::Fetch(body) = &reply.body else {
+        return Err(format!("{key:?} response carries file regions"));
+    };
+    body.encode(&mut o, version).map_err(|e| e.to_string())?;
+    o.finish(reply.splices.len())
+        .map(Outcome::Pieces)
+        .map_err(|e| format!("{key:?} response: {e}"))
 }
 
 fn unsupported_version(

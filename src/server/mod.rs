@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod frame;
+pub mod output;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

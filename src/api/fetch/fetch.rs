@@ -2,6 +2,9 @@
 //! within `max_bytes` / per-partition limits; long-poll until `min_bytes` are there or
 //! `max_wait_ms` passes, woken by appends. No fetch sessions are created (session id 0 in
 //! the answer), which every client accepts by sending full fetches.
+//!
+//! Large record ranges are not read here: the response carries placeholders and the
+//! connection sends the segment file's bytes straight to the socket (`splice`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,8 +19,9 @@ use tokio::time::Instant;
 use tracing::error;
 
 use super::{check_leader_epoch, partition_of};
+use crate::api::splice::{Splices, MIN_SPLICE};
 use crate::api::{blocking, ApiError, Code, Ctx};
-use crate::log::{Partition, ReadError};
+use crate::log::{FileRegion, Partition, ReadError};
 
 /// First Fetch version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -32,27 +36,59 @@ struct Want {
     max_bytes: usize,
 }
 
+/// Records for one partition: small ranges in memory, large ones left in the file.
+#[derive(Clone)]
+enum Records {
+    Memory(Bytes),
+    File(FileRegion),
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        match self {
+            Records::Memory(b) => b.len(),
+            Records::File(r) => r.len,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Got {
     code: Code,
     ok: bool,
     hw: i64,
     log_start: i64,
-    records: Bytes,
+    records: Records,
 }
 
-/// Handle Fetch.
+impl Got {
+    fn failed(code: Code, hw: i64, log_start: i64) -> Self {
+        Got {
+            code,
+            ok: false,
+            hw,
+            log_start,
+            records: Records::Memory(Bytes::new()),
+        }
+    }
+}
+
+/// Handle Fetch. The response's large record ranges are placeholders for the returned
+/// file regions.
 pub(crate) async fn handle(
     ctx: &Ctx<'_>,
     hdr: &RequestHeader,
     req: FetchRequest,
-) -> Result<FetchResponse, ApiError> {
+) -> Result<(FetchResponse, Splices), ApiError> {
     let logs = &ctx.broker.logs;
     let v = hdr.request_api_version;
     let by_id = v >= TOPIC_ID_VERSION;
     if req.session_epoch > 0 || (req.session_id != 0 && req.session_epoch != -1) {
         // We never hand out sessions, so an incremental fetch names one we do not have.
-        return Ok(FetchResponse::default().with_error_code(Code::FetchSessionIdNotFound.code()));
+        return Ok((
+            FetchResponse::default().with_error_code(Code::FetchSessionIdNotFound.code()),
+            Splices::default(),
+        ));
     }
     let read_committed = req.isolation_level == 1;
     let mut wants = Vec::new();
@@ -132,7 +168,20 @@ pub(crate) async fn handle(
             }
         }
     };
+    let mut splices = Splices::default();
     for (w, g) in wants.iter().zip(got) {
+        let records = match g.records {
+            Records::Memory(b) => b,
+            Records::File(region) => match splices.add(region.clone()) {
+                Some(placeholder) => placeholder,
+                None => {
+                    let dir = w.target.as_ref().ok().map(|p| p.dir().to_path_buf());
+                    blocking(move || region.load())
+                        .await?
+                        .map_err(|e| ApiError::Internal(format!("read of {dir:?} failed: {e}")))?
+                }
+            },
+        };
         let pd = PartitionData::default()
             .with_partition_index(w.partition)
             .with_error_code(if g.ok { 0 } else { g.code.code() })
@@ -141,18 +190,22 @@ pub(crate) async fn handle(
             .with_log_start_offset(g.log_start)
             .with_preferred_read_replica(BrokerId(-1))
             .with_aborted_transactions(read_committed.then(Vec::new))
-            .with_records(Some(g.records));
+            .with_records(Some(records));
         if let Some(t) = topics.get_mut(w.topic) {
             t.partitions.push(pd);
         }
     }
-    Ok(FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(topics))
+    Ok((
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics),
+        splices,
+    ))
 }
 
 /// Read every wanted partition within the response budget. The first partition with data
-/// gets at least one whole batch even if it exceeds the budget (KIP-74).
+/// gets at least one whole batch even if it exceeds the budget (KIP-74). Ranges of
+/// `MIN_SPLICE` bytes or more stay in the file.
 fn read_all(wants: &[Want], max_bytes: usize) -> Vec<Got> {
     let mut remaining = max_bytes;
     let mut any = false;
@@ -161,15 +214,7 @@ fn read_all(wants: &[Want], max_bytes: usize) -> Vec<Got> {
         .map(|w| {
             let p = match &w.target {
                 Ok(p) => p,
-                Err(code) => {
-                    return Got {
-                        code: *code,
-                        ok: false,
-                        hw: -1,
-                        log_start: -1,
-                        records: Bytes::new(),
-                    }
-                }
+                Err(code) => return Got::failed(*code, -1, -1),
             };
             let limit = w.max_bytes.min(remaining);
             if any && limit == 0 {
@@ -179,41 +224,40 @@ fn read_all(wants: &[Want], max_bytes: usize) -> Vec<Got> {
                     ok: true,
                     hw,
                     log_start,
-                    records: Bytes::new(),
+                    records: Records::Memory(Bytes::new()),
                 };
             }
-            match p.read(w.offset, limit) {
-                Ok(d) => {
-                    remaining = remaining.saturating_sub(d.records.len());
-                    any |= !d.records.is_empty();
+            let read = p.read_region(w.offset, limit).and_then(|mut d| {
+                let records = match d.region.take() {
+                    None => Records::Memory(Bytes::new()),
+                    Some(r) if r.len >= MIN_SPLICE => Records::File(r),
+                    Some(r) => Records::Memory(
+                        r.load()
+                            .map_err(|e| ReadError::Storage(crate::log::Error::io(p.dir(), e)))?,
+                    ),
+                };
+                Ok((d, records))
+            });
+            match read {
+                Ok((d, records)) => {
+                    remaining = remaining.saturating_sub(records.len());
+                    any |= records.len() > 0;
                     Got {
                         code: Code::UnknownServerError,
                         ok: true,
                         hw: d.high_watermark,
                         log_start: d.log_start_offset,
-                        records: d.records,
+                        records,
                     }
                 }
                 Err(ReadError::OutOfRange {
                     log_start,
                     high_watermark,
                     ..
-                }) => Got {
-                    code: Code::OffsetOutOfRange,
-                    ok: false,
-                    hw: high_watermark,
-                    log_start,
-                    records: Bytes::new(),
-                },
+                }) => Got::failed(Code::OffsetOutOfRange, high_watermark, log_start),
                 Err(ReadError::Storage(e)) => {
                     error!(partition = ?p, error = %e, "read failed");
-                    Got {
-                        code: Code::KafkaStorageError,
-                        ok: false,
-                        hw: -1,
-                        log_start: -1,
-                        records: Bytes::new(),
-                    }
+                    Got::failed(Code::KafkaStorageError, -1, -1)
                 }
             }
         })
