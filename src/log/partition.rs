@@ -2,7 +2,8 @@
 //! idempotent-producer table, and the group-commit flush.
 //!
 //! State sits behind a short `std::sync::Mutex` that is never held across an await or a
-//! bulk read; fetches copy bytes with positional reads after dropping it.
+//! bulk read; fetches locate whole batches (reading only their headers) after dropping it,
+//! and the bytes go to the socket from the file.
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
