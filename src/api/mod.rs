@@ -608,10 +608,25 @@ pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
 /// Kafka's error codes, by name, for the handlers.
 pub(crate) use kafka_protocol::error::ResponseError as Code;
 
-/// Run blocking storage work on the blocking pool.
+/// Run blocking storage work (appends, reads, fsyncs, directory changes) off the async
+/// scheduler.
+///
+/// On the broker's multi-thread runtime this is `block_in_place`: the calling thread does
+/// the work at once and, for as long as it blocks, its queue of other tasks is handed to a
+/// replacement worker, so nothing else waits behind the disk. `spawn_blocking` gives the
+/// same guarantee but puts two thread wake-ups (to the pool and back) on every request's
+/// path; under the latency probe at `linger.ms=0` (28,000 one-record produce requests/s)
+/// that cost was what saturated the broker: p50 102 ms, against 0.43 ms this way. Where
+/// there is no multi-thread runtime (unit tests), `spawn_blocking` is used.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi_thread =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_thread {
+        return Ok(tokio::task::block_in_place(f));
+    }
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(format!("storage task failed: {e}")))
