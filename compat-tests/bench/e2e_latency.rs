@@ -42,8 +42,6 @@ const STAMP_BYTES: usize = 8;
 /// Producer settings: Java 4.x producer defaults where librdkafka's differ, and acks=all.
 const PRODUCER_SETTINGS: &[(&str, &str)] = &[
     ("acks", "all"),
-    // Java's linger.ms default since Kafka 4.0 (KIP-1030); librdkafka's is also 5.
-    ("linger.ms", "5"),
     ("compression.type", "none"),
     // Java's buffer.memory (32 MiB) instead of librdkafka's 1 GiB queue.
     ("queue.buffering.max.kbytes", "32768"),
@@ -70,6 +68,8 @@ usage: e2e_latency --bootstrap HOST:PORT --topic NAME --rate RECORDS_PER_S [flag
   --duration-secs S    total sending time, warm-up included (default 30)
   --warmup-secs S      records sent in the first S seconds are not measured (default 5)
   --record-size B      value size in bytes, at least 8 (default 1024)
+  --linger-ms MS       producer linger.ms (default 5: Java's default since Kafka 4.0,
+                       KIP-1030, and librdkafka's)
 
 Prints one JSON line. Normally run by compat-tests/bench/run.sh.";
 
@@ -82,6 +82,7 @@ struct Args {
     duration: Duration,
     warmup: Duration,
     record_size: usize,
+    linger_ms: f64,
 }
 
 impl Args {
@@ -96,6 +97,7 @@ impl Args {
         let mut partitions = 6;
         let (mut duration, mut warmup): (f64, f64) = (30.0, 5.0);
         let mut record_size = 1024;
+        let mut linger_ms: f64 = 5.0;
         let mut it = raw.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -110,6 +112,7 @@ impl Args {
                 "--duration-secs" => duration = parse_num(&flag, &value()?)?,
                 "--warmup-secs" => warmup = parse_num(&flag, &value()?)?,
                 "--record-size" => record_size = parse_num(&flag, &value()?)?,
+                "--linger-ms" => linger_ms = parse_num(&flag, &value()?)?,
                 "-h" | "--help" => bail!("{USAGE}"),
                 other => bail!("unknown flag {other:?}\n\n{USAGE}"),
             }
@@ -125,6 +128,10 @@ impl Args {
             duration.is_finite() && warmup.is_finite() && warmup >= 0.0 && duration > warmup,
             "--duration-secs must be greater than --warmup-secs"
         );
+        ensure!(
+            linger_ms.is_finite() && (0.0..=900_000.0).contains(&linger_ms),
+            "--linger-ms must be between 0 and 900000"
+        );
         Ok(Some(Args {
             bootstrap: bootstrap.ok_or_else(|| anyhow!("--bootstrap is required\n\n{USAGE}"))?,
             topic: topic.ok_or_else(|| anyhow!("--topic is required\n\n{USAGE}"))?,
@@ -133,6 +140,7 @@ impl Args {
             duration: Duration::from_secs_f64(duration),
             warmup: Duration::from_secs_f64(warmup),
             record_size,
+            linger_ms,
         }))
     }
 }
@@ -237,7 +245,7 @@ fn run(args: &Args) -> Result<String> {
             "{{\"target_rate\":{:.1},\"achieved_rate\":{:.1},\"sent\":{},\"acked\":{},",
             "\"delivery_errors\":{},\"first_error\":{},\"received\":{},\"measured\":{},",
             "\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},",
-            "\"mean_ms\":{:.3},\"measured_secs\":{:.1}}}"
+            "\"mean_ms\":{:.3},\"measured_secs\":{:.1},\"linger_ms\":{}}}"
         ),
         args.rate,
         produced.measured_rate,
@@ -253,6 +261,7 @@ fn run(args: &Args) -> Result<String> {
         ms(lat.last().copied().unwrap_or(0)),
         mean,
         measured_secs,
+        args.linger_ms,
     ))
 }
 
@@ -447,6 +456,7 @@ struct Produced {
 fn produce(args: &Args, origin: Instant, measure_from_ns: &AtomicU64) -> Result<Produced> {
     let producer: ThreadedProducer<DeliveryContext> =
         client_config(&args.bootstrap, PRODUCER_SETTINGS)
+            .set("linger.ms", args.linger_ms.to_string())
             .create_with_context(DeliveryContext {
                 log: ClientLog::new("producer"),
                 stats: Mutex::new(Deliveries::default()),
