@@ -66,9 +66,12 @@ SYSTEMS = ("kafka", "sluice")
 # still batches (about 1 ms of records per request) but no longer waits most of the time
 # it measures. Then with the clients' default linger.ms=5 (Java since Kafka 4.0, KIP-1030,
 # and librdkafka), where up to 5 ms of every record's latency is the client's own wait.
+# Last with linger.ms=0, as Kafka's own EndToEndLatency tool: about one record per produce
+# request, which measures how many requests a second the broker turns around.
 # README.md beside this file, "end-to-end latency", says more.
 LATENCY_LINGER_MS = 1.0
 DEFAULT_LINGER_MS = 5.0
+NO_LINGER_MS = 0.0
 # Probe rate when no Kafka run precedes it (--only sluice) and --latency-rate isn't given.
 DEFAULT_RATE = 5000
 LABEL = {"kafka": f"Apache Kafka {KAFKA_VERSION}", "sluice": "Sluice"}
@@ -656,7 +659,8 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
             rate_box.update(rate=DEFAULT_RATE, **{"from": "default for runs without Kafka"})
         rate = rate_box["rate"]
         for name, linger in (("latency", args.latency_linger_ms),
-                             ("latency_default_linger", DEFAULT_LINGER_MS)):
+                             ("latency_default_linger", DEFAULT_LINGER_MS),
+                             ("latency_no_linger", NO_LINGER_MS)):
             phase(name, lambda o: (o["acked"] + o["received"]) * rs,
                   lambda: e2e_latency(broker, Path(args.probe_bin), f"{tl}-{name}", rate,
                                       sizes.partitions, sizes.latency_secs,
@@ -728,6 +732,14 @@ METRICS = [
      lambda r: r["latency_default_linger"]["p99_ms"]),
     ("e2e5_p999", "end-to-end latency p99.9, linger.ms=5", "ms", False,
      lambda r: r["latency_default_linger"]["p999_ms"]),
+    ("e2e0_p50", "end-to-end latency p50, linger.ms=0", "ms", False,
+     lambda r: r["latency_no_linger"]["p50_ms"]),
+    ("e2e0_p99", "end-to-end latency p99, linger.ms=0", "ms", False,
+     lambda r: r["latency_no_linger"]["p99_ms"]),
+    ("e2e0_p999", "end-to-end latency p99.9, linger.ms=0", "ms", False,
+     lambda r: r["latency_no_linger"]["p999_ms"]),
+    ("e2e0_rate", "latency probe at linger.ms=0: records/s sent", "records/s", None,
+     lambda r: r["latency_no_linger"]["achieved_rate"]),
     ("first_ack", "start → first acked produce", "s", False, lambda r: r["first_ack_s"]),
     ("rss_idle", "RSS idle", "MiB", False, lambda r: r["rss_idle_mib"]),
     ("rss_peak", "RSS peak (VmHWM)", "MiB", False, lambda r: r["rss_peak_mib"]),
@@ -741,6 +753,8 @@ METRICS = [
      lambda r: r["latency"]["cpu_s_per_gib"]),
     ("cpu_lat5", "broker CPU per GiB, latency phase, linger.ms=5", "CPU s/GiB", False,
      lambda r: r["latency_default_linger"]["cpu_s_per_gib"]),
+    ("cpu_lat0", "broker CPU per GiB, latency phase, linger.ms=0", "CPU s/GiB", False,
+     lambda r: r["latency_no_linger"]["cpu_s_per_gib"]),
     ("shutdown", "SIGTERM → exit", "s", False, lambda r: r["shutdown_s"]),
 ]
 
@@ -824,7 +838,8 @@ def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
         f"{meta['rate_desc']}, {meta['sizes']['latency_secs']:g} s "
         f"({meta['sizes']['warmup_secs']:g} s warm-up not measured), twice: producer "
         f"`linger.ms={meta.get('linger_ms', LATENCY_LINGER_MS):g}` (the plain "
-        f"\"end-to-end latency\" rows), then the clients' default `linger.ms=5`.",
+        f"\"end-to-end latency\" rows), then the clients' default `linger.ms=5`, then "
+        f"`linger.ms=0` (Kafka's EndToEndLatency tool's setting).",
         "",
         "Medians of the repeats, with min–max in brackets. The ratio is Sluice's median over "
         "Kafka's; ↑ means higher is better, ↓ lower is better. "
