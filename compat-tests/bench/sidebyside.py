@@ -836,7 +836,7 @@ def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
         f"per produce phase, topics of {meta['sizes']['partitions']} partitions; "
         f"producers `acks=all`, otherwise the perf tool's defaults. Latency probe: "
         f"{meta['rate_desc']}, {meta['sizes']['latency_secs']:g} s "
-        f"({meta['sizes']['warmup_secs']:g} s warm-up not measured), twice: producer "
+        f"({meta['sizes']['warmup_secs']:g} s warm-up not measured), three times: producer "
         f"`linger.ms={meta.get('linger_ms', LATENCY_LINGER_MS):g}` (the plain "
         f"\"end-to-end latency\" rows), then the clients' default `linger.ms=5`, then "
         f"`linger.ms=0` (Kafka's EndToEndLatency tool's setting).",
