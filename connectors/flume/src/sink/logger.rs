@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{take_batch, Sink, Status};
+use super::{drain_in_process, Sink, Status};
 use crate::channel::Channel;
 use crate::conf::{ConfigError, Context};
 use crate::counters::{Counters, Kind};
@@ -85,21 +85,11 @@ impl Sink for LoggerSink {
             .transaction_capacity()
             .unwrap_or(BATCH)
             .min(BATCH);
-        let mut tx = self.channel.begin();
-        let events = take_batch(&mut tx, batch, &self.counters).await?;
-        for e in &events {
-            tracing::info!(target: "org.apache.flume.sink.LoggerSink", "{}", dump_event(e, self.max_bytes));
-        }
-        tx.commit().await?;
-        self.counters.add(
-            "EventDrainSuccessCount",
-            i64::try_from(events.len()).unwrap_or(i64::MAX),
-        );
-        Ok(if events.is_empty() {
-            Status::Backoff
-        } else {
-            Status::Ready
+        let max_bytes = self.max_bytes;
+        drain_in_process(&self.channel, batch, &self.counters, |e| {
+            tracing::info!(target: "org.apache.flume.sink.LoggerSink", "{}", dump_event(e, max_bytes));
         })
+        .await
     }
 }
 

@@ -60,6 +60,30 @@ pub trait Sink: Send {
     async fn stop(&mut self) {}
 }
 
+/// One whole transaction for the sinks that deliver in-process and cannot fail (logger,
+/// null): take up to `max` events, hand each to `deliver`, commit, and count
+/// `EventDrainSuccessCount`. `Backoff` when the channel had nothing.
+pub async fn drain_in_process(
+    channel: &Arc<dyn Channel>,
+    max: usize,
+    counters: &Counters,
+    mut deliver: impl FnMut(&Event) + Send,
+) -> anyhow::Result<Status> {
+    let mut tx = channel.begin();
+    let events = take_batch(&mut tx, max, counters).await?;
+    events.iter().for_each(&mut deliver);
+    tx.commit().await?;
+    counters.add(
+        "EventDrainSuccessCount",
+        i64::try_from(events.len()).unwrap_or(i64::MAX),
+    );
+    Ok(if events.is_empty() {
+        Status::Backoff
+    } else {
+        Status::Ready
+    })
+}
+
 /// Take up to `max` events in `tx`. Counts `EventDrainAttemptCount` and the batch-size
 /// counters (`BatchEmptyCount`, `BatchUnderflowCount`, `BatchCompleteCount`).
 pub async fn take_batch(
