@@ -5,7 +5,7 @@
 //! self-contained. The files use fixed ports (44445, 44446, 9092) and paths under
 //! `/tmp/sluice-flume`, so everything runs in one test function, one agent after another.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,9 @@ use sluice_client::{Client, ClientConfig};
 use sluice_flume_rpc::{ClientOptions, SparkSinkClient};
 use tempfile::TempDir;
 
-use crate::harness::{eventually, flume_bin, poll_until};
+use crate::harness::{
+    append_lines, eventually, flume_bin, poll_until, sigterm_and_wait, wait_for_logged,
+};
 use crate::kafka::{wait_topic, Read};
 use crate::sinks::{files_under, read_sequence_file};
 use crate::sources::logged_events;
@@ -127,52 +129,24 @@ impl RepoAgent {
 
     /// Waits until the log holds `needle`; panics with the log if the agent exits first.
     fn wait_for_log(&mut self, needle: &str) {
-        let end = Instant::now() + WAIT;
-        loop {
-            if self.log().contains(needle) {
-                return;
-            }
-            if let Some(s) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!(
-                    "agent on {} exited ({s}) before logging {needle:?}:\n{}",
-                    self.file,
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "agent on {} did not log {needle:?} within {WAIT:?}:\n{}",
-                self.file,
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(25));
+        let mut child = self.child.take();
+        let waited = wait_for_logged(child.as_mut(), || self.log(), needle, WAIT);
+        self.child = child;
+        if let Err(why) = waited {
+            panic!("agent on {} {why}:\n{}", self.file, self.log());
         }
     }
 
     /// SIGTERM and the exit status; the agent drains its channels and closes its files.
     fn terminate(&mut self) -> ExitStatus {
         let mut c = self.child.take().unwrap();
-        let ok = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "kill -TERM failed");
-        let end = Instant::now() + WAIT;
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > end {
-                let _ = c.kill();
-                let _ = c.wait();
-                panic!(
-                    "agent on {} did not exit within {WAIT:?} of SIGTERM:\n{}",
-                    self.file,
-                    self.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
+        sigterm_and_wait(&mut c, WAIT).unwrap_or_else(|| {
+            panic!(
+                "agent on {} did not exit within {WAIT:?} of SIGTERM:\n{}",
+                self.file,
+                self.log()
+            )
+        })
     }
 
     /// Stops the agent and checks that it stopped cleanly.
@@ -220,19 +194,6 @@ fn netcat_send(lines: &[String]) {
 /// Lines short enough for the logger sink, which prints only the first 16 bytes of a body.
 fn lines(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix} {i}")).collect()
-}
-
-/// Appends `lines` to `path`, creating it (and its directory) if needed.
-fn append(path: &Path, lines: &[String]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
 }
 
 /// Removes `dir` and everything in it; absent is fine.
@@ -409,7 +370,7 @@ fn seed_3(hdfs: &Path) {
     let (first, rest) = sent.split_at(4);
     let mut written = 0;
     for burst in [first, rest] {
-        append(&log, burst);
+        append_lines(&log, burst);
         written += burst.len();
         let want = sorted(sent[..written].to_vec());
         wait_seen(&format!("{written} tailed lines in SequenceFiles"), || {
@@ -611,7 +572,7 @@ async fn pipeline() {
     let sent: Vec<String> = (0..6)
         .map(|i| format!("hello sluice pipeline {i}"))
         .collect();
-    append(&Path::new(OUT).join("app.log"), &sent);
+    append_lines(&Path::new(OUT).join("app.log"), &sent);
     let mut config =
         ClientConfig::new([format!("localhost:{KAFKA}")]).with_client_id("sluice-flume-config-dir");
     config.retry_backoff = Duration::from_millis(20);

@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::future::Future;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -274,27 +274,11 @@ impl Agent {
     /// Wait until the current run's log contains `needle`; panics (with the log) after
     /// `deadline` or if the agent exits first.
     pub fn wait_for_log(&mut self, needle: &str, deadline: Duration) {
-        let end = Instant::now() + deadline;
-        loop {
-            if self.current_log().contains(needle) {
-                return;
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "agent exited ({status}) before logging {needle:?}:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "agent did not log {needle:?} within {deadline:?}:\n{}",
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(25));
+        let mut child = self.child.take();
+        let waited = wait_for_logged(child.as_mut(), || self.current_log(), needle, deadline);
+        self.child = child;
+        if let Err(why) = waited {
+            panic!("agent {why}:\n{}", self.log());
         }
     }
 
@@ -323,25 +307,12 @@ impl Agent {
         let Some(mut c) = self.child.take() else {
             panic!("agent is not running")
         };
-        let ok = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "kill -TERM failed");
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                return s;
-            }
-            if Instant::now() > end {
-                let _ = c.kill();
-                panic!(
-                    "agent did not exit within {deadline:?} of SIGTERM:\n{}",
-                    self.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
+        sigterm_and_wait(&mut c, deadline).unwrap_or_else(|| {
+            panic!(
+                "agent did not exit within {deadline:?} of SIGTERM:\n{}",
+                self.log()
+            )
+        })
     }
 
     /// Wait for the agent to exit by itself (e.g. a bad config); returns status and log.
@@ -397,4 +368,63 @@ pub fn run_flume(args: &[&str], deadline: Duration) -> (ExitStatus, String) {
         }
         thread::sleep(Duration::from_millis(25));
     }
+}
+
+/// Send SIGTERM to `c` and wait up to `deadline` for its exit status; `None` (after a
+/// SIGKILL) if it did not exit in time.
+pub fn sigterm_and_wait(c: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let ok = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -TERM failed");
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return Some(s);
+        }
+        if Instant::now() > end {
+            let _ = c.kill();
+            let _ = c.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Wait until `log()` contains `needle`. `Err` says why not: the process exited first, or
+/// `deadline` passed.
+pub fn wait_for_logged(
+    mut child: Option<&mut Child>,
+    log: impl Fn() -> String,
+    needle: &str,
+    deadline: Duration,
+) -> Result<(), String> {
+    let end = Instant::now() + deadline;
+    loop {
+        if log().contains(needle) {
+            return Ok(());
+        }
+        if let Some(status) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            return Err(format!("exited ({status}) before logging {needle:?}"));
+        }
+        if Instant::now() >= end {
+            return Err(format!("did not log {needle:?} within {deadline:?}"));
+        }
+        thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Append `lines` to `path` (what `tail -F` follows), creating it and its directory.
+pub fn append_lines(path: &Path, lines: &[String]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+    f.flush().unwrap();
 }

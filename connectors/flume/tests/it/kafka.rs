@@ -3,8 +3,7 @@
 //! real `sluice` broker. What reaches Kafka is read back with `sluice-client` and, for the
 //! sink, with kafka-python (`compat-tests/scripts/install-python.sh`).
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -12,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_client::{Client, ProduceOptions, ProduceRecord};
 
-use crate::harness::{eventually, unique, Agent, Broker};
+use crate::harness::{append_lines, eventually, unique, Agent, Broker};
 use crate::sources::logged_events;
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -82,19 +81,6 @@ pub async fn wait_topic(client: &Client, topic: &str, n: usize) -> Vec<Read> {
         },
     )
     .await
-}
-
-/// Appends lines to a file (what `tail -F` follows).
-fn append(path: &Path, lines: &[String]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    for l in lines {
-        writeln!(f, "{l}").unwrap();
-    }
-    f.flush().unwrap();
 }
 
 /// The kafka-python interpreter; a clear failure when it is not installed.
@@ -202,8 +188,8 @@ async fn exec_to_kafka_sink_read_back_by_kafka_python_with_topic_override_and_es
     // after they were written, so none is missed whichever comes first.
     let web: Vec<String> = (0..8).map(|i| format!("GET /page/{i} 200")).collect();
     let audit: Vec<String> = (0..3).map(|i| format!("login user{i}")).collect();
-    append(&f1, &web);
-    append(&f2, &audit);
+    append_lines(&f1, &web);
+    append_lines(&f2, &audit);
 
     let got = wait_topic(&client, &templated, web.len()).await;
     assert_eq!(got.iter().map(Read::text).collect::<Vec<_>>(), web);
@@ -261,7 +247,7 @@ async fn kafka_channel_holds_avro_flume_events_and_a_sink_takes_them_with_offset
     let mut agent = Agent::start(&config, "a1", &[]);
     agent.wait_for_log("agent a1 started", DEADLINE);
     let lines: Vec<String> = (0..6).map(|i| format!("line-{i}")).collect();
-    append(&log, &lines);
+    append_lines(&log, &lines);
 
     // The topic holds bare AvroFlumeEvent datums, headers included.
     let got = wait_topic(&client, &topic, lines.len()).await;
@@ -336,7 +322,7 @@ async fn seed_shape_kafka_channel_without_a_sink_produces_raw_lines() {
     let mut agent = Agent::start(&config, "agent", &[]);
     agent.wait_for_log("agent agent started", DEADLINE);
     let lines: Vec<String> = (0..5).map(|i| format!("the quick brown fox {i}")).collect();
-    append(&log, &lines);
+    append_lines(&log, &lines);
     let got = wait_topic(&client, &topic, lines.len()).await;
     assert_eq!(got.iter().map(Read::text).collect::<Vec<_>>(), lines);
     assert!(got.iter().all(|r| r.key.is_none() && r.headers.is_empty()));
