@@ -89,16 +89,8 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
                     debug!(%peer, error = %e, "write failed; closing");
                     break;
                 }
-                // Keep the largest memory piece's buffer for the next response.
-                out = pieces
-                    .into_iter()
-                    .filter_map(|p| match p {
-                        Piece::Memory(b) => Some(b),
-                        Piece::File(_) => None,
-                    })
-                    .max_by_key(BytesMut::capacity)
-                    .filter(|b| b.capacity() <= 4 * 1024 * 1024)
-                    .unwrap_or_else(|| BytesMut::with_capacity(64 * 1024));
+                // The pieces own what was `out`; start the next response afresh.
+                out = BytesMut::with_capacity(64 * 1024);
             }
             Ok(Outcome::Silent) => {}
             Err(msg) => {
