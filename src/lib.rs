@@ -5,11 +5,13 @@
 //! - [`api`]: the table of supported APIs and one handler per API key.
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
 //! - [`group`]: the group coordinator and committed offsets.
+//! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
 //! - [`health`]: the `sluice health` check.
 
 pub mod api;
 pub mod config;
 pub mod group;
+pub mod guard;
 pub mod health;
 pub mod log;
 pub mod server;

@@ -428,6 +428,10 @@ impl Coordinator {
             }
             let version = i16::from_be_bytes([md[0], md[1]]);
             let _ = bytes::Buf::get_i16(&mut md);
+            // A member's metadata is the client's bytes: checked like a request first.
+            if crate::guard::check_embedded(&md, "ConsumerProtocolSubscription", version).is_err() {
+                return false;
+            }
             ConsumerProtocolSubscription::decode(&mut md, version)
                 .map(|s| s.topics.iter().any(|t| t.as_str() == topic))
                 .unwrap_or(false)

@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use super::frame::{self, FrameError};
 use super::output::{self, Output, Piece};
 use crate::api::{self, Broker, Ctx, VersionCheck};
+use crate::guard;
 
 /// Read buffer per connection; small requests then cost one syscall for several frames.
 const READ_BUFFER: usize = 64 * 1024;
@@ -117,31 +118,33 @@ enum Outcome {
 async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result<Outcome, String> {
     let p = frame::peek(&frame).ok_or("frame shorter than a request header")?;
     let key = ApiKey::try_from(p.api_key).map_err(|_| format!("unknown api key {}", p.api_key))?;
-    match api::check_version(key, p.api_version) {
-        VersionCheck::Supported => {}
-        VersionCheck::ApiVersionsFallback => {
-            // Kafka answers an ApiVersions it cannot parse at v0 with UNSUPPORTED_VERSION and
-            // the full table, so the client can retry at a version both sides know.
-            let body = api::meta::api_versions::fallback_response();
-            encode_response(out, p.correlation_id, 0, 0, &body).map_err(|e| e.to_string())?;
-            return Ok(Outcome::Buffer);
-        }
-        VersionCheck::Unsupported => {
-            // Kafka closes the connection here; the project asks for an UNSUPPORTED_VERSION
-            // answer where one can be expressed at that version, and a close otherwise.
-            return match unsupported_version(key, p.api_version, &frame) {
-                Some(resp) => {
-                    encode_kind(out, key, p.correlation_id, p.api_version, &resp)
-                        .map_err(|e| e.to_string())?;
-                    warn!(api = ?key, version = p.api_version, "unsupported version; answered UNSUPPORTED_VERSION");
-                    Ok(Outcome::Buffer)
-                }
-                None => Err(format!("unsupported version {} of {key:?}", p.api_version)),
-            };
-        }
+    let version_check = api::check_version(key, p.api_version);
+    if version_check == VersionCheck::ApiVersionsFallback {
+        // Kafka answers an ApiVersions it cannot parse at v0 with UNSUPPORTED_VERSION and
+        // the full table, so the client can retry at a version both sides know.
+        let body = api::meta::api_versions::fallback_response();
+        encode_response(out, p.correlation_id, 0, 0, &body).map_err(|e| e.to_string())?;
+        return Ok(Outcome::Buffer);
+    }
+    // Nothing reaches the decoder unchecked, the UNSUPPORTED_VERSION answer included.
+    let header_version = key.request_header_version(p.api_version);
+    guard::check(&frame, header_version)
+        .map_err(|e| format!("malformed {key:?} v{} request: {e}", p.api_version))?;
+    if version_check == VersionCheck::Unsupported {
+        // Kafka closes the connection here; the project asks for an UNSUPPORTED_VERSION
+        // answer where one can be expressed at that version, and a close otherwise.
+        return match unsupported_version(key, p.api_version, &frame) {
+            Some(resp) => {
+                encode_kind(out, key, p.correlation_id, p.api_version, &resp)
+                    .map_err(|e| e.to_string())?;
+                warn!(api = ?key, version = p.api_version, "unsupported version; answered UNSUPPORTED_VERSION");
+                Ok(Outcome::Buffer)
+            }
+            None => Err(format!("unsupported version {} of {key:?}", p.api_version)),
+        };
     }
     let mut body = frame;
-    let header = RequestHeader::decode(&mut body, key.request_header_version(p.api_version))
+    let header = RequestHeader::decode(&mut body, header_version)
         .map_err(|e| format!("malformed {key:?} v{} header: {e}", p.api_version))?;
     let req = RequestKind::decode(key, &mut body, p.api_version)
         .map_err(|e| format!("malformed {key:?} v{} request: {e}", p.api_version))?;
@@ -182,6 +185,7 @@ fn unsupported_version(
     if version < range.min || version > range.max {
         return None;
     }
+    // `handle_frame` has run the guard over the frame.
     let mut body = frame.clone();
     RequestHeader::decode(&mut body, key.request_header_version(version)).ok()?;
     let req = RequestKind::decode(key, &mut body, version).ok()?;

@@ -161,6 +161,62 @@ fn malformed_connections_are_closed_and_broker_keeps_serving() {
     assert_serving(&broker, &topic, offset, "truncated frame");
 }
 
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Issue 13's requests whose array counts asked for 2^31 elements in a 20-byte frame: each
+/// aborted the process. Now each is refused before it is decoded: the connection closes with
+/// one log line naming the request, and everyone else is served.
+#[test]
+fn array_counts_beyond_the_frame_close_only_that_connection() {
+    let broker = Broker::start();
+    let topic = unique_topic("count-bomb");
+    assert_serving(&broker, &topic, 0, "start");
+    let cases = [
+        ("Metadata v1", "0000001000030001000000010002667a7fffffff"),
+        (
+            "Metadata v12 compact",
+            "000000120003000c000000010002667a00ffffffff0f",
+        ),
+        (
+            "Produce v3",
+            "0000001800000003000000010002667affff0001000003e87fffffff",
+        ),
+        // Fetch v18 is past what Sluice serves: the UNSUPPORTED_VERSION path decodes it too.
+        (
+            "Fetch v18",
+            "000000280001001200000001000266610000000000000000000000000000000000000000000000ffffffff0f",
+        ),
+        // Metadata v12 whose topic count is a six-byte varint (Kafka refuses past five).
+        (
+            "long varint",
+            "000000150003000c000000010002667a008080808080010000",
+        ),
+    ];
+    for (i, (what, hex)) in cases.iter().enumerate() {
+        let mut s = connect(broker.addr());
+        s.write_all(&unhex(hex))
+            .unwrap_or_else(|e| panic!("{what}: write: {e}"));
+        let got = expect_closed(s, what);
+        assert!(got.is_empty(), "{what}: answered {got:02x?}");
+        assert_serving(&broker, &topic, i as i64 + 1, what);
+    }
+    let log = broker.stderr();
+    let closed = log
+        .lines()
+        .filter(|l| l.contains("closing connection: malformed"))
+        .count();
+    assert_eq!(
+        closed,
+        cases.len(),
+        "one log line per refused request:\n{log}"
+    );
+}
+
 #[test]
 fn api_versions_v99_gets_v0_unsupported_version() {
     let broker = Broker::start();
