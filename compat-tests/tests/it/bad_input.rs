@@ -312,3 +312,56 @@ fn produce_at_unsupported_version_is_rejected() {
         "a rejected Produce v2 must not create its topic"
     );
 }
+
+/// One admin request cannot make a million partitions: like Kafka's controller, a
+/// CreateTopics or CreatePartitions that would write more than 10,000 metadata records is
+/// refused whole with POLICY_VIOLATION, and nothing of it reaches the disk.
+#[test]
+fn oversized_topic_requests_are_refused_whole() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let broker = Broker::start();
+    let admin: AdminClient<DefaultClientContext> = rk::config(broker.addr(), &[]).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let opts = AdminOptions::new().operation_timeout(Some(rk::RPC_TIMEOUT));
+    let big = unique_topic("too-big");
+    let small = unique_topic("beside-it");
+    let res = rt
+        .block_on(admin.create_topics(
+            &[
+                NewTopic::new(&big, 10_001, TopicReplication::Fixed(1)),
+                NewTopic::new(&small, 1, TopicReplication::Fixed(1)),
+            ],
+            &opts,
+        ))
+        .unwrap();
+    for r in res {
+        match r {
+            Err((_, e)) => assert_eq!(e, RDKafkaErrorCode::PolicyViolation),
+            Ok(t) => panic!("{t} was created"),
+        }
+    }
+    assert_eq!(rk::partition_count(broker.addr(), &small), None);
+
+    let grown = unique_topic("grown");
+    rk::create_topic(broker.addr(), &grown, 1);
+    let res = rt
+        .block_on(admin.create_partitions(&[NewPartitions::new(&grown, 20_000)], &opts))
+        .unwrap();
+    assert!(
+        matches!(&res[..], [Err((_, RDKafkaErrorCode::PolicyViolation))]),
+        "{res:?}"
+    );
+    assert_eq!(rk::partition_count(broker.addr(), &grown), Some(1));
+    let dirs = std::fs::read_dir(broker.data_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&big))
+        .count();
+    assert_eq!(dirs, 0, "directories of a refused topic");
+}

@@ -14,6 +14,38 @@ pub(crate) async fn handle(
     req: CreatePartitionsRequest,
 ) -> Result<CreatePartitionsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
+    let records: usize = req
+        .topics
+        .iter()
+        .map(|t| {
+            let have = broker
+                .logs
+                .topic(t.name.0.as_str())
+                .map_or(0, |t| t.partitions.len());
+            super::records(
+                t.count
+                    .saturating_sub(i32::try_from(have).unwrap_or(i32::MAX)),
+                0,
+            )
+        })
+        .fold(0, usize::saturating_add);
+    if records > super::MAX_RECORDS_PER_USER_OP {
+        tracing::warn!(
+            records,
+            "CreatePartitions refused: more metadata records than one request may write"
+        );
+        let results = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name)
+                    .with_error_code(Code::PolicyViolation.code())
+                    .with_error_message(Some(sb(super::TOO_LARGE_MESSAGE.to_string())))
+            })
+            .collect();
+        return Ok(CreatePartitionsResponse::default().with_results(results));
+    }
     let results = blocking(move || {
         req.topics
             .into_iter()

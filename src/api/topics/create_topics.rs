@@ -23,6 +23,38 @@ pub(crate) async fn handle(
 ) -> Result<CreateTopicsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
     let version = hdr.request_api_version;
+    let default_partitions = broker.config.num_partitions;
+    let records: usize = req
+        .topics
+        .iter()
+        .map(|t| {
+            let n = match t.num_partitions {
+                -1 if t.assignments.is_empty() => default_partitions,
+                -1 => i32::try_from(t.assignments.len()).unwrap_or(i32::MAX),
+                n => n,
+            };
+            super::records(n, 1 + t.configs.len())
+        })
+        .fold(0, usize::saturating_add);
+    if records > super::MAX_RECORDS_PER_USER_OP {
+        warn!(
+            records,
+            "CreateTopics refused: more metadata records than one request may write"
+        );
+        let results = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                CreatableTopicResult::default()
+                    .with_name(t.name)
+                    .with_error_code(Code::PolicyViolation.code())
+                    .with_error_message(Some(sb(super::TOO_LARGE_MESSAGE.to_string())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+            })
+            .collect();
+        return Ok(CreateTopicsResponse::default().with_topics(results));
+    }
     let results = blocking(move || {
         let cfg = &broker.config;
         let mut seen = std::collections::HashSet::new();

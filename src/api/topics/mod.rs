@@ -10,3 +10,18 @@ pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
+
+/// Kafka's controller refuses a request that would write more than this many metadata records
+/// (one per topic, per new partition and per config) with POLICY_VIOLATION and
+/// [`TOO_LARGE_MESSAGE`] for every topic in it (`QuorumController.MAX_RECORDS_PER_USER_OP`).
+/// Sluice counts the same way, so one CreateTopics or CreatePartitions cannot make a million
+/// partition directories.
+pub(crate) const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+
+/// Kafka's message for a request over [`MAX_RECORDS_PER_USER_OP`].
+pub(crate) const TOO_LARGE_MESSAGE: &str = "Unable to perform excessively large batch operation.";
+
+/// Records of one topic change: `n` new partitions plus `extra` (the topic, its configs).
+pub(crate) fn records(n: i32, extra: usize) -> usize {
+    usize::try_from(n).unwrap_or(0).saturating_add(extra)
+}
