@@ -14,6 +14,7 @@ mod bad_input;
 mod durability;
 mod env_config;
 mod groups;
+mod internal_topics;
 mod java_tools;
 mod kcat;
 mod python_clients;

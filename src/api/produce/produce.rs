@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use tracing::{error, warn};
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
-use crate::log::{AppendError, AppendInfo, Error as LogError, Partition};
+use crate::log::{is_internal_topic, AppendError, AppendInfo, Error as LogError, Partition};
 
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -66,6 +66,16 @@ pub(crate) async fn handle(
         } else {
             Code::UnknownTopicOrPartition
         };
+        // Only the broker writes internal topics (Kafka's ReplicaManager refuses client
+        // appends to them with INVALID_TOPIC_EXCEPTION, by name, whether or not they exist).
+        let internal: Option<String> = if by_id {
+            topic
+                .as_ref()
+                .filter(|t| t.is_internal())
+                .map(|t| t.name.to_string())
+        } else {
+            is_internal_topic(t.name.0.as_str()).then(|| t.name.0.to_string())
+        };
         let mut slots = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let fail = |code: Code, msg: Option<&str>| {
@@ -79,6 +89,11 @@ pub(crate) async fn handle(
             };
             if let Some((code, msg)) = refuse_all {
                 slots.push(fail(code, Some(msg)));
+                continue;
+            }
+            if let Some(name) = &internal {
+                let msg = format!("Cannot append to internal topic {name}");
+                slots.push(fail(Code::InvalidTopicException, Some(&msg)));
                 continue;
             }
             let part = topic.as_ref().and_then(|t| {
