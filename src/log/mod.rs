@@ -21,6 +21,7 @@ pub mod index;
 pub mod partition;
 pub mod producer;
 pub mod segment;
+pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

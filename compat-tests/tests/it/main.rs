@@ -17,5 +17,6 @@ mod groups;
 mod internal_topics;
 mod java_tools;
 mod kcat;
+mod produce_validation;
 mod python_clients;
 mod rdkafka_client;
