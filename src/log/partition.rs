@@ -57,7 +57,7 @@ pub enum AppendError {
     Invalid(validate::Invalid),
     /// Records refused one by one (KIP-467): `(index in the batch, why)`. The whole batch
     /// is refused with them.
-    #[error("{}", validate::summary(.0))]
+    #[error("{0}")]
     Records(validate::RecordErrors),
     /// The whole request is larger than a segment.
     #[error("record set of {0} bytes is larger than a segment")]
@@ -388,7 +388,7 @@ impl Partition {
                     max: config.max_message_bytes,
                 });
             }
-            let mut faults = Vec::new();
+            let mut faults = validate::RecordErrors::default();
             validate::validate(&view, &rules, &mut faults).map_err(AppendError::Invalid)?;
             if !faults.is_empty() {
                 // Kafka stops at the first batch with refused records and reports them.

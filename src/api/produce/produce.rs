@@ -32,9 +32,7 @@ fn error_code(e: &AppendError) -> Code {
         AppendError::Invalid(_) => Code::InvalidRecord,
         // Kafka's LogValidator: INVALID_TIMESTAMP if any refused record has a bad
         // timestamp, INVALID_RECORD otherwise.
-        AppendError::Records(faults) if faults.iter().any(|(_, f)| f.is_timestamp()) => {
-            Code::InvalidTimestamp
-        }
+        AppendError::Records(faults) if faults.any_timestamp() => Code::InvalidTimestamp,
         AppendError::Records(_) => Code::InvalidRecord,
         AppendError::Fenced => Code::InvalidProducerEpoch,
         AppendError::OutOfOrder(_) => Code::OutOfOrderSequenceNumber,
@@ -160,6 +158,7 @@ pub(crate) async fn handle(
                             // fail those and report the rest as collateral.
                             let record_errors = match e {
                                 AppendError::Records(faults) => faults
+                                    .listed
                                     .iter()
                                     .map(|(index, fault)| {
                                         BatchIndexAndErrorMessage::default()
