@@ -411,6 +411,10 @@ impl RawConfig {
                 flush_ms: l.flush_interval_ms,
                 max_message_bytes: b.message_max_bytes,
                 timestamp_type,
+                // Broker-wide through `log.message.timestamp.*.max.ms` at run time and
+                // per topic; the TOML file has no key for them yet.
+                timestamp_before_max_ms: crate::log::config::DEFAULT_TIMESTAMP_BEFORE_MAX_MS,
+                timestamp_after_max_ms: crate::log::config::DEFAULT_TIMESTAMP_AFTER_MAX_MS,
                 retention_ms: l.retention_ms,
                 retention_bytes: l.retention_bytes,
                 cleanup_policy: l.cleanup_policy,

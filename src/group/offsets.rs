@@ -15,7 +15,7 @@ use crate::log::partition::now_ms;
 use crate::log::{LogManager, Partition};
 
 /// Name of the internal offsets topic, as Kafka names it.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub const OFFSETS_TOPIC: &str = crate::log::CONSUMER_OFFSETS_TOPIC;
 /// Kafka's `offset.metadata.max.bytes` default.
 pub const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 

@@ -23,6 +23,11 @@ pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 /// Kafka's `max.message.bytes` / `message.max.bytes` default: 1 MiB plus record overhead.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
+/// Kafka's `message.timestamp.before.max.ms` default: no limit on past timestamps.
+pub const DEFAULT_TIMESTAMP_BEFORE_MAX_MS: i64 = i64::MAX;
+/// Kafka's `message.timestamp.after.max.ms` default since 4.0: one hour into the future.
+pub const DEFAULT_TIMESTAMP_AFTER_MAX_MS: i64 = 3_600_000;
+
 /// Effective config of one topic's logs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
@@ -42,6 +47,10 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
     pub timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`: CreateTime records older than this are refused.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: CreateTime records further ahead are refused.
+    pub timestamp_after_max_ms: i64,
     /// `retention.ms` (enforced by the retention work; reported now).
     pub retention_ms: i64,
     /// `retention.bytes`.
@@ -80,6 +89,8 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: DEFAULT_TIMESTAMP_BEFORE_MAX_MS,
+            timestamp_after_max_ms: DEFAULT_TIMESTAMP_AFTER_MAX_MS,
             retention_ms: DEFAULT_RETENTION_MS,
             retention_bytes: -1,
             cleanup_policy: "delete".into(),
@@ -127,8 +138,6 @@ pub const ACCEPTED_NO_EFFECT: &[&str] = &[
     "remote.storage.enable",
     "segment.jitter.ms",
     "message.timestamp.difference.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.after.max.ms",
 ];
 
 impl LogConfig {
@@ -149,6 +158,8 @@ impl LogConfig {
                 "flush.messages" => c.flush_messages = at_least(key, parse(key, v)?, 1i64)?,
                 "flush.ms" => c.flush_ms = at_least(key, parse(key, v)?, 0i64)?,
                 "max.message.bytes" => c.max_message_bytes = parse(key, v)?,
+                "message.timestamp.before.max.ms" => c.timestamp_before_max_ms = at_least(key, parse(key, v)?, 0i64)?,
+                "message.timestamp.after.max.ms" => c.timestamp_after_max_ms = at_least(key, parse(key, v)?, 0i64)?,
                 "retention.ms" => c.retention_ms = at_least(key, parse(key, v)?, -1i64)?,
                 "retention.bytes" => c.retention_bytes = parse(key, v)?,
                 "delete.retention.ms" => c.delete_retention_ms = at_least(key, parse(key, v)?, 0i64)?,
@@ -207,8 +218,14 @@ impl LogConfig {
             ),
             ("max.compaction.lag.ms", i64::MAX.to_string()),
             ("max.message.bytes", self.max_message_bytes.to_string()),
-            ("message.timestamp.after.max.ms", i64::MAX.to_string()),
-            ("message.timestamp.before.max.ms", i64::MAX.to_string()),
+            (
+                "message.timestamp.after.max.ms",
+                self.timestamp_after_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                self.timestamp_before_max_ms.to_string(),
+            ),
             ("message.timestamp.type", ts.into()),
             (
                 "min.cleanable.dirty.ratio",
@@ -244,6 +261,14 @@ pub const BROKER_SYNONYMS: &[(&str, &str)] = &[
     ("flush.ms", "log.flush.interval.ms"),
     ("cleanup.policy", "log.cleanup.policy"),
     ("message.timestamp.type", "log.message.timestamp.type"),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+    ),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+    ),
     ("index.interval.bytes", "log.index.interval.bytes"),
     ("segment.index.bytes", "log.index.size.max.bytes"),
     ("compression.type", "compression.type"),

@@ -21,6 +21,7 @@ pub mod index;
 pub mod partition;
 pub mod producer;
 pub mod segment;
+pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,23 @@ pub use segment::FileRegion;
 pub const INDEX_INTERVAL_BYTES: usize = 4096;
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Kafka's committed-offsets and group-metadata topic.
+pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Every topic Kafka treats as internal (its `Topic.INTERNAL_TOPICS`): the brokers write
+/// them, clients may not produce to them. A new internal topic is added here and nowhere
+/// else.
+pub const INTERNAL_TOPICS: &[&str] = &[
+    CONSUMER_OFFSETS_TOPIC,
+    "__transaction_state",
+    "__share_group_state",
+];
+
+/// Whether `name` is an internal topic. Kafka compares whole names: `__consumer_offsets2`
+/// is an ordinary topic.
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
 
 const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
@@ -166,9 +184,9 @@ impl Topic {
         }
     }
 
-    /// Whether Kafka marks this topic internal.
+    /// Whether Kafka marks this topic internal (see [`is_internal_topic`]).
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__consumer_offsets") || self.name.starts_with("__transaction_state")
+        is_internal_topic(&self.name)
     }
 }
 
@@ -843,6 +861,16 @@ mod tests {
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a b").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn internal_topics_are_matched_by_whole_name() {
+        assert!(is_internal_topic("__consumer_offsets"));
+        assert!(is_internal_topic("__transaction_state"));
+        assert!(is_internal_topic("__share_group_state"));
+        assert!(!is_internal_topic("__consumer_offsets2"));
+        assert!(!is_internal_topic("__transaction_state_x"));
+        assert!(!is_internal_topic("orders"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::batch::{self, BatchView};
 use super::producer::{ProducerState, SeqCheck};
 use super::segment::{FileRegion, ReadSlice, Segment, Truncation};
+use super::validate;
 use super::{Error, LogConfig, TimestampType};
 
 /// File holding the producer table at the last checkpoint.
@@ -51,9 +52,13 @@ pub enum AppendError {
         /// Limit in force.
         max: usize,
     },
-    /// A record without a key sent to a compacted topic.
-    #[error("compacted topic cannot accept message without key")]
-    NoKey,
+    /// The records inside a batch are malformed (Kafka's LogValidator refuses it).
+    #[error("invalid record batch: {0}")]
+    Invalid(validate::Invalid),
+    /// Records refused one by one (KIP-467): `(index in the batch, why)`. The whole batch
+    /// is refused with them.
+    #[error("{0}")]
+    Records(validate::RecordErrors),
     /// The whole request is larger than a segment.
     #[error("record set of {0} bytes is larger than a segment")]
     ListTooLarge(usize),
@@ -363,7 +368,16 @@ impl Partition {
     /// Validate and append the record batches of one produce request for this partition.
     pub fn append(&self, records: &[u8]) -> Result<AppendInfo, AppendError> {
         let config = self.config();
-        // Validation needs no lock: CRC and size checks over the request's own bytes.
+        let now = now_ms();
+        let rules = validate::Rules {
+            compacted: config.compacted(),
+            log_append_time: config.timestamp_type == TimestampType::LogAppendTime,
+            before_max_ms: config.timestamp_before_max_ms,
+            after_max_ms: config.timestamp_after_max_ms,
+            now_ms: now,
+            max_decompressed: validate::MAX_DECOMPRESSED_BATCH_BYTES,
+        };
+        // Validation needs no lock: it reads only the request's own bytes.
         let mut rest = records;
         let mut n_batches = 0usize;
         while let Some((view, tail)) = BatchView::split_first(rest).map_err(AppendError::Corrupt)? {
@@ -374,18 +388,11 @@ impl Partition {
                     max: config.max_message_bytes,
                 });
             }
-            if config.compacted() && !view.is_control() {
-                // Kafka decodes records of compacted topics to refuse keyless ones.
-                let mut b = Bytes::copy_from_slice(view.bytes());
-                match kafka_protocol::records::RecordBatchDecoder::decode(&mut b) {
-                    Ok(set) if set.records.iter().all(|r| r.key.is_some()) => {}
-                    Ok(_) => return Err(AppendError::NoKey),
-                    Err(_) => {
-                        return Err(AppendError::Corrupt(Error::BadRecordCount(
-                            view.records_count(),
-                        )))
-                    }
-                }
+            let mut faults = validate::RecordErrors::default();
+            validate::validate(&view, &rules, &mut faults).map_err(AppendError::Invalid)?;
+            if !faults.is_empty() {
+                // Kafka stops at the first batch with refused records and reports them.
+                return Err(AppendError::Records(faults));
             }
             n_batches += 1;
             rest = tail;
@@ -399,7 +406,6 @@ impl Partition {
         if records.len() as u64 > config.segment_bytes {
             return Err(AppendError::ListTooLarge(records.len()));
         }
-        let now = now_ms();
         let (info, needs_flush) = {
             let mut guard = self.lock();
             let st = &mut *guard;

@@ -7,5 +7,6 @@ mod admin;
 mod client;
 mod fetch;
 mod groups;
+mod produce;
 mod protocol;
 mod storage;

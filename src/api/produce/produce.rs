@@ -1,17 +1,22 @@
-//! Produce: validate each partition's batches, assign offsets, append, and answer per
-//! partition. All appends of one request run in a single trip to the blocking pool; the
-//! records are stored exactly as the producer sent them (any codec), only the base offset
-//! (and, for LogAppendTime topics, the timestamp) patched.
+//! Produce: refuse internal topics, validate each partition's batches (headers, CRC, and
+//! every record: `log::validate`), assign offsets, append, and answer per partition, with
+//! KIP-467 record errors when single records were refused. All appends of one request run in
+//! a single trip to the blocking pool; the records are stored exactly as the producer sent
+//! them (any codec), only the base offset (and, for LogAppendTime topics, the timestamp)
+//! patched.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use tracing::{error, warn};
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
-use crate::log::{AppendError, AppendInfo, Error as LogError, Partition};
+use crate::log::validate::Invalid;
+use crate::log::{is_internal_topic, AppendError, AppendInfo, Error as LogError, Partition};
 
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -22,7 +27,13 @@ fn error_code(e: &AppendError) -> Code {
         AppendError::Corrupt(_) => Code::CorruptMessage,
         AppendError::TooLarge { .. } => Code::MessageTooLarge,
         AppendError::ListTooLarge(_) => Code::RecordListTooLarge,
-        AppendError::NoKey => Code::InvalidRecord,
+        AppendError::Invalid(Invalid::TooLarge(_)) => Code::MessageTooLarge,
+        AppendError::Invalid(i) if i.is_corrupt() => Code::CorruptMessage,
+        AppendError::Invalid(_) => Code::InvalidRecord,
+        // Kafka's LogValidator: INVALID_TIMESTAMP if any refused record has a bad
+        // timestamp, INVALID_RECORD otherwise.
+        AppendError::Records(faults) if faults.any_timestamp() => Code::InvalidTimestamp,
+        AppendError::Records(_) => Code::InvalidRecord,
         AppendError::Fenced => Code::InvalidProducerEpoch,
         AppendError::OutOfOrder(_) => Code::OutOfOrderSequenceNumber,
         AppendError::Storage(_) => Code::KafkaStorageError,
@@ -66,6 +77,16 @@ pub(crate) async fn handle(
         } else {
             Code::UnknownTopicOrPartition
         };
+        // Only the broker writes internal topics (Kafka's ReplicaManager refuses client
+        // appends to them with INVALID_TOPIC_EXCEPTION, by name, whether or not they exist).
+        let internal: Option<String> = if by_id {
+            topic
+                .as_ref()
+                .filter(|t| t.is_internal())
+                .map(|t| t.name.to_string())
+        } else {
+            is_internal_topic(t.name.0.as_str()).then(|| t.name.0.to_string())
+        };
         let mut slots = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let fail = |code: Code, msg: Option<&str>| {
@@ -79,6 +100,11 @@ pub(crate) async fn handle(
             };
             if let Some((code, msg)) = refuse_all {
                 slots.push(fail(code, Some(msg)));
+                continue;
+            }
+            if let Some(name) = &internal {
+                let msg = format!("Cannot append to internal topic {name}");
+                slots.push(fail(Code::InvalidTopicException, Some(&msg)));
                 continue;
             }
             let part = topic.as_ref().and_then(|t| {
@@ -128,10 +154,27 @@ pub(crate) async fn handle(
                             } else {
                                 warn!(topic = %topic_resp.name.0, error = %e, "produce refused");
                             }
+                            // KIP-467: which records of the batch were refused, so clients
+                            // fail those and report the rest as collateral.
+                            let record_errors = match e {
+                                AppendError::Records(faults) => faults
+                                    .listed
+                                    .iter()
+                                    .map(|(index, fault)| {
+                                        BatchIndexAndErrorMessage::default()
+                                            .with_batch_index(*index)
+                                            .with_batch_index_error_message(Some(sb(
+                                                fault.to_string()
+                                            )))
+                                    })
+                                    .collect(),
+                                _ => Vec::new(),
+                            };
                             PartitionProduceResponse::default()
                                 .with_error_code(code.code())
                                 .with_base_offset(-1)
                                 .with_error_message(Some(sb(e.to_string())))
+                                .with_record_errors(record_errors)
                         }
                         None => PartitionProduceResponse::default()
                             .with_error_code(Code::UnknownServerError.code())
