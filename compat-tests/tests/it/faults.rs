@@ -2,9 +2,13 @@
 //! its connection, DeleteRecords against a compact-only topic, an index that lies, topic
 //! changes cut short by a crash or by running out of file descriptors.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
 use rdkafka::consumer::Consumer;
 
-use crate::harness::{assert_success, class, java_tool, unique_topic, Broker};
+use crate::harness::{assert_success, class, java_tool, poll_until, unique_topic, Broker};
 use crate::rk::{self, Rec};
 
 const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
@@ -69,5 +73,56 @@ fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
         c.fetch_watermarks(&topic, 0, rk::RPC_TIMEOUT).unwrap(),
         (0, 5),
         "records were deleted despite the policy"
+    );
+}
+
+/// A client that resets its connection (SO_LINGER 0, then close) is an ordinary event: the
+/// broker notes it at debug level and raises no warning.
+#[test]
+fn a_connection_reset_is_not_a_warning() {
+    let broker = Broker::start_with_env(None, &[("RUST_LOG", "info,sluice::server=debug")]);
+    let s = TcpStream::connect(broker.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let local = s.local_addr().unwrap().to_string();
+    // ApiVersions v0 with client id "reset", so the connection is known to be served.
+    let mut body = Vec::new();
+    body.extend_from_slice(&18i16.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&7i32.to_be_bytes());
+    body.extend_from_slice(&5i16.to_be_bytes());
+    body.extend_from_slice(b"reset");
+    let mut frame = i32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    (&s).write_all(&frame).unwrap();
+    let mut len = [0u8; 4];
+    (&s).read_exact(&mut len).unwrap();
+    let mut resp = vec![0u8; usize::try_from(i32::from_be_bytes(len)).unwrap()];
+    (&s).read_exact(&mut resp).unwrap();
+    assert_eq!(&resp[..4], &7i32.to_be_bytes(), "correlation id");
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    let closed = format!("connection closed peer={local}");
+    assert!(
+        poll_until(Duration::from_secs(20), || broker
+            .stderr()
+            .contains(&closed)),
+        "the broker never logged closing {local}:\n{}",
+        broker.stderr()
+    );
+    let log = broker.stderr();
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&local) && (l.contains("WARN") || l.contains("ERROR")))
+        .collect();
+    assert!(
+        warned.is_empty(),
+        "a reset was logged as a warning: {warned:?}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DEBUG") && l.contains(&local) && l.contains("reset")),
+        "no debug line about the reset:\n{log}"
     );
 }
