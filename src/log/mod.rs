@@ -91,6 +91,14 @@ pub enum Error {
         /// CRC of the bytes.
         computed: u32,
     },
+    /// An index entry does not point at the batch it names; the index must be rebuilt.
+    #[error("{path}: wrong index {msg}")]
+    BadIndex {
+        /// The index file.
+        path: PathBuf,
+        /// Which entry, and what is at the position it names.
+        msg: String,
+    },
     /// A metadata file is malformed.
     #[error("{path}: {msg}")]
     Corrupt {

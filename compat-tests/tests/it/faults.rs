@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
+use rdkafka::Offset;
 
 use crate::harness::{assert_success, class, java_tool, poll_until, unique_topic, Broker};
 use crate::rk::{self, Rec};
@@ -124,5 +125,91 @@ fn a_connection_reset_is_not_a_warning() {
         log.lines()
             .any(|l| l.contains("DEBUG") && l.contains(&local) && l.contains("reset")),
         "no debug line about the reset:\n{log}"
+    );
+}
+
+/// `(byte position, base offset)` of every batch in a `.log` segment.
+fn batch_positions(log: &std::path::Path) -> Vec<(u64, i64)> {
+    let bytes = std::fs::read(log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 12 <= bytes.len() {
+        let base = i64::from_be_bytes(bytes[pos..pos + 8].try_into().unwrap());
+        let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap());
+        out.push((u64::try_from(pos).unwrap(), base));
+        pos += 12 + usize::try_from(len).unwrap();
+    }
+    out
+}
+
+/// An offset index of a closed segment that is wrong but plausible (sorted, in range) must
+/// not make a consumer skip records: the broker checks an entry against the batch it points
+/// at, and rebuilds the index when they disagree.
+#[test]
+fn a_wrong_index_never_makes_a_consumer_skip_records() {
+    let mut broker = Broker::start_with_config("[log]\nsegment_bytes = 60000\n");
+    let bs = broker.addr().to_string();
+    let topic = unique_topic("bad-index");
+    rk::create_topic(&bs, &topic, 1);
+    let total = 1000usize;
+    let recs: Vec<Rec> = (0..total)
+        .map(|i| Rec::kv("k", &format!("{i:05}-{}", "v".repeat(40))))
+        .collect();
+    // One record per batch, so every offset has its own batch header.
+    rk::produce_ok(
+        &bs,
+        &topic,
+        &recs,
+        &[("linger.ms", "0"), ("batch.num.messages", "1")],
+    );
+    broker.stop();
+    let dir = broker.partition_dir(&topic, 0);
+    assert!(
+        dir.join("00000000000000000000.log").exists()
+            && std::fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| e
+                    .as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log"))
+                .count()
+                > 1,
+        "the test needs a closed first segment"
+    );
+    let batches = batch_positions(&dir.join("00000000000000000000.log"));
+    let n = batches.len();
+    assert!(n > 100, "{n} batches in the first segment");
+    // The entry for the batch at 40% of the segment points at the batch at 60%.
+    let (from, to) = (batches[n * 2 / 5].1, batches[n * 3 / 5]);
+    let mut index = Vec::new();
+    for (rel, pos) in [(0i64, 0u64), (from, to.0)] {
+        index.extend_from_slice(&u32::try_from(rel).unwrap().to_be_bytes());
+        index.extend_from_slice(&u32::try_from(pos).unwrap().to_be_bytes());
+    }
+    std::fs::write(dir.join("00000000000000000000.index"), &index).unwrap();
+    broker.start_again();
+    let bs = broker.addr().to_string();
+    // Small fetches, so some start between the two offsets.
+    let small = [
+        ("fetch.max.bytes", "1000"),
+        ("message.max.bytes", "1000"),
+        ("max.partition.fetch.bytes", "1000"),
+    ];
+    let c = rk::consumer(&bs, &small);
+    let got = rk::consume_with(&c, &topic, 0, Offset::Beginning, total);
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(g.offset, i64::try_from(i).unwrap(), "records skipped");
+        assert_eq!(g.rec.value, recs[i].value);
+    }
+    let c = rk::consumer(&bs, &small);
+    let mid = from + 5;
+    let got = rk::consume_with(&c, &topic, 0, Offset::Offset(mid), 1);
+    assert_eq!(got[0].offset, mid, "a fetch at {mid}");
+    assert!(
+        broker.stderr().contains("wrong index"),
+        "no log line about rebuilding the index:\n{}",
+        broker.stderr()
     );
 }
