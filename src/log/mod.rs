@@ -1275,4 +1275,35 @@ pub(crate) mod tests {
         assert!(lm.topic("orders").is_none());
         assert!(!dir.path().join("orders-0").exists());
     }
+
+    #[test]
+    fn new_files_and_directories_reach_the_disk_before_records_are_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let lm = LogManager::open(dir.path(), LogConfig::default(), 1).unwrap();
+        let ov: BTreeMap<String, String> = [
+            ("flush.messages".to_string(), "1".to_string()),
+            ("segment.bytes".to_string(), "200".to_string()),
+        ]
+        .into();
+        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        let t = lm.create_topic("durable", 1, ov, false).unwrap();
+        // The new partition directory's entry in the data directory.
+        assert!(
+            synced().contains(&dir.path().to_path_buf()),
+            "{:?}",
+            synced()
+        );
+        let pdir = dir.path().join("durable-0");
+        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        t.partitions[0].append(&make_batch(2, 5, -1, -1)).unwrap();
+        assert_eq!(synced(), vec![pdir.clone()], "the first segment's entry");
+        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        t.partitions[0].append(&make_batch(1, 5, -1, -1)).unwrap();
+        assert!(synced().is_empty(), "nothing new: {:?}", synced());
+        // Rolls make a new segment file; its entry is synced with the records.
+        while names(&pdir).iter().filter(|n| n.ends_with(".log")).count() < 3 {
+            t.partitions[0].append(&make_batch(2, 5, -1, -1)).unwrap();
+        }
+        assert_eq!(synced(), vec![pdir.clone(), pdir]);
+    }
 }

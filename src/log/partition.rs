@@ -578,10 +578,12 @@ impl Partition {
     }
 
     /// Group commit: make everything below `target` durable. One fsync covers every batch
-    /// appended before it started, so concurrent producers share it.
+    /// appended before it started, so concurrent producers share it. A segment file created
+    /// since the last flush also needs its directory entry on disk, or a power loss could
+    /// drop the whole file: the partition directory is fsynced once for it.
     pub fn flush_to(&self, target: i64) -> Result<(), Error> {
         let _flushing = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (files, end, seg, pos) = {
+        let (files, new_files, end, seg, pos) = {
             let st = self.lock();
             if st.recovery_point >= target {
                 drop(st);
@@ -596,14 +598,28 @@ impl Partition {
                 })
                 .map(|s| Arc::clone(s.file()))
                 .collect();
+            let new_files: Vec<i64> = st
+                .segments
+                .iter()
+                .filter(|s| !s.dir_synced())
+                .map(Segment::base_offset)
+                .collect();
             let a = st.active_ref();
-            (files, st.log_end, a.base_offset(), a.size())
+            (files, new_files, st.log_end, a.base_offset(), a.size())
         };
         for f in &files {
             f.sync_data().map_err(|e| Error::io(&self.dir, e))?;
         }
+        if !new_files.is_empty() {
+            super::sync_dir(&self.dir)?;
+        }
         {
             let mut st = self.lock();
+            for s in st.segments.iter_mut() {
+                if new_files.contains(&s.base_offset()) {
+                    s.set_dir_synced();
+                }
+            }
             st.recovery_point = st.recovery_point.max(end);
             st.unflushed_messages = 0;
             if end > st.hw {

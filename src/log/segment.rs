@@ -54,6 +54,9 @@ pub struct Segment {
     /// index built here (by appends or a scan), false for one loaded from disk, whose
     /// entries are then checked against the batch header before each use.
     index_verified: bool,
+    /// Whether the `.log` file's directory entry is known to be on disk: false for a file
+    /// created here until the partition directory has been fsynced.
+    dir_synced: bool,
 }
 
 /// Where a fetch should read: a byte range of one segment's file.
@@ -122,6 +125,7 @@ impl Segment {
             offset_of_max_timestamp: -1,
             created_ms: now_ms,
             index_verified: true,
+            dir_synced: false,
         })
     }
 
@@ -173,6 +177,7 @@ impl Segment {
             offset_of_max_timestamp: -1,
             created_ms,
             index_verified: true,
+            dir_synced: true,
         };
         let (truncation, producers) = seg.scan(validate_from)?;
         Ok((seg, truncation, producers))
@@ -235,6 +240,7 @@ impl Segment {
                     // Plausible is not right: an entry may name the wrong batch, and a
                     // fetch would then skip records. Each entry is checked when used.
                     index_verified: false,
+                    dir_synced: true,
                 });
             }
         }
@@ -411,6 +417,14 @@ impl Segment {
     /// Whether an index is full and the segment must roll.
     pub fn index_full(&self) -> bool {
         self.index.is_full() || self.time_index.is_full()
+    }
+    /// Whether the file's directory entry is known to be durable.
+    pub fn dir_synced(&self) -> bool {
+        self.dir_synced
+    }
+    /// Record that the partition directory was fsynced after this file was created.
+    pub fn set_dir_synced(&mut self) {
+        self.dir_synced = true;
     }
     /// The shared file handle.
     pub fn file(&self) -> &Arc<File> {
