@@ -6,11 +6,13 @@
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
 //! - [`group`]: the group coordinator and committed offsets.
 //! - [`health`]: the `sluice health` check.
+//! - [`limits`]: process resource limits (open files).
 
 pub mod api;
 pub mod config;
 pub mod group;
 pub mod health;
+pub mod limits;
 pub mod log;
 pub mod server;
 #[cfg(feature = "test-util")]

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use uuid::Uuid;
 
 pub use config::{LogConfig, TimestampType};
@@ -138,6 +138,12 @@ impl Error {
             source,
         }
     }
+
+    /// Whether the process (EMFILE) or the system (ENFILE) ran out of file descriptors.
+    pub fn is_out_of_descriptors(&self) -> bool {
+        // EMFILE is 24 and ENFILE 23 on Linux and the BSDs.
+        matches!(self, Error::Io { source, .. } if matches!(source.raw_os_error(), Some(23 | 24)))
+    }
 }
 
 /// fsync a directory, so that entries created, renamed or removed in it survive a power
@@ -171,6 +177,20 @@ pub enum CreateError {
     /// Disk failure.
     #[error(transparent)]
     Storage(#[from] Error),
+}
+
+impl CreateError {
+    /// What to tell the client of a failed change, which left nothing behind.
+    pub fn client_message(&self) -> String {
+        match self {
+            CreateError::Storage(e) if e.is_out_of_descriptors() => format!(
+                "out of file descriptors (open-files limit {}): every partition keeps its files open; raise RLIMIT_NOFILE or remove topics. Nothing was created ({e})",
+                crate::limits::open_files_limit().map_or_else(|| "unknown".into(), |n| n.to_string())
+            ),
+            CreateError::Storage(e) => format!("{e}; nothing was created"),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// One topic: its id, partitions and config overrides.
@@ -227,6 +247,9 @@ pub struct LogManager {
     /// Broker properties changed at run time, Kafka-named; persisted in `DYNAMIC_CONFIG`.
     dynamic: RwLock<BTreeMap<String, String>>,
     topics: RwLock<TopicMap>,
+    /// Committed topics that could not be opened at start-up (out of file descriptors):
+    /// (id, partitions) by name. They are not served, but their names stay taken.
+    offline: Mutex<HashMap<String, (Uuid, i32)>>,
     admin: Mutex<()>,
     /// One checkpoint at a time: the periodic one may still be running when shutdown
     /// writes its own, and both write the same temp files.
@@ -509,7 +532,11 @@ impl LogManager {
             described.push((topic, props, true));
         }
 
+        // Internal topics first: if descriptors run out, the broker still has its groups.
+        described
+            .sort_by(|a, b| (!a.0.starts_with("__"), &a.0).cmp(&(!b.0.starts_with("__"), &b.0)));
         let mut map = TopicMap::default();
+        let mut offline = HashMap::new();
         for (name, props, adopted) in described {
             let path = topics_dir.join(format!("{name}.properties"));
             let corrupt = |msg: &str| Error::Corrupt {
@@ -542,19 +569,39 @@ impl LogManager {
             );
             let name: Arc<str> = name.into();
             let mut parts = Vec::new();
+            let mut failed = None;
             for i in 0..partitions {
                 let key = (name.to_string(), i);
                 let pdir = dir.join(format!("{name}-{i}"));
-                let p = Partition::open(
+                let opened = Partition::open(
                     Arc::clone(&name),
                     i,
                     &pdir,
                     Arc::clone(&config),
                     recovery.get(&key).copied(),
                     starts.get(&key).copied(),
-                )?;
-                write_partition_metadata(&pdir, &id)?;
-                parts.push(Arc::new(p));
+                )
+                .and_then(|p| write_partition_metadata(&pdir, &id).map(|()| p));
+                match opened {
+                    Ok(p) => parts.push(Arc::new(p)),
+                    Err(e) if e.is_out_of_descriptors() => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(e) = failed {
+                // Serve what fits; this topic waits for a restart with a higher limit.
+                drop(parts);
+                error!(
+                    topic = %name,
+                    partitions,
+                    error = %e,
+                    "topic is offline: out of file descriptors while opening it; raise the open-files limit (RLIMIT_NOFILE) and restart"
+                );
+                offline.insert(name.to_string(), (id, partitions));
+                continue;
             }
             let topic = Arc::new(Topic {
                 name: Arc::clone(&name),
@@ -598,6 +645,7 @@ impl LogManager {
             static_defaults,
             dynamic: RwLock::new(dynamic),
             topics: RwLock::new(map),
+            offline: Mutex::new(offline),
             admin: Mutex::new(()),
             checkpointing: Mutex::new(()),
             cluster_id,
@@ -742,7 +790,7 @@ impl LogManager {
                 .map_err(CreateError::InvalidConfig)?,
         );
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        if self.topic(name).is_some() {
+        if self.topic(name).is_some() || self.offline_topic(name).is_some() {
             return Err(CreateError::Exists(name.to_string()));
         }
         let collides = self
@@ -798,13 +846,12 @@ impl LogManager {
     /// finished at start-up; a failure before it changes nothing.
     pub fn delete_topic(&self, name: &str) -> Result<Option<Arc<Topic>>, Error> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(topic) = self.topic(name) else {
-            return Ok(None);
+        let topic = self.topic(name);
+        let (id, count) = match (&topic, self.offline_topic(name)) {
+            (Some(t), _) => (t.id, i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)),
+            (None, Some(off)) => off,
+            (None, None) => return Ok(None),
         };
-        let (id, count) = (
-            topic.id,
-            i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
-        );
         let topics_dir = self.dir.join(TOPICS_DIR);
         let meta = topics_dir.join(format!("{name}.properties"));
         let tombstone = topics_dir.join(format!("{name}.{}{TOMBSTONE_SUFFIX}", id.simple()));
@@ -815,6 +862,10 @@ impl LogManager {
             map.by_name.remove(name);
             map.by_id.remove(&id);
         }
+        self.offline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         let mut renamed = Vec::new();
         let mut all = true;
         for i in 0..count {
@@ -839,7 +890,24 @@ impl LogManager {
             }
         });
         info!(topic = name, "deleted topic");
-        Ok(Some(topic))
+        Ok(Some(topic.unwrap_or_else(|| {
+            Arc::new(Topic {
+                name: name.into(),
+                id,
+                partitions: Vec::new(),
+                overrides: BTreeMap::new(),
+                config: self.defaults(),
+            })
+        })))
+    }
+
+    /// A committed topic that could not be opened at start-up: (id, partitions).
+    pub fn offline_topic(&self, name: &str) -> Option<(Uuid, i32)> {
+        self.offline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
     }
 
     /// Create (or take over, empty) the directories of partitions `range` of a topic that
@@ -1217,6 +1285,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn new_files_and_directories_reach_the_disk_before_records_are_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let lm = LogManager::open(dir.path(), LogConfig::default(), 1).unwrap();
+        let ov: BTreeMap<String, String> = [
+            ("flush.messages".to_string(), "1".to_string()),
+            ("segment.bytes".to_string(), "200".to_string()),
+        ]
+        .into();
+        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        let t = lm.create_topic("durable", 1, ov, false).unwrap();
+        // The new partition directory's entry in the data directory.
+        assert!(
+            synced().contains(&dir.path().to_path_buf()),
+            "{:?}",
+            synced()
+        );
+        let pdir = dir.path().join("durable-0");
+        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        t.partitions[0].append(&make_batch(2, 5, -1, -1)).unwrap();
+        assert_eq!(synced(), vec![pdir.clone()], "the first segment's entry");
+        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        t.partitions[0].append(&make_batch(1, 5, -1, -1)).unwrap();
+        assert!(synced().is_empty(), "nothing new: {:?}", synced());
+        // Rolls make a new segment file; its entry is synced with the records.
+        while names(&pdir).iter().filter(|n| n.ends_with(".log")).count() < 3 {
+            t.partitions[0].append(&make_batch(2, 5, -1, -1)).unwrap();
+        }
+        assert_eq!(synced(), vec![pdir.clone(), pdir]);
+    }
+
+    #[test]
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("orders.v1_x-2").is_ok());
         assert!(validate_topic_name("").is_err());
@@ -1274,36 +1373,5 @@ pub(crate) mod tests {
         let lm = LogManager::open(dir.path(), LogConfig::default(), 1).unwrap();
         assert!(lm.topic("orders").is_none());
         assert!(!dir.path().join("orders-0").exists());
-    }
-
-    #[test]
-    fn new_files_and_directories_reach_the_disk_before_records_are_acknowledged() {
-        let dir = tempfile::tempdir().unwrap();
-        let lm = LogManager::open(dir.path(), LogConfig::default(), 1).unwrap();
-        let ov: BTreeMap<String, String> = [
-            ("flush.messages".to_string(), "1".to_string()),
-            ("segment.bytes".to_string(), "200".to_string()),
-        ]
-        .into();
-        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
-        let t = lm.create_topic("durable", 1, ov, false).unwrap();
-        // The new partition directory's entry in the data directory.
-        assert!(
-            synced().contains(&dir.path().to_path_buf()),
-            "{:?}",
-            synced()
-        );
-        let pdir = dir.path().join("durable-0");
-        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
-        t.partitions[0].append(&make_batch(2, 5, -1, -1)).unwrap();
-        assert_eq!(synced(), vec![pdir.clone()], "the first segment's entry");
-        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
-        t.partitions[0].append(&make_batch(1, 5, -1, -1)).unwrap();
-        assert!(synced().is_empty(), "nothing new: {:?}", synced());
-        // Rolls make a new segment file; its entry is synced with the records.
-        while names(&pdir).iter().filter(|n| n.ends_with(".log")).count() < 3 {
-            t.partitions[0].append(&make_batch(2, 5, -1, -1)).unwrap();
-        }
-        assert_eq!(synced(), vec![pdir.clone(), pdir]);
     }
 }

@@ -213,3 +213,191 @@ fn a_wrong_index_never_makes_a_consumer_skip_records() {
         broker.stderr()
     );
 }
+
+fn admin_for(
+    bs: &str,
+) -> (
+    rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    tokio::runtime::Runtime,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (rk::config(bs, &[]).create().unwrap(), rt)
+}
+
+/// CreateTopics through librdkafka: `Ok` or the error code and message.
+fn try_create(bs: &str, topic: &str, partitions: i32) -> Result<(), String> {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let (a, rt) = admin_for(bs);
+    let res = rt
+        .block_on(a.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(rk::RPC_TIMEOUT)),
+        ))
+        .expect("CreateTopics request");
+    res[0]
+        .clone()
+        .map(|_| ())
+        .map_err(|(_, e)| format!("{e:?}"))
+}
+
+/// CreatePartitions through librdkafka's admin client.
+fn try_grow(bs: &str, topic: &str, count: usize) -> Result<(), String> {
+    use rdkafka::admin::{AdminOptions, NewPartitions};
+    let (a, rt) = admin_for(bs);
+    let res = rt
+        .block_on(a.create_partitions(
+            &[NewPartitions::new(topic, count)],
+            &AdminOptions::new().operation_timeout(Some(rk::RPC_TIMEOUT)),
+        ))
+        .expect("CreatePartitions request");
+    res[0]
+        .clone()
+        .map(|_| ())
+        .map_err(|(_, e)| format!("{e:?}"))
+}
+
+fn delete_topic(bs: &str, topic: &str) {
+    use rdkafka::admin::AdminOptions;
+    let (a, rt) = admin_for(bs);
+    let res = rt
+        .block_on(a.delete_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(rk::RPC_TIMEOUT)),
+        ))
+        .expect("DeleteTopics request");
+    res[0]
+        .clone()
+        .unwrap_or_else(|(t, e)| panic!("DeleteTopics {t}: {e:?}"));
+}
+
+/// Partition directories of `topic` in the data dir (`TOPIC-N` only).
+fn partition_dirs(broker: &Broker, topic: &str) -> Vec<String> {
+    let prefix = format!("{topic}-");
+    let mut v: Vec<String> = std::fs::read_dir(broker.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| {
+            n.strip_prefix(&prefix)
+                .is_some_and(|i| i.parse::<u32>().is_ok())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Topic changes are all or nothing. With too few file descriptors for them, CreateTopics
+/// and CreatePartitions fail with a clear error and leave no directory behind; a deleted
+/// topic stays deleted across a restart; the broker raises its soft open-files limit to the
+/// hard one; a broker whose limit is too low for all its partitions still starts and serves
+/// the topics that fit.
+#[test]
+fn topic_changes_are_all_or_nothing_when_descriptors_run_out() {
+    // A soft limit of 100 below a hard one of 256: the broker raises it to 256 at start.
+    let limit = ["prlimit", "--nofile=100:256", "--"];
+    let mut broker = Broker::start_wrapped(None, &limit);
+    let bs = broker.addr().to_string();
+    assert!(
+        broker
+            .stderr()
+            .contains("raised the open-files limit from 100 to 256"),
+        "{}",
+        broker.stderr()
+    );
+    let grown = unique_topic("fd-grow");
+    rk::create_topic(&bs, &grown, 1);
+    let err = try_grow(&bs, &grown, 400).expect_err("400 partitions cannot fit in 256 files");
+    assert_eq!(err, "KafkaStorageError");
+    assert_eq!(rk::partition_count(&bs, &grown), Some(1));
+    assert_eq!(partition_dirs(&broker, &grown), vec![format!("{grown}-0")]);
+    let big = unique_topic("fd-big");
+    // Kafka's own tool shows the message.
+    let out = java_tool(
+        class::TOPICS,
+        &[
+            "--bootstrap-server",
+            &bs,
+            "--create",
+            "--topic",
+            &big,
+            "--partitions",
+            "400",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("out of file descriptors"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(rk::partition_count(&bs, &big), None);
+    assert!(partition_dirs(&broker, &big).is_empty());
+    // What fits still works, and the broker serves it.
+    let fits = unique_topic("fd-fits");
+    rk::create_topic(&bs, &fits, 100);
+    let acks = rk::produce_ok(
+        &bs,
+        &fits,
+        &[Rec {
+            partition: Some(99),
+            ..Rec::kv("k", "v")
+        }],
+        &[],
+    );
+    assert_eq!(acks, vec![(99, 0)]);
+    // A deleted topic never comes back.
+    delete_topic(&bs, &grown);
+    broker.restart();
+    let bs = broker.addr().to_string();
+    assert_eq!(
+        rk::partition_count(&bs, &grown),
+        None,
+        "deleted topic is back"
+    );
+    assert_eq!(
+        rk::partition_count(&bs, &big),
+        None,
+        "failed topic appeared"
+    );
+    assert_eq!(rk::partition_count(&bs, &fits), Some(100));
+    // Too few descriptors for everything it has: the broker starts, says which topic is
+    // offline, and serves the rest.
+    let small = unique_topic("fd-small");
+    rk::create_topic(&bs, &small, 1);
+    rk::produce_ok(&bs, &small, &[Rec::kv("k", "small")], &[]);
+    broker.stop();
+    broker.set_wrapper(&["prlimit", "--nofile=90:90", "--"]);
+    broker.start_again();
+    let bs = broker.addr().to_string();
+    assert!(
+        broker.stderr().contains("out of file descriptors"),
+        "{}",
+        broker.stderr()
+    );
+    let got = rk::consume(&bs, &small, 0, Offset::Beginning, 1);
+    assert_eq!(got[0].rec.value.as_deref(), Some(&b"small"[..]));
+    assert!(
+        try_create(&bs, &fits, 1).is_err(),
+        "an offline topic's name is still taken"
+    );
+    // With the limit back, so is the topic.
+    broker.stop();
+    broker.set_wrapper(&limit);
+    broker.start_again();
+    let bs = broker.addr().to_string();
+    assert_eq!(rk::partition_count(&bs, &fits), Some(100));
+    assert_eq!(rk::partition_count(&bs, &grown), None);
+    // An offline topic can be deleted, and stays deleted.
+    broker.stop();
+    broker.set_wrapper(&["prlimit", "--nofile=90:90", "--"]);
+    broker.start_again();
+    delete_topic(broker.addr(), &fits);
+    broker.stop();
+    broker.set_wrapper(&limit);
+    broker.start_again();
+    assert_eq!(rk::partition_count(broker.addr(), &fits), None);
+    assert!(partition_dirs(&broker, &fits).is_empty());
+}

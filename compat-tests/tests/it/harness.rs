@@ -100,6 +100,17 @@ impl Broker {
         Self::start_full(toml, env, &[])
     }
 
+    /// Starts a broker under `wrapper` (a command that ends by running its arguments, such
+    /// as `prlimit --nofile=N:N --`); restarts run under it too, until `set_wrapper`.
+    pub(crate) fn start_wrapped(toml: Option<&str>, wrapper: &[&str]) -> Broker {
+        Self::start_full(toml, &[], wrapper)
+    }
+
+    /// The wrapper for the next start (see `start_wrapped`); empty for none.
+    pub(crate) fn set_wrapper(&mut self, wrapper: &[&str]) {
+        self.wrapper = wrapper.iter().map(|w| w.to_string()).collect();
+    }
+
     fn start_inner(toml: Option<&str>) -> Broker {
         Self::start_full(toml, &[], &[])
     }
