@@ -231,6 +231,9 @@ impl Topic {
     }
 }
 
+/// A partition's checkpointed (index, recovery point, log start).
+type CheckpointEntry = (i32, Option<i64>, Option<i64>);
+
 #[derive(Default)]
 struct TopicMap {
     by_name: HashMap<Arc<str>, Arc<Topic>>,
@@ -250,6 +253,9 @@ pub struct LogManager {
     /// Committed topics that could not be opened at start-up (out of file descriptors):
     /// (id, partitions) by name. They are not served, but their names stay taken.
     offline: Mutex<HashMap<String, (Uuid, i32)>>,
+    /// Their checkpointed (partition, recovery point, log start), written again by every
+    /// checkpoint so that nothing DeleteRecords removed comes back when they are opened.
+    offline_checkpoints: Mutex<HashMap<String, Vec<CheckpointEntry>>>,
     admin: Mutex<()>,
     /// One checkpoint at a time: the periodic one may still be running when shutdown
     /// writes its own, and both write the same temp files.
@@ -537,6 +543,7 @@ impl LogManager {
             .sort_by(|a, b| (!a.0.starts_with("__"), &a.0).cmp(&(!b.0.starts_with("__"), &b.0)));
         let mut map = TopicMap::default();
         let mut offline = HashMap::new();
+        let mut offline_checkpoints = HashMap::new();
         for (name, props, adopted) in described {
             let path = topics_dir.join(format!("{name}.properties"));
             let corrupt = |msg: &str| Error::Corrupt {
@@ -601,6 +608,13 @@ impl LogManager {
                     "topic is offline: out of file descriptors while opening it; raise the open-files limit (RLIMIT_NOFILE) and restart"
                 );
                 offline.insert(name.to_string(), (id, partitions));
+                let kept = (0..partitions)
+                    .map(|i| {
+                        let key = (name.to_string(), i);
+                        (i, recovery.get(&key).copied(), starts.get(&key).copied())
+                    })
+                    .collect();
+                offline_checkpoints.insert(name.to_string(), kept);
                 continue;
             }
             let topic = Arc::new(Topic {
@@ -646,6 +660,7 @@ impl LogManager {
             dynamic: RwLock::new(dynamic),
             topics: RwLock::new(map),
             offline: Mutex::new(offline),
+            offline_checkpoints: Mutex::new(offline_checkpoints),
             admin: Mutex::new(()),
             checkpointing: Mutex::new(()),
             cluster_id,
@@ -863,6 +878,10 @@ impl LogManager {
             map.by_id.remove(&id);
         }
         self.offline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+        self.offline_checkpoints
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
@@ -1108,22 +1127,40 @@ impl LogManager {
         let _one = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
         let mut rp = String::new();
         let mut ls = String::new();
-        let mut n = 0usize;
+        let (mut n_rp, mut n_ls) = (0usize, 0usize);
         for t in self.topics() {
             for p in &t.partitions {
                 let (recovery, start) = p.flush_all()?;
                 rp.push_str(&format!("{} {} {recovery}\n", t.name, p.index()));
                 ls.push_str(&format!("{} {} {start}\n", t.name, p.index()));
-                n += 1;
+                n_rp += 1;
+                n_ls += 1;
+            }
+        }
+        for (t, parts) in self
+            .offline_checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for (i, recovery, start) in parts {
+                if let Some(r) = recovery {
+                    rp.push_str(&format!("{t} {i} {r}\n"));
+                    n_rp += 1;
+                }
+                if let Some(s) = start {
+                    ls.push_str(&format!("{t} {i} {s}\n"));
+                    n_ls += 1;
+                }
             }
         }
         write_atomic(
             &self.dir.join(RECOVERY_CHECKPOINT),
-            &format!("0\n{n}\n{rp}"),
+            &format!("0\n{n_rp}\n{rp}"),
         )?;
         write_atomic(
             &self.dir.join(LOG_START_CHECKPOINT),
-            &format!("0\n{n}\n{ls}"),
+            &format!("0\n{n_ls}\n{ls}"),
         )
     }
 }

@@ -348,6 +348,18 @@ fn topic_changes_are_all_or_nothing_when_descriptors_run_out() {
         &[],
     );
     assert_eq!(acks, vec![(99, 0)]);
+    // Its log start moves; that must survive the time the topic spends offline below.
+    {
+        use rdkafka::admin::AdminOptions;
+        let (a, rt) = admin_for(&bs);
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&fits, 99, Offset::Offset(1))
+            .unwrap();
+        let res = rt
+            .block_on(a.delete_records(&tpl, &AdminOptions::new()))
+            .expect("DeleteRecords");
+        assert_eq!(res.elements()[0].offset(), Offset::Offset(1));
+    }
     // A deleted topic never comes back.
     delete_topic(&bs, &grown);
     broker.restart();
@@ -383,12 +395,18 @@ fn topic_changes_are_all_or_nothing_when_descriptors_run_out() {
         try_create(&bs, &fits, 1).is_err(),
         "an offline topic's name is still taken"
     );
-    // With the limit back, so is the topic.
+    // With the limit back, so is the topic, with its log start where it was.
     broker.stop();
     broker.set_wrapper(&limit);
     broker.start_again();
     let bs = broker.addr().to_string();
     assert_eq!(rk::partition_count(&bs, &fits), Some(100));
+    let c = rk::consumer(&bs, &[]);
+    assert_eq!(
+        c.fetch_watermarks(&fits, 99, rk::RPC_TIMEOUT).unwrap(),
+        (1, 1),
+        "deleted records came back"
+    );
     assert_eq!(rk::partition_count(&bs, &grown), None);
     // An offline topic can be deleted, and stays deleted.
     broker.stop();
