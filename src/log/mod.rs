@@ -149,11 +149,30 @@ impl Error {
 /// fsync a directory, so that entries created, renamed or removed in it survive a power
 /// loss.
 pub fn sync_dir(dir: &Path) -> Result<(), Error> {
-    let f = std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
-    f.sync_all().map_err(|e| Error::io(dir, e))?;
-    #[cfg(test)]
-    tests::SYNCED_DIRS.with(|d| d.borrow_mut().push(dir.to_path_buf()));
-    Ok(())
+    DirHandle::open(dir)?.sync()
+}
+
+/// An open directory, to fsync after a rename in it. Opened before the rename, so that a
+/// commit never fails for want of a file descriptor after it has happened.
+struct DirHandle {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl DirHandle {
+    fn open(dir: &Path) -> Result<Self, Error> {
+        Ok(DirHandle {
+            path: dir.to_path_buf(),
+            file: std::fs::File::open(dir).map_err(|e| Error::io(dir, e))?,
+        })
+    }
+
+    fn sync(&self) -> Result<(), Error> {
+        self.file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        #[cfg(test)]
+        tests::SYNCED_DIRS.with(|d| d.borrow_mut().push(self.path.clone()));
+        Ok(())
+    }
 }
 
 /// Why a topic could not be created.
@@ -313,13 +332,18 @@ pub fn base64_id(id: &Uuid) -> String {
 /// the directory.
 fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(DirHandle::open)
+        .transpose()?;
     std::fs::write(&tmp, contents).map_err(|e| Error::io(&tmp, e))?;
     let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-    match path.parent() {
-        Some(dir) => sync_dir(dir),
+    match dir {
+        Some(d) => d.sync(),
         None => Ok(()),
     }
 }
@@ -836,6 +860,14 @@ impl LogManager {
         let parts = self.create_partitions(&name, &id, 0..partitions, &config)?;
         let count = parts.len();
         if let Err(e) = Self::persist_topic(&self.dir, &name, &id, count, &overrides) {
+            // If the rename happened and only the fsync after it failed, the file must go
+            // too: the client is told nothing was created.
+            let file = self.dir.join(TOPICS_DIR).join(format!("{name}.properties"));
+            if let Err(e) = std::fs::remove_file(&file) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    warn!(file = %file.display(), error = %e, "could not remove the topic file of a failed create");
+                }
+            }
             self.roll_back(&name, parts);
             return Err(e.into());
         }
@@ -870,8 +902,9 @@ impl LogManager {
         let topics_dir = self.dir.join(TOPICS_DIR);
         let meta = topics_dir.join(format!("{name}.properties"));
         let tombstone = topics_dir.join(format!("{name}.{}{TOMBSTONE_SUFFIX}", id.simple()));
+        let handle = DirHandle::open(&topics_dir)?;
         std::fs::rename(&meta, &tombstone).map_err(|e| Error::io(&meta, e))?;
-        sync_dir(&topics_dir)?;
+        handle.sync()?;
         {
             let mut map = self.topics.write().unwrap_or_else(|p| p.into_inner());
             map.by_name.remove(name);
@@ -1072,6 +1105,12 @@ impl LogManager {
         if let Err(e) =
             Self::persist_topic(&self.dir, name, &topic.id, parts.len(), &topic.overrides)
         {
+            // If the rename happened and only the fsync after it failed, put the old count
+            // back: the client is told nothing changed.
+            let old = topic.partitions.len();
+            if let Err(e) = Self::persist_topic(&self.dir, name, &topic.id, old, &topic.overrides) {
+                error!(topic = name, error = %e, "could not restore the topic file of a failed CreatePartitions");
+            }
             drop(parts);
             self.roll_back(name, added);
             return Err(e.into());
