@@ -18,9 +18,9 @@
 //! topic file last, with an fsync of the file and of its directory. A change that fails
 //! midway removes what it created; one cut short by a crash leaves directories that no
 //! topic file covers, and start-up removes them (or, if they hold records, sets them aside
-//! as `NAME-N.ID-stray`), saying so in the log. Deletion commits first, by renaming the topic
-//! file to a tombstone, then renames the directories to `NAME-N.ID-delete` and removes them
-//! in the background, as Kafka does.
+//! as `NAME-N.RANDOM-stray`), saying so in the log. Deletion commits first, by renaming the
+//! topic file to a tombstone, then renames the directories to `NAME-N.ID-delete` and removes
+//! them in the background, as Kafka does.
 //!
 //! Everything here is synchronous std IO; async callers go through the blocking pool.
 //! Request handling, wire formats and groups live elsewhere.
