@@ -7,12 +7,14 @@
 //! - [`group`]: the group coordinator and committed offsets.
 //! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
 //! - [`health`]: the `sluice health` check.
+//! - [`limits`]: process resource limits (open files).
 
 pub mod api;
 pub mod config;
 pub mod group;
 pub mod guard;
 pub mod health;
+pub mod limits;
 pub mod log;
 pub mod server;
 #[cfg(feature = "test-util")]

@@ -224,6 +224,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         };
         listeners.push(Listener { socket, advertised });
     }
+    match sluice::limits::raise_open_files_limit() {
+        Some((now, Some(was))) => {
+            tracing::info!("raised the open-files limit from {was} to {now} (the hard limit)")
+        }
+        Some((now, None)) => tracing::info!("open-files limit {now}"),
+        None => {}
+    }
     let data_dir = config.data_dir.clone();
     let broker = tokio::task::spawn_blocking(move || sluice::api::Broker::open(config))
         .await?

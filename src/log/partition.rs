@@ -143,6 +143,40 @@ impl State {
     fn active_ref(&self) -> &Segment {
         &self.segments[self.segments.len() - 1]
     }
+    /// Run `f` on segment `i`. If it finds the segment's index wrong, rebuild the index
+    /// from the log, say so, and run `f` again.
+    fn with_index<T>(
+        &mut self,
+        i: usize,
+        f: impl Fn(&Segment) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let Some(seg) = self.segments.get_mut(i) else {
+            return Err(Error::Corrupt {
+                path: PathBuf::new(),
+                msg: format!("no segment {i}"),
+            });
+        };
+        match f(seg) {
+            Err(Error::BadIndex { path, msg }) => {
+                warn!(
+                    "rebuilding {} from the log: wrong index {msg}",
+                    path.display()
+                );
+                if let Some(t) = seg.rebuild_indexes()? {
+                    warn!(
+                        "truncated {} bytes at offset {} in {}: {}",
+                        t.bytes,
+                        t.at_offset,
+                        seg.log_path().display(),
+                        t.reason
+                    );
+                }
+                f(seg)
+            }
+            r => r,
+        }
+    }
+
     fn set_hw_to_end(&mut self) {
         self.hw = self.log_end;
         let (base, size) = {
@@ -550,10 +584,12 @@ impl Partition {
     }
 
     /// Group commit: make everything below `target` durable. One fsync covers every batch
-    /// appended before it started, so concurrent producers share it.
+    /// appended before it started, so concurrent producers share it. A segment file created
+    /// since the last flush also needs its directory entry on disk, or a power loss could
+    /// drop the whole file: the partition directory is fsynced once for it.
     pub fn flush_to(&self, target: i64) -> Result<(), Error> {
         let _flushing = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (files, end, seg, pos) = {
+        let (files, new_files, end, seg, pos) = {
             let st = self.lock();
             if st.recovery_point >= target {
                 drop(st);
@@ -568,14 +604,28 @@ impl Partition {
                 })
                 .map(|s| Arc::clone(s.file()))
                 .collect();
+            let new_files: Vec<i64> = st
+                .segments
+                .iter()
+                .filter(|s| !s.dir_synced())
+                .map(Segment::base_offset)
+                .collect();
             let a = st.active_ref();
-            (files, st.log_end, a.base_offset(), a.size())
+            (files, new_files, st.log_end, a.base_offset(), a.size())
         };
         for f in &files {
             f.sync_data().map_err(|e| Error::io(&self.dir, e))?;
         }
+        if !new_files.is_empty() {
+            super::sync_dir(&self.dir)?;
+        }
         {
             let mut st = self.lock();
+            for s in st.segments.iter_mut() {
+                if new_files.contains(&s.base_offset()) {
+                    s.set_dir_synced();
+                }
+            }
             st.recovery_point = st.recovery_point.max(end);
             st.unflushed_messages = 0;
             if end > st.hw {
@@ -631,7 +681,7 @@ impl Partition {
     /// index), never the records.
     pub fn read_region(&self, offset: i64, max_bytes: usize) -> Result<FetchRegion, ReadError> {
         let (slice, hw, log_start) = {
-            let st = self.lock();
+            let mut st = self.lock();
             if offset < st.log_start || offset > st.hw {
                 return Err(ReadError::OutOfRange {
                     offset,
@@ -645,7 +695,8 @@ impl Partition {
                     .segments
                     .partition_point(|s| s.base_offset() <= offset)
                     .saturating_sub(1);
-                for seg in &st.segments[start..] {
+                for i in start..st.segments.len() {
+                    let seg = &st.segments[i];
                     let end = if seg.base_offset() == st.hw_segment {
                         st.hw_position
                     } else if seg.base_offset() > st.hw_segment {
@@ -653,7 +704,7 @@ impl Partition {
                     } else {
                         seg.size()
                     };
-                    if let Some(s) = seg.slice(offset, end, max_bytes)? {
+                    if let Some(s) = st.with_index(i, |seg| seg.slice(offset, end, max_bytes))? {
                         slice = Some(s);
                         break;
                     }
@@ -679,14 +730,19 @@ impl Partition {
     /// (timestamp, offset). Kafka looks inside the batch for the exact record.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, Error> {
         let found = {
-            let st = self.lock();
+            let mut st = self.lock();
             let mut found = None;
-            for seg in &st.segments {
-                if seg.max_timestamp() < ts {
+            for i in 0..st.segments.len() {
+                if st.segments[i].max_timestamp() < ts {
                     continue;
                 }
-                if let Some(pos) = seg.find_by_timestamp(ts)? {
-                    found = Some(seg.read_batch_at(pos)?);
+                let hit = st.with_index(i, |seg| {
+                    seg.find_by_timestamp(ts)?
+                        .map(|pos| seg.read_batch_at(pos))
+                        .transpose()
+                })?;
+                if hit.is_some() {
+                    found = hit;
                     break;
                 }
             }
@@ -705,17 +761,23 @@ impl Partition {
     /// offset).
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, Error> {
         let found = {
-            let st = self.lock();
+            let mut st = self.lock();
             let best = st
                 .segments
                 .iter()
-                .filter(|s| s.max_timestamp() >= 0)
-                .max_by_key(|s| s.max_timestamp());
+                .enumerate()
+                .filter(|(_, s)| s.max_timestamp() >= 0)
+                .max_by_key(|(_, s)| s.max_timestamp())
+                .map(|(i, _)| i);
             match best {
-                Some(seg) => match seg.find(seg.offset_of_max_timestamp())? {
-                    Some((pos, _)) => Some((seg.read_batch_at(pos)?, seg.max_timestamp(), st.hw)),
-                    None => None,
-                },
+                Some(i) => {
+                    let hw = st.hw;
+                    st.with_index(i, |seg| {
+                        seg.find(seg.offset_of_max_timestamp())?
+                            .map(|(pos, _)| Ok((seg.read_batch_at(pos)?, seg.max_timestamp(), hw)))
+                            .transpose()
+                    })?
+                }
                 None => None,
             }
         };
@@ -1143,6 +1205,45 @@ mod tests {
             p.append(&make_batch(1, 6000, -1, -1)).unwrap().base_offset,
             end
         );
+    }
+
+    #[test]
+    fn a_plausible_but_wrong_index_is_caught_and_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1,000 one-record batches fill the first segment; the rest go to a second.
+        let one = make_batch(1, 1, -1, -1).len() as u64;
+        let c = Arc::new(LogConfig {
+            segment_bytes: one * 1000,
+            ..LogConfig::default()
+        });
+        let p = open(dir.path(), Arc::clone(&c), None);
+        let mut positions = Vec::new();
+        while p.offsets().1 < 1200 {
+            positions.push(p.size_bytes());
+            p.append(&make_batch(1, 1, -1, -1)).unwrap();
+        }
+        let (rp, _) = p.flush_all().unwrap();
+        drop(p);
+        let index = dir.path().join("00000000000000000000.index");
+        assert!(dir.path().join("00000000000000001000.log").exists());
+        // Sorted, in range, and wrong: the entry for offset 700 points at batch 800.
+        let mut bytes = Vec::new();
+        for (rel, pos) in [(0u32, 0u64), (700, positions[800])] {
+            bytes.extend_from_slice(&rel.to_be_bytes());
+            bytes.extend_from_slice(&u32::try_from(pos).unwrap().to_be_bytes());
+        }
+        std::fs::write(&index, &bytes).unwrap();
+        let p = open(dir.path(), c, Some(rp));
+        for off in [750i64, 700, 799, 800, 0] {
+            let d = p.read(off, 1).unwrap();
+            let (v, _) = BatchView::split_first(&d.records).unwrap().unwrap();
+            assert_eq!(v.base_offset(), off, "a fetch at {off}");
+        }
+        assert_eq!(p.offset_for_timestamp(1).unwrap(), Some((1, 0)));
+        // The rebuilt index is on disk: an entry per 4096 bytes, the first at 0.
+        let rebuilt = std::fs::read(&index).unwrap();
+        assert!(rebuilt.len() > bytes.len(), "index not rewritten");
+        assert_eq!(&rebuilt[..8], &[0u8; 8]);
     }
 
     #[test]

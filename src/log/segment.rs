@@ -50,6 +50,13 @@ pub struct Segment {
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
     created_ms: i64,
+    /// Whether every offset-index entry is known to point at the batch it names: true for an
+    /// index built here (by appends or a scan), false for one loaded from disk, whose
+    /// entries are then checked against the batch header before each use.
+    index_verified: bool,
+    /// Whether the `.log` file's directory entry is known to be on disk: false for a file
+    /// created here until the partition directory has been fsynced.
+    dir_synced: bool,
 }
 
 /// Where a fetch should read: a byte range of one segment's file.
@@ -117,6 +124,8 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
             created_ms: now_ms,
+            index_verified: true,
+            dir_synced: false,
         })
     }
 
@@ -167,6 +176,8 @@ impl Segment {
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
             created_ms,
+            index_verified: true,
+            dir_synced: true,
         };
         let (truncation, producers) = seg.scan(validate_from)?;
         Ok((seg, truncation, producers))
@@ -226,6 +237,10 @@ impl Segment {
                     max_timestamp,
                     offset_of_max_timestamp,
                     created_ms: now_ms,
+                    // Plausible is not right: an entry may name the wrong batch, and a
+                    // fetch would then skip records. Each entry is checked when used.
+                    index_verified: false,
+                    dir_synced: true,
                 });
             }
         }
@@ -403,6 +418,14 @@ impl Segment {
     pub fn index_full(&self) -> bool {
         self.index.is_full() || self.time_index.is_full()
     }
+    /// Whether the file's directory entry is known to be durable.
+    pub fn dir_synced(&self) -> bool {
+        self.dir_synced
+    }
+    /// Record that the partition directory was fsynced after this file was created.
+    pub fn set_dir_synced(&mut self) {
+        self.dir_synced = true;
+    }
     /// The shared file handle.
     pub fn file(&self) -> &Arc<File> {
         &self.file
@@ -448,6 +471,51 @@ impl Segment {
         Ok(())
     }
 
+    /// Check an offset-index entry loaded from disk against the batch header it points at:
+    /// a batch must start there, with the base offset the entry names. `Err(BadIndex)` when
+    /// it does not; the caller rebuilds the index ([`Segment::rebuild_indexes`]).
+    fn check_entry(&self, e: OffsetEntry) -> Result<(), Error> {
+        if self.index_verified {
+            return Ok(());
+        }
+        let want = self.base_offset + i64::from(e.rel_offset);
+        let pos = u64::from(e.position);
+        let bad = |msg: String| {
+            Err(Error::BadIndex {
+                path: self.index.path().to_path_buf(),
+                msg: format!("entry for offset {want} at byte {pos}: {msg}"),
+            })
+        };
+        if pos + SCAN_HEADER as u64 > self.size {
+            return bad(format!("past the end of the log ({} bytes)", self.size));
+        }
+        let mut hdr = [0u8; SCAN_HEADER];
+        self.file
+            .read_exact_at(&mut hdr, pos)
+            .map_err(|e| Error::io(&self.log_path, e))?;
+        match batch::peek_offset_and_len(&hdr) {
+            Some((base, len))
+                if base == want
+                    && hdr[16] == 2
+                    && u64::try_from(len)
+                        .is_ok_and(|l| pos + l + LOG_OVERHEAD as u64 <= self.size) =>
+            {
+                Ok(())
+            }
+            Some((base, _)) if hdr[16] == 2 => bad(format!("the batch there starts at {base}")),
+            _ => bad("no batch header there".into()),
+        }
+    }
+
+    /// Rebuild both indexes from the batch headers of the log and write them out; from then
+    /// on they are trusted. Returns what had to be cut from the log, if anything.
+    pub fn rebuild_indexes(&mut self) -> Result<Option<Truncation>, Error> {
+        let (truncation, _) = self.scan(None)?;
+        self.index_verified = true;
+        self.flush_indexes()?;
+        Ok(truncation)
+    }
+
     /// Find the position of the batch containing `offset` (or the first batch after it, for
     /// compacted gaps). `None` when the offset is at or past this segment's end.
     pub fn find(&self, offset: i64) -> Result<Option<(u64, i64)>, Error> {
@@ -455,7 +523,11 @@ impl Segment {
             return Ok(None);
         }
         let rel = u32::try_from((offset - self.base_offset).max(0)).unwrap_or(u32::MAX);
-        let mut pos = self.index.lookup(rel).map_or(0, |e| u64::from(e.position));
+        let entry = self.index.lookup(rel);
+        if let Some(e) = entry {
+            self.check_entry(e)?;
+        }
+        let mut pos = entry.map_or(0, |e| u64::from(e.position));
         let mut hdr = [0u8; SCAN_HEADER];
         while pos + SCAN_HEADER as u64 <= self.size {
             self.file
@@ -483,23 +555,28 @@ impl Segment {
         end: u64,
         max_bytes: usize,
     ) -> Result<Option<ReadSlice>, Error> {
-        Ok(self.find(offset)?.and_then(|(position, _)| {
-            let limit = position
-                .saturating_add(u64::try_from(max_bytes).unwrap_or(u64::MAX))
-                .min(end);
-            // Index entries point at batch starts; the last one within the limit is a safe
-            // place to resume the walk over batch headers.
-            let entries = self.index.entries();
-            let i = entries.partition_point(|e| u64::from(e.position) <= limit);
-            let hint = entries[..i]
-                .last()
-                .map_or(position, |e| u64::from(e.position).max(position));
-            (position < end).then(|| ReadSlice {
-                file: Arc::clone(&self.file),
-                position,
-                end,
-                hint,
-            })
+        let Some((position, _)) = self.find(offset)? else {
+            return Ok(None);
+        };
+        let limit = position
+            .saturating_add(u64::try_from(max_bytes).unwrap_or(u64::MAX))
+            .min(end);
+        // Index entries point at batch starts; the last one within the limit is a safe
+        // place to resume the walk over batch headers, once checked.
+        let entries = self.index.entries();
+        let i = entries.partition_point(|e| u64::from(e.position) <= limit);
+        let hint = match i.checked_sub(1).and_then(|i| entries.get(i)) {
+            Some(e) if u64::from(e.position) > position => {
+                self.check_entry(*e)?;
+                u64::from(e.position)
+            }
+            _ => position,
+        };
+        Ok((position < end).then(|| ReadSlice {
+            file: Arc::clone(&self.file),
+            position,
+            end,
+            hint,
         }))
     }
 

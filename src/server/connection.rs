@@ -66,6 +66,12 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
         let frame = match frame {
             Ok(f) => f,
             Err(FrameError::Closed) => break,
+            // A client may go away with a reset (SO_LINGER 0, a killed process, a NAT
+            // timeout): an ordinary event, not worth a warning.
+            Err(FrameError::Io(e)) if is_disconnect(&e) => {
+                debug!(%peer, error = %e, "connection reset by the client");
+                break;
+            }
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection");
                 break;
@@ -232,4 +238,10 @@ fn encode_response<E: Encodable>(
     let len = i32::try_from(out.len() - 4)?;
     out[..4].copy_from_slice(&len.to_be_bytes());
     Ok(())
+}
+
+/// Whether a socket error just means the peer went away.
+fn is_disconnect(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
 }

@@ -78,6 +78,10 @@ pub(crate) struct Broker {
     /// `--listen` for the next start: `127.0.0.1:0`, or the old address after
     /// `restart_on_same_port`.
     listen: String,
+    /// Extra environment for the broker process (e.g. a `RUST_LOG` filter).
+    env: Vec<(String, String)>,
+    /// A command the broker runs under, e.g. `prlimit --nofile=N:N --`; empty for none.
+    wrapper: Vec<String>,
 }
 
 impl Broker {
@@ -91,7 +95,27 @@ impl Broker {
         Self::start_inner(Some(toml))
     }
 
+    /// Starts a broker with an optional `--config` file and extra environment variables.
+    pub(crate) fn start_with_env(toml: Option<&str>, env: &[(&str, &str)]) -> Broker {
+        Self::start_full(toml, env, &[])
+    }
+
+    /// Starts a broker under `wrapper` (a command that ends by running its arguments, such
+    /// as `prlimit --nofile=N:N --`); restarts run under it too, until `set_wrapper`.
+    pub(crate) fn start_wrapped(toml: Option<&str>, wrapper: &[&str]) -> Broker {
+        Self::start_full(toml, &[], wrapper)
+    }
+
+    /// The wrapper for the next start (see `start_wrapped`); empty for none.
+    pub(crate) fn set_wrapper(&mut self, wrapper: &[&str]) {
+        self.wrapper = wrapper.iter().map(|w| w.to_string()).collect();
+    }
+
     fn start_inner(toml: Option<&str>) -> Broker {
+        Self::start_full(toml, &[], &[])
+    }
+
+    fn start_full(toml: Option<&str>, env: &[(&str, &str)], wrapper: &[&str]) -> Broker {
         let bin = sluice_bin();
         assert!(
             bin.exists(),
@@ -115,6 +139,11 @@ impl Broker {
             config,
             runs: 0,
             listen: "127.0.0.1:0".to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
         };
         b.spawn();
         b
@@ -159,7 +188,14 @@ impl Broker {
         let run = self.runs;
         self.runs += 1;
         let stderr = File::create(self.stderr_path(run)).expect("create stderr log");
-        let mut cmd = Command::new(sluice_bin());
+        let mut cmd = match self.wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(sluice_bin());
+                c
+            }
+            None => Command::new(sluice_bin()),
+        };
         cmd.arg("--listen")
             .arg(&self.listen)
             .arg("--data-dir")
@@ -172,6 +208,9 @@ impl Broker {
         }
         // Plain log lines in the stderr file, whatever the tracing defaults are.
         cmd.env("NO_COLOR", "1");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));

@@ -13,6 +13,7 @@ mod admin;
 mod bad_input;
 mod durability;
 mod env_config;
+mod faults;
 mod fuzz;
 mod groups;
 mod internal_topics;

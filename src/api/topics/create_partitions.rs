@@ -73,8 +73,9 @@ pub(crate) async fn handle(
                         )
                     }
                     Err(e) => {
+                        // Kafka answers KAFKA_STORAGE_ERROR when it cannot create a log.
                         tracing::error!(topic = %t.name.0, error = %e, "create partitions failed");
-                        fail(Code::KafkaStorageError, e.to_string())
+                        fail(Code::KafkaStorageError, e.client_message())
                     }
                 }
             })

@@ -163,9 +163,10 @@ pub(crate) async fn handle(
                     }
                     Err(CreateError::InvalidConfig(m)) => fail(Code::InvalidConfig, m),
                     Err(CreateError::UnknownTopic(m)) => fail(Code::UnknownTopicOrPartition, m),
-                    Err(CreateError::Storage(e)) => {
+                    Err(e @ CreateError::Storage(_)) => {
+                        // Kafka answers KAFKA_STORAGE_ERROR when it cannot create a log.
                         error!(topic = name, error = %e, "create topic failed");
-                        fail(Code::KafkaStorageError, e.to_string())
+                        fail(Code::KafkaStorageError, e.client_message())
                     }
                 }
             })

@@ -1,5 +1,7 @@
 //! DeleteRecords: move a partition's log start offset forward (`-1` = the high watermark);
-//! whole segments below it are removed. The new start is checkpointed at once.
+//! whole segments below it are removed. The new start is checkpointed at once. A topic whose
+//! `cleanup.policy` lacks `delete` gets POLICY_VIOLATION, as on Kafka: only compaction may
+//! remove its records.
 
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -32,6 +34,11 @@ pub(crate) async fn handle(
                         match partition_by_name(&broker.logs, t.name.0.as_str(), p.partition_index)
                         {
                             Err(code) => base.with_error_code(code.code()),
+                            // Kafka: "Records of partition ... can not be deleted due to the
+                            // configured policy".
+                            Ok(part) if !part.config().deletes() => {
+                                base.with_error_code(Code::PolicyViolation.code())
+                            }
                             Ok(part) => match part.delete_records(p.offset) {
                                 Ok(start) => base.with_low_watermark(start),
                                 Err(ReadError::OutOfRange { .. }) => {

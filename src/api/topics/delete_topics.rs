@@ -34,22 +34,32 @@ pub(crate) async fn handle(
                 let base = DeletableTopicResult::default()
                     .with_name(name.clone())
                     .with_topic_id(id);
-                let Some(topic) = topic else {
-                    let code = if name.is_some() {
-                        Code::UnknownTopicOrPartition
-                    } else {
-                        Code::UnknownTopicId
-                    };
-                    return base.with_error_code(code.code());
+                // A topic that could not be opened at start-up (out of file descriptors)
+                // is not served, but it can be deleted by name.
+                let offline = || {
+                    let n = name.as_ref()?.0.to_string();
+                    broker.logs.offline_topic(&n).map(|(id, _)| (n, id))
+                };
+                let (topic_name, topic_id) = match (topic, offline()) {
+                    (Some(t), _) => (t.name.to_string(), t.id),
+                    (None, Some(off)) => off,
+                    (None, None) => {
+                        let code = if name.is_some() {
+                            Code::UnknownTopicOrPartition
+                        } else {
+                            Code::UnknownTopicId
+                        };
+                        return base.with_error_code(code.code());
+                    }
                 };
                 let base = base
-                    .with_name(Some(TopicName(sb(topic.name.to_string()))))
-                    .with_topic_id(topic.id);
-                match broker.logs.delete_topic(&topic.name) {
+                    .with_name(Some(TopicName(sb(topic_name.clone()))))
+                    .with_topic_id(topic_id);
+                match broker.logs.delete_topic(&topic_name) {
                     Ok(Some(_)) => base,
                     Ok(None) => base.with_error_code(Code::UnknownTopicOrPartition.code()),
                     Err(e) => {
-                        error!(topic = %topic.name, error = %e, "delete topic failed");
+                        error!(topic = %topic_name, error = %e, "delete topic failed");
                         base.with_error_code(Code::KafkaStorageError.code())
                             .with_error_message(Some(sb(e.to_string())))
                     }
