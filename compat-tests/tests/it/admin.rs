@@ -14,7 +14,8 @@ const CONFIGS: &str = "kafka.admin.ConfigCommand";
 const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
 const LOG_DIRS: &str = "org.apache.kafka.tools.LogDirsCommand";
 
-fn text(out: &std::process::Output) -> String {
+/// A tool's stdout and stderr together.
+pub(crate) fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -200,23 +201,7 @@ fn stock_admin_tools_change_what_the_broker_holds() {
         .map(|i| Rec::kv(&format!("k{i}"), &format!("v{i}")))
         .collect();
     rk::produce_ok(&bs, &one, &recs, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("offsets.json");
-    std::fs::write(
-        &json,
-        format!(r#"{{"partitions":[{{"topic":"{one}","partition":0,"offset":4}}],"version":1}}"#),
-    )
-    .unwrap();
-    let out = java_tool(
-        DELETE_RECORDS,
-        &[
-            "--bootstrap-server",
-            &bs,
-            "--offset-json-file",
-            json.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = kafka_delete_records(&bs, &one, 4);
     assert_success(&out, "kafka-delete-records");
     assert!(text(&out).contains("low_watermark: 4"), "{}", text(&out));
     let c = rk::consumer(&bs, &[]);
@@ -472,4 +457,25 @@ fn log_append_time_topics_stamp_the_broker_time() {
         i128::from(ts) >= i128::try_from(before).unwrap(),
         "timestamp {ts} is the producer's, not the broker's append time"
     );
+}
+
+/// Kafka 4.3.1's kafka-delete-records: partition 0 of `topic` up to `offset`.
+pub(crate) fn kafka_delete_records(bs: &str, topic: &str, offset: i64) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("offsets.json");
+    std::fs::write(
+        &json,
+        format!(r#"{{"partitions":[{{"topic":"{topic}","partition":0,"offset":{offset}}}],"version":1}}"#),
+    )
+    .unwrap();
+    java_tool(
+        DELETE_RECORDS,
+        &[
+            "--bootstrap-server",
+            bs,
+            "--offset-json-file",
+            json.to_str().unwrap(),
+        ],
+        None,
+    )
 }

@@ -9,18 +9,9 @@ use std::time::Duration;
 use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 
+use crate::admin::{kafka_delete_records, text};
 use crate::harness::{assert_success, class, java_tool, poll_until, unique_topic, Broker};
 use crate::rk::{self, Rec};
-
-const DELETE_RECORDS: &str = "org.apache.kafka.tools.DeleteRecordsCommand";
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Kafka refuses DeleteRecords on a topic whose cleanup.policy lacks `delete` with
 /// POLICY_VIOLATION: only retention may remove records there, never a client.
@@ -49,23 +40,7 @@ fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
         .map(|i| Rec::kv(&format!("k{i}"), &format!("v{i}")))
         .collect();
     rk::produce_ok(&bs, &topic, &recs, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("offsets.json");
-    std::fs::write(
-        &json,
-        format!(r#"{{"partitions":[{{"topic":"{topic}","partition":0,"offset":3}}],"version":1}}"#),
-    )
-    .unwrap();
-    let out = java_tool(
-        DELETE_RECORDS,
-        &[
-            "--bootstrap-server",
-            &bs,
-            "--offset-json-file",
-            json.to_str().unwrap(),
-        ],
-        None,
-    );
+    let out = kafka_delete_records(&bs, &topic, 3);
     let t = text(&out);
     assert!(t.contains("PolicyViolationException"), "{t}");
     assert!(!t.contains("low_watermark: 3"), "{t}");
