@@ -57,6 +57,11 @@ pub struct ConsumerMember {
     pub assigned: Partitions,
     /// Partitions it must give up before it advances.
     pub revoking: Partitions,
+    /// The member epoch at which each partition of `assigned` and `revoking` was given to it
+    /// (KIP-1251's assignment epochs), for OffsetCommits sent with an older epoch. Snapshots
+    /// written before this field have none; a missing entry counts as the current epoch.
+    #[serde(default, with = "epoch_list")]
+    pub assigned_at: BTreeMap<(Uuid, i32), i32>,
     /// Last heartbeat (ms).
     pub last_seen_ms: i64,
     /// Assignment last sent; an unchanged assignment is not sent again (null on the wire).
@@ -83,6 +88,45 @@ pub struct ConsumerGroup {
     /// Changed since it was last written to `__consumer_offsets`.
     #[serde(skip)]
     pub dirty: bool,
+}
+
+/// `assigned_at` in snapshots: a list of `[topic id, partition, epoch]`, as TOML keys must
+/// be strings.
+mod epoch_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub(super) fn serialize<S: Serializer>(
+        m: &BTreeMap<(Uuid, i32), i32>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(|((t, p), e)| (t, p, e)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<(Uuid, i32), i32>, D::Error> {
+        let v: Vec<(Uuid, i32, i32)> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|(t, p, e)| ((t, p), e)).collect())
+    }
+}
+
+/// Which partitions an OffsetCommit from a member of a consumer group may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitScope {
+    /// Any partition: the member's current epoch, or a commit from outside the group while
+    /// it has no members.
+    All,
+    /// Only `allowed`: the commit carries an older epoch than the member's.
+    Only {
+        /// The member's current epoch.
+        member_epoch: i32,
+        /// Partitions the member holds or is giving up, assigned at the commit's epoch or
+        /// before.
+        allowed: Partitions,
+    },
 }
 
 /// What a heartbeat asks.
@@ -450,6 +494,7 @@ impl ConsumerGroup {
                         rebalance_timeout_ms: hb.rebalance_timeout_ms,
                         assigned: Partitions::new(),
                         revoking: Partitions::new(),
+                        assigned_at: BTreeMap::new(),
                         last_seen_ms: now,
                         last_sent: None,
                     },
@@ -509,9 +554,12 @@ impl ConsumerGroup {
             for tp in target.difference(&m.assigned.clone()) {
                 if !busy.contains(tp) {
                     m.assigned.insert(*tp);
+                    m.assigned_at.insert(*tp, m.epoch);
                 }
             }
         }
+        let held: Partitions = m.assigned.union(&m.revoking).copied().collect();
+        m.assigned_at.retain(|tp, _| held.contains(tp));
         if before != (m.epoch, m.assigned.clone(), m.revoking.clone()) || hb.epoch == 0 {
             self.dirty = true;
         }
@@ -547,20 +595,51 @@ impl ConsumerGroup {
         !dead.is_empty()
     }
 
-    /// Whether `member_id` at `epoch` may commit offsets.
-    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), Code> {
-        if member_id.is_empty() && epoch < 0 {
-            return if self.members.is_empty() {
-                Ok(())
-            } else {
-                Err(Code::UnknownMemberId)
-            };
+    /// Whether, and for which partitions, `member_id` at `epoch` may commit offsets.
+    ///
+    /// Kafka 4.3's rule for consumer-protocol members (KIP-1251, `ConsumerGroup
+    /// .validateOffsetCommit`): the member's current epoch may commit anything; a newer epoch
+    /// is STALE_MEMBER_EPOCH; an older epoch may commit the partitions the member still holds
+    /// or is giving up that were assigned to it at that epoch or before, and each other
+    /// partition gets STALE_MEMBER_EPOCH. A member that has just been moved to a new epoch
+    /// (its heartbeat answered, the client not yet caught up) can thus still commit what it
+    /// has read. As in Kafka, members must use OffsetCommit v9 or later. Refusals are logged
+    /// at INFO.
+    pub fn check_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        version: i16,
+    ) -> Result<CommitScope, Code> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(CommitScope::All);
         }
-        let m = self.members.get(member_id).ok_or(Code::UnknownMemberId)?;
-        if epoch != m.epoch {
+        let Some(m) = self.members.get(member_id) else {
+            tracing::info!(group = %self.id, member = member_id, epoch, "offset commit refused: unknown member");
+            return Err(Code::UnknownMemberId);
+        };
+        if version < 9 {
+            tracing::info!(group = %self.id, member = member_id, version, "offset commit refused: members of consumer groups need OffsetCommit v9");
+            return Err(Code::UnsupportedVersion);
+        }
+        if epoch == m.epoch {
+            return Ok(CommitScope::All);
+        }
+        if epoch > m.epoch {
+            tracing::info!(group = %self.id, member = member_id, epoch, member_epoch = m.epoch, "offset commit refused: epoch newer than the member's");
             return Err(Code::StaleMemberEpoch);
         }
-        Ok(())
+        let allowed: Partitions = m
+            .assigned
+            .iter()
+            .chain(&m.revoking)
+            .filter(|tp| m.assigned_at.get(tp).copied().unwrap_or(m.epoch) <= epoch)
+            .copied()
+            .collect();
+        Ok(CommitScope::Only {
+            member_epoch: m.epoch,
+            allowed,
+        })
     }
 }
 
@@ -729,6 +808,7 @@ mod tests {
             rebalance_timeout_ms: 0,
             assigned: Partitions::new(),
             revoking: Partitions::new(),
+            assigned_at: BTreeMap::new(),
             last_seen_ms: 0,
             last_sent: None,
         }
@@ -891,5 +971,88 @@ mod tests {
             a["a"].iter().all(|(t, _)| *t != u),
             "a is not subscribed to u: {a:?}"
         );
+    }
+
+    fn check(g: &ConsumerGroup, id: &str, epoch: i32) -> Result<CommitScope, Code> {
+        g.check_commit(id, epoch, 9)
+    }
+
+    /// KIP-1251: the member's epoch commits anything, a newer one nothing, an older one the
+    /// partitions it still holds (or is revoking) that it had at that epoch.
+    #[test]
+    fn commit_with_an_older_epoch_covers_partitions_held_since_then() {
+        let cat = catalog(4);
+        let t = cat["t"].id;
+        let mut g = ConsumerGroup::new("g");
+        let a1 = join(&mut g, "a", &cat, 0);
+        assert_eq!(current(&g, "a").len(), 4);
+        let e1 = a1.epoch;
+        assert_eq!(check(&g, "a", e1), Ok(CommitScope::All));
+        assert_eq!(check(&g, "a", e1 + 1), Err(Code::StaleMemberEpoch));
+        assert_eq!(check(&g, "nobody", e1), Err(Code::UnknownMemberId));
+        assert_eq!(check(&g, "", -1), Err(Code::UnknownMemberId));
+        assert_eq!(g.check_commit("a", e1, 8), Err(Code::UnsupportedVersion));
+
+        // b joins: a gives up two partitions and, once it has, moves to the new epoch.
+        let b = join(&mut g, "b", &cat, 0);
+        let owned = current(&g, "a");
+        let a2 = beat(&mut g, &a1, &owned, &cat);
+        let kept = a2.assignment.clone().unwrap();
+        assert_eq!(kept.len(), 2);
+        let revoking: Partitions = owned.difference(&kept).copied().collect();
+        assert_eq!(a2.epoch, e1, "a stays at its epoch while it revokes");
+        match check(&g, "a", e1) {
+            Ok(CommitScope::All) => {}
+            other => panic!("a's own epoch while revoking: {other:?}"),
+        }
+        let a3 = beat(&mut g, &a2, &kept, &cat);
+        assert!(a3.epoch > e1);
+        let Ok(CommitScope::Only {
+            member_epoch,
+            allowed,
+        }) = check(&g, "a", e1)
+        else {
+            panic!("an older epoch commits what a still holds");
+        };
+        assert_eq!(member_epoch, a3.epoch);
+        assert_eq!(allowed, kept, "not {revoking:?}, which a gave up");
+
+        // A partition given to b at its epoch is not b's at an older one.
+        let b2 = beat(&mut g, &b, &Partitions::new(), &cat);
+        let b_parts = current(&g, "b");
+        assert_eq!(b_parts.len(), 2);
+        let Ok(CommitScope::Only { allowed, .. }) = check(&g, "b", b2.epoch - 1) else {
+            panic!("b at an older epoch");
+        };
+        assert!(allowed.is_empty(), "b had nothing before: {allowed:?}");
+        assert!(b_parts.iter().all(|(id, _)| *id == t));
+    }
+
+    /// Assignment epochs survive a snapshot, and a snapshot written before they existed
+    /// still loads (each partition then counts as assigned at the member's epoch).
+    #[test]
+    fn assignment_epochs_round_trip_and_old_snapshots_load() {
+        let cat = catalog(2);
+        let mut g = ConsumerGroup::new("g");
+        let a = join(&mut g, "a", &cat, 0);
+        let snap = g.snapshot().unwrap();
+        let back = ConsumerGroup::restore(&snap, 5).unwrap();
+        assert_eq!(back.members["a"].assigned_at, g.members["a"].assigned_at);
+        assert_eq!(back.members["a"].assigned_at.len(), 2);
+
+        let text = std::str::from_utf8(&snap).unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("assigned_at"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(old, text, "the snapshot has the field to remove");
+        let back = ConsumerGroup::restore(old.as_bytes(), 5).unwrap();
+        assert!(back.members["a"].assigned_at.is_empty());
+        let Ok(CommitScope::Only { allowed, .. }) = check(&back, "a", a.epoch - 1) else {
+            panic!("older epoch");
+        };
+        assert!(allowed.is_empty());
+        assert_eq!(check(&back, "a", a.epoch), Ok(CommitScope::All));
     }
 }
