@@ -1,10 +1,11 @@
 """Sends hand-built OffsetCommit requests through kafka-python's protocol layer and prints the
-error code the broker gives for partition 0 of each.
+error code the broker gives for the partition of each.
 
 Usage: offset_commit_probe.py BOOTSTRAP TOPIC CASE...
 
-Each CASE is `GROUP,VERSION,GENERATION,MEMBER_ID` (MEMBER_ID may be empty). For each case it
-commits offset 1 of TOPIC partition 0 and prints `CASE -> CODE`, e.g. `g,9,5,ghost -> 25`.
+Each CASE is `GROUP,VERSION,GENERATION,MEMBER_ID[,PARTITION]` (MEMBER_ID may be empty,
+PARTITION defaults to 0). For each case it commits offset 1 of that partition of TOPIC and
+prints `CASE -> CODE`, e.g. `g,9,5,ghost -> 25`.
 Apache Kafka 4.3 answers a commit with a generation >= 0 from a member the group doesn't know
 with UNKNOWN_MEMBER_ID (25), or, when the group doesn't exist at all, GROUP_ID_NOT_FOUND (69)
 from version 9 on and ILLEGAL_GENERATION (22) before. The caller checks the codes; this script
@@ -17,9 +18,9 @@ from kafka.admin import KafkaAdminClient
 from kafka.protocol.consumer import OffsetCommitRequest
 
 
-def request(version, group, generation, member, topic):
+def request(version, group, generation, member, topic, partition):
     part = OffsetCommitRequest.OffsetCommitRequestTopic.OffsetCommitRequestPartition(
-        partition_index=0, committed_offset=1, committed_metadata="")
+        partition_index=partition, committed_offset=1, committed_metadata="")
     t = OffsetCommitRequest.OffsetCommitRequestTopic(name=topic, partitions=[part])
     return OffsetCommitRequest(
         version=version,
@@ -39,8 +40,9 @@ def main():
         return await manager.send(req)
 
     for case in sys.argv[3:]:
-        group, version, generation, member = case.split(",")
-        req = request(int(version), group, int(generation), member, topic)
+        group, version, generation, member, *partition = case.split(",")
+        partition = int(partition[0]) if partition else 0
+        req = request(int(version), group, int(generation), member, topic, partition)
         resp = manager.run(send, req)
         code = resp.topics[0].partitions[0].error_code
         print(f"{case} -> {code}")

@@ -57,6 +57,11 @@ pub struct ConsumerMember {
     pub assigned: Partitions,
     /// Partitions it must give up before it advances.
     pub revoking: Partitions,
+    /// The member epoch at which each partition of `assigned` and `revoking` was given to it
+    /// (KIP-1251's assignment epochs), for OffsetCommits sent with an older epoch. Snapshots
+    /// written before this field have none; a missing entry counts as the current epoch.
+    #[serde(default, with = "epoch_list")]
+    pub assigned_at: BTreeMap<(Uuid, i32), i32>,
     /// Last heartbeat (ms).
     pub last_seen_ms: i64,
     /// Assignment last sent; an unchanged assignment is not sent again (null on the wire).
@@ -83,6 +88,45 @@ pub struct ConsumerGroup {
     /// Changed since it was last written to `__consumer_offsets`.
     #[serde(skip)]
     pub dirty: bool,
+}
+
+/// `assigned_at` in snapshots: a list of `[topic id, partition, epoch]`, as TOML keys must
+/// be strings.
+mod epoch_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub(super) fn serialize<S: Serializer>(
+        m: &BTreeMap<(Uuid, i32), i32>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(|((t, p), e)| (t, p, e)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<(Uuid, i32), i32>, D::Error> {
+        let v: Vec<(Uuid, i32, i32)> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|(t, p, e)| ((t, p), e)).collect())
+    }
+}
+
+/// Which partitions an OffsetCommit from a member of a consumer group may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitScope {
+    /// Any partition: the member's current epoch, or a commit from outside the group while
+    /// it has no members.
+    All,
+    /// Only `allowed`: the commit carries an older epoch than the member's.
+    Only {
+        /// The member's current epoch.
+        member_epoch: i32,
+        /// Partitions the member holds or is giving up, assigned at the commit's epoch or
+        /// before.
+        allowed: Partitions,
+    },
 }
 
 /// What a heartbeat asks.
@@ -162,8 +206,15 @@ fn subscribed(m: &ConsumerMember, catalog: &Catalog) -> Vec<String> {
     names.into_iter().collect()
 }
 
-/// Uniform assignor: every subscribed partition to the least-loaded subscribed member,
-/// keeping current owners while they are within their fair share (sticky).
+/// Uniform assignor: balanced and sticky, like Kafka's `uniform` assignor.
+///
+/// Every member keeps the partitions its previous target gave it that it is still subscribed
+/// to; partitions nobody holds go to the least-loaded subscribed member; then partitions
+/// move, one at a time, from a member to a subscribed member that holds at least two fewer,
+/// until no such move is left. With identical subscriptions that is Kafka's balance: every
+/// member holds floor(partitions / members) or one more. Only partitions that must move for
+/// that do. (Before, each member kept up to ceil(partitions / members) of its previous
+/// partitions, so with 6 partitions the fourth member to join was left with none.)
 fn assign_uniform(
     members: &BTreeMap<String, ConsumerMember>,
     previous: &BTreeMap<String, Partitions>,
@@ -173,54 +224,98 @@ fn assign_uniform(
         .iter()
         .map(|(id, m)| (id, subscribed(m, catalog)))
         .collect();
-    let mut all: Vec<(String, Uuid, i32)> = Vec::new();
+    // Topic of each subscribed partition, and who may own it.
+    let mut topic_of: BTreeMap<(Uuid, i32), &String> = BTreeMap::new();
     let topics: BTreeSet<&String> = subs.values().flatten().collect();
     for t in topics {
         if let Some(info) = catalog.get(t) {
             for p in 0..info.partitions {
-                all.push((t.clone(), info.id, p));
+                topic_of.insert((info.id, p), t);
             }
         }
     }
-    let n_members = members.len().max(1);
-    let quota = all.len().div_ceil(n_members);
+    let eligible = |id: &String, t: &String| subs.get(id).is_some_and(|s| s.contains(t));
     let mut out: BTreeMap<String, Partitions> = members
         .keys()
         .map(|id| (id.clone(), Partitions::new()))
         .collect();
     let mut taken: BTreeSet<(Uuid, i32)> = BTreeSet::new();
-    // Keep what members had, up to the quota.
+    // Sticky: keep what the previous target gave.
     for (id, prev) in previous {
-        let Some(sub) = subs.get(id) else { continue };
         let Some(mine) = out.get_mut(id) else {
             continue;
         };
         for tp in prev {
-            let still = all
-                .iter()
-                .any(|(t, tid, p)| (*tid, *p) == *tp && sub.contains(t));
-            if still && mine.len() < quota && taken.insert(*tp) {
+            if topic_of.get(tp).is_some_and(|t| eligible(id, t)) && taken.insert(*tp) {
                 mine.insert(*tp);
             }
         }
     }
-    for (t, tid, p) in &all {
-        if taken.contains(&(*tid, *p)) {
+    // Free partitions to the least loaded (ties: lowest member id).
+    for (tp, t) in &topic_of {
+        if taken.contains(tp) {
             continue;
         }
-        let best = subs
+        let best = out
             .iter()
-            .filter(|(_, s)| s.contains(t))
-            .map(|(id, _)| *id)
-            .min_by_key(|id| out.get(*id).map_or(usize::MAX, BTreeSet::len));
+            .filter(|(id, _)| eligible(id, t))
+            .min_by_key(|(_, set)| set.len())
+            .map(|(id, _)| id.clone());
         if let Some(id) = best {
-            if let Some(set) = out.get_mut(id) {
-                set.insert((*tid, *p));
-                taken.insert((*tid, *p));
+            if let Some(set) = out.get_mut(&id) {
+                set.insert(*tp);
+                taken.insert(*tp);
             }
         }
     }
+    // Balance: each move takes a partition from a member to one holding at least two fewer,
+    // so the sum of squared loads falls and the loop ends; the bound is a safeguard.
+    let mut moves_left = topic_of.len().saturating_mul(members.len().max(1));
+    while moves_left > 0 {
+        moves_left -= 1;
+        let Some((from, tp, to)) = balancing_move(&out, &topic_of, &eligible) else {
+            break;
+        };
+        if let Some(set) = out.get_mut(&from) {
+            set.remove(&tp);
+        }
+        if let Some(set) = out.get_mut(&to) {
+            set.insert(tp);
+        }
+    }
     out
+}
+
+/// A move that improves balance: from the most loaded member that has a partition some
+/// subscribed member with at least two fewer could take (its highest such partition), to the
+/// least loaded of those.
+fn balancing_move(
+    out: &BTreeMap<String, Partitions>,
+    topic_of: &BTreeMap<(Uuid, i32), &String>,
+    eligible: &impl Fn(&String, &String) -> bool,
+) -> Option<(String, (Uuid, i32), String)> {
+    let mut by_load: Vec<(&String, &Partitions)> = out.iter().collect();
+    by_load.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    let lightest = by_load.last().map_or(0, |(_, s)| s.len());
+    for (from, set) in &by_load {
+        if set.len() < lightest + 2 {
+            break;
+        }
+        for tp in set.iter().rev() {
+            let Some(t) = topic_of.get(tp) else {
+                continue;
+            };
+            let to = by_load
+                .iter()
+                .rev()
+                .filter(|(id, _)| eligible(id, t))
+                .find(|(_, s)| s.len() + 2 <= set.len());
+            if let Some((to, _)) = to {
+                return Some(((*from).clone(), *tp, (*to).clone()));
+            }
+        }
+    }
+    None
 }
 
 /// Range assignor: per topic, contiguous ranges of partitions to the members subscribed to
@@ -399,6 +494,7 @@ impl ConsumerGroup {
                         rebalance_timeout_ms: hb.rebalance_timeout_ms,
                         assigned: Partitions::new(),
                         revoking: Partitions::new(),
+                        assigned_at: BTreeMap::new(),
                         last_seen_ms: now,
                         last_sent: None,
                     },
@@ -458,9 +554,12 @@ impl ConsumerGroup {
             for tp in target.difference(&m.assigned.clone()) {
                 if !busy.contains(tp) {
                     m.assigned.insert(*tp);
+                    m.assigned_at.insert(*tp, m.epoch);
                 }
             }
         }
+        let held: Partitions = m.assigned.union(&m.revoking).copied().collect();
+        m.assigned_at.retain(|tp, _| held.contains(tp));
         if before != (m.epoch, m.assigned.clone(), m.revoking.clone()) || hb.epoch == 0 {
             self.dirty = true;
         }
@@ -496,20 +595,51 @@ impl ConsumerGroup {
         !dead.is_empty()
     }
 
-    /// Whether `member_id` at `epoch` may commit offsets.
-    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), Code> {
-        if member_id.is_empty() && epoch < 0 {
-            return if self.members.is_empty() {
-                Ok(())
-            } else {
-                Err(Code::UnknownMemberId)
-            };
+    /// Whether, and for which partitions, `member_id` at `epoch` may commit offsets.
+    ///
+    /// Kafka 4.3's rule for consumer-protocol members (KIP-1251, `ConsumerGroup
+    /// .validateOffsetCommit`): the member's current epoch may commit anything; a newer epoch
+    /// is STALE_MEMBER_EPOCH; an older epoch may commit the partitions the member still holds
+    /// or is giving up that were assigned to it at that epoch or before, and each other
+    /// partition gets STALE_MEMBER_EPOCH. A member that has just been moved to a new epoch
+    /// (its heartbeat answered, the client not yet caught up) can thus still commit what it
+    /// has read. As in Kafka, members must use OffsetCommit v9 or later. Refusals are logged
+    /// at INFO.
+    pub fn check_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        version: i16,
+    ) -> Result<CommitScope, Code> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(CommitScope::All);
         }
-        let m = self.members.get(member_id).ok_or(Code::UnknownMemberId)?;
-        if epoch != m.epoch {
+        let Some(m) = self.members.get(member_id) else {
+            tracing::info!(group = %self.id, member = member_id, epoch, "offset commit refused: unknown member");
+            return Err(Code::UnknownMemberId);
+        };
+        if version < 9 {
+            tracing::info!(group = %self.id, member = member_id, version, "offset commit refused: members of consumer groups need OffsetCommit v9");
+            return Err(Code::UnsupportedVersion);
+        }
+        if epoch == m.epoch {
+            return Ok(CommitScope::All);
+        }
+        if epoch > m.epoch {
+            tracing::info!(group = %self.id, member = member_id, epoch, member_epoch = m.epoch, "offset commit refused: epoch newer than the member's");
             return Err(Code::StaleMemberEpoch);
         }
-        Ok(())
+        let allowed: Partitions = m
+            .assigned
+            .iter()
+            .chain(&m.revoking)
+            .filter(|tp| m.assigned_at.get(tp).copied().unwrap_or(m.epoch) <= epoch)
+            .copied()
+            .collect();
+        Ok(CommitScope::Only {
+            member_epoch: m.epoch,
+            allowed,
+        })
     }
 }
 
@@ -661,5 +791,268 @@ mod tests {
         assert_eq!(r, Err(Code::FencedMemberEpoch));
         assert!(g.tick(SESSION_TIMEOUT_MS + 1));
         assert!(g.members.is_empty());
+    }
+
+    /// A member subscribed to `topics`, for calling the assignors directly.
+    fn subscriber(id: &str, topics: &[&str]) -> ConsumerMember {
+        ConsumerMember {
+            id: id.into(),
+            instance_id: None,
+            rack_id: None,
+            epoch: 0,
+            client_id: String::new(),
+            client_host: String::new(),
+            topics: topics.iter().map(|t| (*t).to_string()).collect(),
+            regex: None,
+            assignor: None,
+            rebalance_timeout_ms: 0,
+            assigned: Partitions::new(),
+            revoking: Partitions::new(),
+            assigned_at: BTreeMap::new(),
+            last_seen_ms: 0,
+            last_sent: None,
+        }
+    }
+
+    fn catalog_of(topics: &[(&str, i32)]) -> Catalog {
+        topics
+            .iter()
+            .zip(1u128..)
+            .map(|((name, parts), id)| {
+                (
+                    (*name).to_string(),
+                    TopicInfo {
+                        id: Uuid::from_u128(id),
+                        partitions: *parts,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Every partition of `cat` is in exactly one member's set.
+    fn assert_covers_once(a: &BTreeMap<String, Partitions>, cat: &Catalog, what: &str) {
+        let mut seen = Partitions::new();
+        for set in a.values() {
+            for tp in set {
+                assert!(seen.insert(*tp), "{what}: {tp:?} assigned twice: {a:?}");
+            }
+        }
+        let all: Partitions = cat
+            .values()
+            .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)))
+            .collect();
+        assert_eq!(seen, all, "{what}: not every partition is assigned: {a:?}");
+    }
+
+    fn loads(a: &BTreeMap<String, Partitions>) -> Vec<usize> {
+        a.values().map(BTreeSet::len).collect()
+    }
+
+    /// Members join one by one to a 6-partition topic, then leave: every step is balanced
+    /// (each holds floor or ceil of 6 / members) and members that stay lose only what they
+    /// must and gain nothing while others join.
+    #[test]
+    fn uniform_assignor_is_balanced_and_sticky_as_members_come_and_go() {
+        let cat = catalog(6);
+        let mut members: BTreeMap<String, ConsumerMember> = BTreeMap::new();
+        let mut target: BTreeMap<String, Partitions> = BTreeMap::new();
+        for id in ["a", "b", "c", "d", "e", "f", "g"] {
+            members.insert(id.into(), subscriber(id, &["t"]));
+            let next = assign_uniform(&members, &target, &cat);
+            assert_covers_once(&next, &cat, &format!("{id} joined"));
+            let n = members.len();
+            let (lo, hi) = (6 / n, 6_usize.div_ceil(n));
+            assert!(
+                loads(&next).iter().all(|l| (lo..=hi).contains(l)),
+                "{id} joined: loads {:?} outside {lo}..={hi}: {next:?}",
+                loads(&next)
+            );
+            for (m, before) in &target {
+                assert!(
+                    next[m].is_subset(before),
+                    "{m} gained partitions when {id} joined: {before:?} -> {:?}",
+                    next[m]
+                );
+                assert!(next[m].len() >= before.len().min(lo), "{m} lost too many");
+            }
+            target = next;
+        }
+        for id in ["a", "c", "e", "g", "b", "d"] {
+            members.remove(id);
+            target.remove(id);
+            let next = assign_uniform(&members, &target, &cat);
+            assert_covers_once(&next, &cat, &format!("{id} left"));
+            let n = members.len();
+            let (lo, hi) = (6 / n, 6_usize.div_ceil(n));
+            assert!(
+                loads(&next).iter().all(|l| (lo..=hi).contains(l)),
+                "{id} left: loads {:?} outside {lo}..={hi}",
+                loads(&next)
+            );
+            for (m, before) in &target {
+                assert!(
+                    next[m].is_superset(before),
+                    "{m} lost partitions when {id} left"
+                );
+            }
+            target = next;
+        }
+    }
+
+    /// The same over many sizes and random join/leave orders (a fixed xorshift sequence):
+    /// with identical subscriptions every target covers each partition once and is
+    /// floor/ceil balanced, and a member keeps at least min(what it had, floor) of its
+    /// partitions.
+    #[test]
+    fn uniform_assignor_balance_holds_for_random_membership_changes() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next_rand = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            usize::try_from(x % u64::try_from(n).unwrap()).unwrap()
+        };
+        for parts in [1, 2, 5, 6, 7, 12, 13] {
+            let cat = catalog_of(&[("t", parts - parts / 2), ("u", parts / 2)]);
+            let total = usize::try_from(parts).unwrap();
+            let mut members: BTreeMap<String, ConsumerMember> = BTreeMap::new();
+            let mut target: BTreeMap<String, Partitions> = BTreeMap::new();
+            for step in 0..60 {
+                if members.len() < 2 || (members.len() < 9 && next_rand(2) == 0) {
+                    let id = format!("m{step}");
+                    members.insert(id.clone(), subscriber(&id, &["t", "u"]));
+                } else {
+                    let gone = members
+                        .keys()
+                        .nth(next_rand(members.len()))
+                        .cloned()
+                        .unwrap();
+                    members.remove(&gone);
+                    target.remove(&gone);
+                }
+                let next = assign_uniform(&members, &target, &cat);
+                let what = format!("{parts} partitions, step {step}");
+                assert_covers_once(&next, &cat, &what);
+                let n = members.len();
+                let (lo, hi) = (total / n, total.div_ceil(n));
+                assert!(
+                    loads(&next).iter().all(|l| (lo..=hi).contains(l)),
+                    "{what}: loads {:?}",
+                    loads(&next)
+                );
+                for (m, before) in &target {
+                    let kept = next[m].intersection(before).count();
+                    assert!(
+                        kept >= before.len().min(lo),
+                        "{what}: {m} kept {kept} of {before:?}"
+                    );
+                }
+                target = next;
+            }
+        }
+    }
+
+    /// Different subscriptions: a member of both topics takes the partitions only it can
+    /// have, and the shared topic evens the loads out.
+    #[test]
+    fn uniform_assignor_balances_different_subscriptions() {
+        let cat = catalog_of(&[("t", 4), ("u", 2)]);
+        let members: BTreeMap<String, ConsumerMember> = [
+            ("a".to_string(), subscriber("a", &["t"])),
+            ("b".to_string(), subscriber("b", &["t", "u"])),
+        ]
+        .into();
+        let a = assign_uniform(&members, &BTreeMap::new(), &cat);
+        assert_covers_once(&a, &cat, "two subscriptions");
+        assert_eq!(loads(&a), vec![3, 3]);
+        let u = cat["u"].id;
+        assert!(
+            a["a"].iter().all(|(t, _)| *t != u),
+            "a is not subscribed to u: {a:?}"
+        );
+    }
+
+    fn check(g: &ConsumerGroup, id: &str, epoch: i32) -> Result<CommitScope, Code> {
+        g.check_commit(id, epoch, 9)
+    }
+
+    /// KIP-1251: the member's epoch commits anything, a newer one nothing, an older one the
+    /// partitions it still holds (or is revoking) that it had at that epoch.
+    #[test]
+    fn commit_with_an_older_epoch_covers_partitions_held_since_then() {
+        let cat = catalog(4);
+        let t = cat["t"].id;
+        let mut g = ConsumerGroup::new("g");
+        let a1 = join(&mut g, "a", &cat, 0);
+        assert_eq!(current(&g, "a").len(), 4);
+        let e1 = a1.epoch;
+        assert_eq!(check(&g, "a", e1), Ok(CommitScope::All));
+        assert_eq!(check(&g, "a", e1 + 1), Err(Code::StaleMemberEpoch));
+        assert_eq!(check(&g, "nobody", e1), Err(Code::UnknownMemberId));
+        assert_eq!(check(&g, "", -1), Err(Code::UnknownMemberId));
+        assert_eq!(g.check_commit("a", e1, 8), Err(Code::UnsupportedVersion));
+
+        // b joins: a gives up two partitions and, once it has, moves to the new epoch.
+        let b = join(&mut g, "b", &cat, 0);
+        let owned = current(&g, "a");
+        let a2 = beat(&mut g, &a1, &owned, &cat);
+        let kept = a2.assignment.clone().unwrap();
+        assert_eq!(kept.len(), 2);
+        let revoking: Partitions = owned.difference(&kept).copied().collect();
+        assert_eq!(a2.epoch, e1, "a stays at its epoch while it revokes");
+        match check(&g, "a", e1) {
+            Ok(CommitScope::All) => {}
+            other => panic!("a's own epoch while revoking: {other:?}"),
+        }
+        let a3 = beat(&mut g, &a2, &kept, &cat);
+        assert!(a3.epoch > e1);
+        let Ok(CommitScope::Only {
+            member_epoch,
+            allowed,
+        }) = check(&g, "a", e1)
+        else {
+            panic!("an older epoch commits what a still holds");
+        };
+        assert_eq!(member_epoch, a3.epoch);
+        assert_eq!(allowed, kept, "not {revoking:?}, which a gave up");
+
+        // A partition given to b at its epoch is not b's at an older one.
+        let b2 = beat(&mut g, &b, &Partitions::new(), &cat);
+        let b_parts = current(&g, "b");
+        assert_eq!(b_parts.len(), 2);
+        let Ok(CommitScope::Only { allowed, .. }) = check(&g, "b", b2.epoch - 1) else {
+            panic!("b at an older epoch");
+        };
+        assert!(allowed.is_empty(), "b had nothing before: {allowed:?}");
+        assert!(b_parts.iter().all(|(id, _)| *id == t));
+    }
+
+    /// Assignment epochs survive a snapshot, and a snapshot written before they existed
+    /// still loads (each partition then counts as assigned at the member's epoch).
+    #[test]
+    fn assignment_epochs_round_trip_and_old_snapshots_load() {
+        let cat = catalog(2);
+        let mut g = ConsumerGroup::new("g");
+        let a = join(&mut g, "a", &cat, 0);
+        let snap = g.snapshot().unwrap();
+        let back = ConsumerGroup::restore(&snap, 5).unwrap();
+        assert_eq!(back.members["a"].assigned_at, g.members["a"].assigned_at);
+        assert_eq!(back.members["a"].assigned_at.len(), 2);
+
+        let text = std::str::from_utf8(&snap).unwrap();
+        let old: String = text
+            .lines()
+            .filter(|l| !l.starts_with("assigned_at"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(old, text, "the snapshot has the field to remove");
+        let back = ConsumerGroup::restore(old.as_bytes(), 5).unwrap();
+        assert!(back.members["a"].assigned_at.is_empty());
+        let Ok(CommitScope::Only { allowed, .. }) = check(&back, "a", a.epoch - 1) else {
+            panic!("older epoch");
+        };
+        assert!(allowed.is_empty());
+        assert_eq!(check(&back, "a", a.epoch), Ok(CommitScope::All));
     }
 }

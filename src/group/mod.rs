@@ -16,7 +16,7 @@ use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use crate::api::Code;
 use crate::log::partition::now_ms;
 use crate::log::LogManager;
-use consumer::{Catalog, ConsumerGroup, Heartbeat, HeartbeatReply};
+use consumer::{Catalog, CommitScope, ConsumerGroup, Heartbeat, HeartbeatReply};
 use offsets::{CommittedOffset, OffsetStore};
 use state::{Group, GroupState, JoinParams, Reply};
 
@@ -291,7 +291,8 @@ impl Coordinator {
             .collect())
     }
 
-    /// Validate an OffsetCommit; a commit to a group that does not exist creates it empty.
+    /// Validate an OffsetCommit: which partitions it may write, or why none. A commit to a
+    /// group that does not exist creates it empty. Refusals are logged at INFO.
     pub fn check_commit(
         &self,
         group_id: &str,
@@ -299,18 +300,30 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
         version: i16,
-    ) -> Result<(), Code> {
+    ) -> Result<CommitScope, Code> {
         if let Some(r) = self
             .consumers()
             .get(group_id)
-            .map(|g| g.check_commit(member_id, generation))
+            .map(|g| g.check_commit(member_id, generation, version))
         {
             return r;
         }
         let now = now_ms();
         let mut groups = self.lock();
-        match groups.get(group_id) {
-            Some(g) => g.check_commit(member_id, instance_id, generation),
+        let r = match groups.get(group_id) {
+            Some(g) => g
+                .check_commit(member_id, instance_id, generation)
+                .inspect_err(|code| {
+                    tracing::info!(
+                        group = group_id,
+                        member = member_id,
+                        generation,
+                        group_generation = g.generation,
+                        state = g.state.name(),
+                        error = %code,
+                        "offset commit refused"
+                    );
+                }),
             None if generation < 0 && member_id.is_empty() => {
                 groups.insert(group_id.to_string(), Group::new(group_id, now));
                 Ok(())
@@ -320,7 +333,8 @@ impl Coordinator {
             // Kafka: GROUP_ID_NOT_FOUND from OffsetCommit v9, ILLEGAL_GENERATION before.
             None if version >= 9 => Err(Code::GroupIdNotFound),
             None => Err(Code::IllegalGeneration),
-        }
+        };
+        r.map(|()| CommitScope::All)
     }
 
     /// Store commits durably. Blocking.

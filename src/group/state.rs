@@ -107,15 +107,47 @@ pub struct Group {
     pub pending: HashMap<String, i64>,
     /// When the current join phase ends at the latest (ms).
     pub join_deadline_ms: Option<i64>,
-    /// Earliest time the join may complete (initial rebalance delay), ms.
-    pub join_not_before_ms: i64,
-    /// For the initial delay: the latest it may be extended to.
-    pub initial_delay_limit_ms: Option<i64>,
+    /// The first rebalance of a group that was Empty, while it waits for more members.
+    pub initial_join: Option<InitialJoin>,
     /// When the group became Empty (for offset retention), ms.
     pub empty_since_ms: i64,
     /// Changed since it was last written to `__consumer_offsets`.
     pub dirty: bool,
 }
+
+/// Kafka's initial rebalance (`InitialDelayedJoin`): the join phase of a group that was
+/// Empty is completed by the timer only, `group.initial.rebalance.delay.ms` after it began,
+/// and again one delay later for as long as each wait saw a new member join.
+///
+/// Kafka 4.3 (`GroupMetadataManager.prepareRebalance` and
+/// `tryCompleteInitialRebalanceElseSchedule`) does this at a delay of 0 too: the timer task is
+/// scheduled with delay 0 and `maybeCompleteJoinPhase` refuses to complete an initial
+/// rebalance inline, so a member whose JoinGroup is handled before the timer task runs is in
+/// generation 1 with the first one. Kafka's timer wheel turns every millisecond; ours turns
+/// every [`crate::group::TICK_MS`]. A wait is therefore never shorter than one whole tick
+/// ([`MIN_INITIAL_WAIT_MS`]): at a delay of 0, consumers that join within a tick of each other
+/// share generation 1, wherever in the tick the first one arrived. (On Kafka at delay 0, two
+/// librdkafka consumers started one after the other share generation 1 in about half the runs;
+/// otherwise the second one's JoinGroup usually lands before the first one's SyncGroup and
+/// cuts generation 1 short, so the first sees no assignment of its own either. FINDINGS.md has
+/// the figures.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitialJoin {
+    /// When the timer looks at the group next (ms).
+    pub check_at_ms: i64,
+    /// `group.initial.rebalance.delay.ms`.
+    pub configured_ms: i64,
+    /// Length of the current wait (Kafka's `delayMs`).
+    pub delay_ms: i64,
+    /// How much longer the join may be put off after this wait (Kafka's `remainingMs`).
+    pub remaining_ms: i64,
+    /// A member joined during the current wait (Kafka's `newMemberAdded`).
+    pub new_member_added: bool,
+}
+
+/// The shortest wait of an initial rebalance: one turn of the coordinator's timer
+/// ([`crate::group::TICK_MS`]). Kafka's timer turns every millisecond.
+pub const MIN_INITIAL_WAIT_MS: i64 = 100;
 
 /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms` defaults.
 pub const MIN_SESSION_TIMEOUT_MS: i32 = 6_000;
@@ -136,8 +168,7 @@ impl Group {
             static_members: HashMap::new(),
             pending: HashMap::new(),
             join_deadline_ms: None,
-            join_not_before_ms: 0,
-            initial_delay_limit_ms: None,
+            initial_join: None,
             empty_since_ms: now,
             dirty: false,
         }
@@ -329,22 +360,41 @@ impl Group {
         self.state = GroupState::PreparingRebalance;
         let timeout = self.rebalance_timeout();
         self.join_deadline_ms = Some(now + timeout);
-        if was_empty && initial_delay_ms > 0 {
-            // Kafka's InitialDelayedJoin: wait for more members before the first generation.
-            self.join_not_before_ms = now + initial_delay_ms;
-            self.initial_delay_limit_ms = Some(now + timeout.max(initial_delay_ms));
-        } else {
-            self.join_not_before_ms = now;
-            self.initial_delay_limit_ms = None;
-        }
+        self.initial_join = was_empty.then(|| InitialJoin {
+            check_at_ms: now + initial_delay_ms.max(MIN_INITIAL_WAIT_MS),
+            configured_ms: initial_delay_ms,
+            delay_ms: initial_delay_ms,
+            remaining_ms: (timeout - initial_delay_ms).max(0),
+            new_member_added: false,
+        });
     }
 
-    fn new_member_during_initial_delay(&mut self, now: i64, initial_delay_ms: i64) {
-        if let Some(limit) = self.initial_delay_limit_ms {
-            self.join_not_before_ms = (now + initial_delay_ms)
-                .min(limit)
-                .max(self.join_not_before_ms);
+    /// The timer's side of [`InitialJoin`]: once the wait is over, wait again if a member
+    /// joined meanwhile and there is time left, else complete the join.
+    fn initial_join_timer(&mut self, now: i64) {
+        let Some(ij) = self.initial_join else {
+            return;
+        };
+        if self.state != GroupState::PreparingRebalance {
+            self.initial_join = None;
+            return;
         }
+        if now < ij.check_at_ms {
+            return;
+        }
+        if ij.new_member_added && ij.remaining_ms != 0 {
+            let delay_ms = ij.configured_ms.min(ij.remaining_ms);
+            self.initial_join = Some(InitialJoin {
+                check_at_ms: now + delay_ms.max(MIN_INITIAL_WAIT_MS),
+                delay_ms,
+                remaining_ms: (ij.remaining_ms - ij.delay_ms).max(0),
+                new_member_added: false,
+                ..ij
+            });
+            return;
+        }
+        self.initial_join = None;
+        self.complete_join(now);
     }
 
     fn all_joined(&self) -> bool {
@@ -376,16 +426,24 @@ impl Group {
             .with_members(members)
     }
 
-    /// Complete the join phase if every member has rejoined (and any initial delay has
-    /// passed), or the rebalance timeout has run out.
+    /// Complete the join phase if every member has rejoined, or the rebalance timeout has run
+    /// out. An initial rebalance is left to the timer ([`InitialJoin`]).
     pub fn maybe_complete_join(&mut self, now: i64) {
-        if self.state != GroupState::PreparingRebalance || now < self.join_not_before_ms {
+        if self.state != GroupState::PreparingRebalance || self.initial_join.is_some() {
             return;
         }
         let expired = self.join_deadline_ms.is_some_and(|d| now >= d);
         if !self.all_joined() && !expired {
             return;
         }
+        self.complete_join(now);
+    }
+
+    /// End the join phase: members that did not rejoin are out, the generation is bumped, and
+    /// every waiting JoinGroup is answered. Ids handed out with MEMBER_ID_REQUIRED stay
+    /// pending, as in Kafka: such a member joins with its id later (and starts the next
+    /// rebalance) or expires.
+    fn complete_join(&mut self, now: i64) {
         // Members that did not rejoin in time are out, as in Kafka.
         let gone: Vec<String> = self
             .members
@@ -396,10 +454,9 @@ impl Group {
         for id in gone {
             self.drop_member(&id);
         }
-        self.pending.clear();
         self.generation += 1;
         self.join_deadline_ms = None;
-        self.initial_delay_limit_ms = None;
+        self.initial_join = None;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.protocol = None;
@@ -583,10 +640,9 @@ impl Group {
                 is_new: true,
             },
         );
-        match self.state {
-            GroupState::PreparingRebalance => {
-                self.new_member_during_initial_delay(now, initial_delay_ms)
-            }
+        match (self.state, self.initial_join.as_mut()) {
+            (GroupState::PreparingRebalance, Some(ij)) => ij.new_member_added = true,
+            (GroupState::PreparingRebalance, None) => {}
             _ => self.prepare_rebalance(now, initial_delay_ms),
         }
         self.maybe_complete_join(now);
@@ -810,6 +866,7 @@ impl Group {
             tracing::info!(group = %self.id, member = %id, "member session expired");
             self.remove_member(&id, now);
         }
+        self.initial_join_timer(now);
         self.maybe_complete_join(now);
     }
 }

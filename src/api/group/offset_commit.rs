@@ -1,6 +1,8 @@
-//! OffsetCommit: validate membership and generation (or accept a commit from outside any
-//! generation while the group has no members), then write the offsets to
-//! `__consumer_offsets` before answering.
+//! OffsetCommit: validate membership and generation or member epoch (or accept a commit from
+//! outside any generation while the group has no members), then write the offsets to
+//! `__consumer_offsets` before answering. A KIP-848 member committing with an older epoch
+//! may write only the partitions `ConsumerGroup::check_commit` allows; the others get
+//! STALE_MEMBER_EPOCH.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -9,6 +11,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, Reques
 use tracing::error;
 
 use crate::api::{blocking, ApiError, Code, Ctx};
+use crate::group::consumer::CommitScope;
 use crate::group::offsets::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
 use crate::log::partition::now_ms;
 
@@ -23,25 +26,25 @@ pub(crate) async fn handle(
 ) -> Result<OffsetCommitResponse, ApiError> {
     let b = ctx.broker;
     let group = req.group_id.0.to_string();
-    let refused = if group.is_empty() {
-        Some(Code::InvalidGroupId)
+    let checked = if group.is_empty() {
+        Err(Code::InvalidGroupId)
     } else {
-        b.groups
-            .check_commit(
-                &group,
-                req.member_id.as_str(),
-                req.group_instance_id.as_deref(),
-                req.generation_id_or_member_epoch,
-                hdr.request_api_version,
-            )
-            .err()
+        b.groups.check_commit(
+            &group,
+            req.member_id.as_str(),
+            req.group_instance_id.as_deref(),
+            req.generation_id_or_member_epoch,
+            hdr.request_api_version,
+        )
     };
-    if let Some(code) = refused {
-        tracing::debug!(group, member = %req.member_id, generation = req.generation_id_or_member_epoch, error = %code, "offset commit refused");
-    }
+    let (refused, scope) = match checked {
+        Ok(scope) => (None, scope),
+        Err(code) => (Some(code), CommitScope::All),
+    };
     let now = now_ms();
     let mut results: Vec<(OffsetCommitResponseTopic, PartitionCodes)> = Vec::new();
     let mut entries = Vec::new();
+    let mut stale: Vec<(String, i32)> = Vec::new();
     for t in req.topics {
         let topic = b.logs.topic(t.name.0.as_str());
         let mut parts = Vec::with_capacity(t.partitions.len());
@@ -52,6 +55,14 @@ pub(crate) async fn handle(
                 usize::try_from(p.partition_index).is_ok_and(|i| i < tp.partitions.len())
             }) {
                 Some(Code::UnknownTopicOrPartition)
+            } else if match &scope {
+                CommitScope::All => false,
+                CommitScope::Only { allowed, .. } => !topic
+                    .as_ref()
+                    .is_some_and(|tp| allowed.contains(&(tp.id, p.partition_index))),
+            } {
+                stale.push((t.name.0.to_string(), p.partition_index));
+                Some(Code::StaleMemberEpoch)
             } else if p
                 .committed_metadata
                 .as_ref()
@@ -78,6 +89,26 @@ pub(crate) async fn handle(
                 .with_topic_id(t.topic_id),
             parts,
         ));
+    }
+    if let CommitScope::Only { member_epoch, .. } = &scope {
+        tracing::debug!(
+            group,
+            member = %req.member_id,
+            epoch = req.generation_id_or_member_epoch,
+            member_epoch,
+            refused = stale.len(),
+            "offset commit with an older member epoch"
+        );
+    }
+    if let (false, CommitScope::Only { member_epoch, .. }) = (stale.is_empty(), &scope) {
+        tracing::info!(
+            group,
+            member = %req.member_id,
+            epoch = req.generation_id_or_member_epoch,
+            member_epoch,
+            partitions = ?stale,
+            "offset commit refused for partitions not assigned to the member at its epoch"
+        );
     }
     let stored = if entries.is_empty() {
         None

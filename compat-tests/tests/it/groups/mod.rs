@@ -4,7 +4,9 @@
 //! confluent-kafka committing and resuming, session expiry of a killed member, committed
 //! offsets across `kill -9`, live members across a broker restart, and OffsetCommit error
 //! codes checked against Kafka's. Every broker here runs with `initial_rebalance_delay_ms = 0`,
-//! so the first join does not wait Kafka's 3 s.
+//! so the first join does not wait Kafka's 3 s. `first_join` checks what that delay does to a
+//! new group's first generation; `kip848_churn` runs KIP-848 rolling restarts and
+//! older-epoch commits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Output;
@@ -23,6 +25,9 @@ use crate::harness::{
     assert_success, class, java_tool, poll_until, python, spawn_java_tool, unique_topic, Broker,
 };
 use crate::rk::{self, Rec};
+
+mod first_join;
+mod kip848_churn;
 
 /// Broker config for every test here: no initial rebalance delay, and KIP-848 members
 /// heartbeat every 500 ms instead of Kafka's 5 s, so reconciliation takes a second, not ten.
