@@ -14,37 +14,40 @@ pub(crate) async fn handle(
     req: CreatePartitionsRequest,
 ) -> Result<CreatePartitionsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
-    let records: usize = req
+    // Kafka's controller adds each topic's new partitions to one bounded list of records
+    // (10,000): the topic that would overflow it, and every growing topic after it, fails
+    // with UNKNOWN_SERVER_ERROR (an unexpected BoundedListTooLongException there, unlike
+    // CreateTopics' POLICY_VIOLATION). Kafka commits what the list held; Sluice creates
+    // nothing for a refused topic.
+    let mut used = 0usize;
+    let mut full = false;
+    let refused: std::collections::HashSet<String> = req
         .topics
         .iter()
-        .map(|t| {
+        .filter(|t| {
             let have = broker
                 .logs
                 .topic(t.name.0.as_str())
                 .map_or(0, |t| t.partitions.len());
-            super::records(
+            let growth = super::records(
                 t.count
                     .saturating_sub(i32::try_from(have).unwrap_or(i32::MAX)),
                 0,
-            )
+            );
+            if growth == 0 {
+                return false;
+            }
+            full = full || used.saturating_add(growth) > super::MAX_RECORDS_PER_USER_OP;
+            used = used.saturating_add(growth);
+            full
         })
-        .fold(0, usize::saturating_add);
-    if records > super::MAX_RECORDS_PER_USER_OP {
+        .map(|t| t.name.0.to_string())
+        .collect();
+    if !refused.is_empty() {
         tracing::warn!(
-            records,
+            topics = refused.len(),
             "CreatePartitions refused: more metadata records than one request may write"
         );
-        let results = req
-            .topics
-            .into_iter()
-            .map(|t| {
-                CreatePartitionsTopicResult::default()
-                    .with_name(t.name)
-                    .with_error_code(Code::PolicyViolation.code())
-                    .with_error_message(Some(sb(super::TOO_LARGE_MESSAGE.to_string())))
-            })
-            .collect();
-        return Ok(CreatePartitionsResponse::default().with_results(results));
     }
     let results = blocking(move || {
         req.topics
@@ -52,6 +55,16 @@ pub(crate) async fn handle(
             .map(|t| {
                 let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
                 let fail = |code: Code, msg: String| base.clone().with_error_code(code.code()).with_error_message(Some(sb(msg)));
+                if refused.contains(t.name.0.as_str()) {
+                    return fail(
+                        Code::UnknownServerError,
+                        format!(
+                            "{}: one request may add at most {} partitions",
+                            super::TOO_LARGE_MESSAGE,
+                            super::MAX_RECORDS_PER_USER_OP
+                        ),
+                    );
+                }
                 let node = broker.config.node_id;
                 if let Some(bad) = t
                     .assignments

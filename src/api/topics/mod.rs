@@ -12,10 +12,10 @@ pub mod describe_log_dirs;
 pub mod describe_topic_partitions;
 
 /// Kafka's controller refuses a request that would write more than this many metadata records
-/// (one per topic, per new partition and per config) with POLICY_VIOLATION and
-/// [`TOO_LARGE_MESSAGE`] for every topic in it (`QuorumController.MAX_RECORDS_PER_USER_OP`).
-/// Sluice counts the same way, so one CreateTopics or CreatePartitions cannot make a million
-/// partition directories.
+/// (one per topic, per new partition and per config; `QuorumController.MAX_RECORDS_PER_USER_OP`):
+/// CreateTopics with POLICY_VIOLATION and [`TOO_LARGE_MESSAGE`] for every topic in it,
+/// CreatePartitions with UNKNOWN_SERVER_ERROR for the topic that overflows and those after it.
+/// Sluice counts the same way, so one request cannot make a million partition directories.
 pub(crate) const MAX_RECORDS_PER_USER_OP: usize = 10_000;
 
 /// Kafka's message for a request over [`MAX_RECORDS_PER_USER_OP`].
