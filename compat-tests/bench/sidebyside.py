@@ -492,7 +492,7 @@ def finish_tool(t: ToolRun, broker: Broker, notes: list[str]) -> list[tuple[floa
 
 
 def producer_perf(broker: Broker, topic: str, records: int, producers: int, record_size: int,
-                  logdir: Path, notes: list[str]) -> dict:
+                  logdir: Path, notes: list[str], compression: str = "none") -> dict:
     """`producers` ProducerPerformance JVMs at once, each sending its share unthrottled.
     Throughput = all records / (first start .. last end), where each JVM's start is its
     reported end minus its own elapsed time (records / its records/sec)."""
@@ -503,8 +503,9 @@ def producer_perf(broker: Broker, topic: str, records: int, producers: int, reco
             "--bootstrap-server", broker.bootstrap, "--topic", topic,
             "--num-records", str(share), "--record-size", str(record_size),
             "--throughput", "-1", "--command-property", "acks=all",
-            f"client.id=bench-producer-{i}"])
-        runs.append((share, start_tool(f"producer-perf-{producers}p-{i}", cmd, logdir)))
+            f"client.id=bench-producer-{i}", f"compression.type={compression}"])
+        runs.append((share, start_tool(f"producer-perf-{producers}p-{compression}-{i}", cmd,
+                                       logdir)))
     starts, ends, lat = [], [], []
     for share, t in runs:
         lines = finish_tool(t, broker, notes)
@@ -624,7 +625,8 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
         sampler = RssSampler(broker.pid)
         sampler.start()
         t1, t4, tl = "bench-produce-1p", "bench-produce-4p", "bench-e2e-latency"
-        create_topics(broker.bootstrap, [t1, t4], sizes.partitions)
+        tz = "bench-produce-1p-lz4"
+        create_topics(broker.bootstrap, [t1, t4, tz], sizes.partitions)
         # Let start-up work settle (Kafka's JIT and background threads) before the idle figure.
         time.sleep(sizes.idle_secs)
         broker.check_alive("while idle")
@@ -649,6 +651,10 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
               lambda: producer_perf(broker, t1, sizes.records, 1, rs, logdir, notes))
         phase("produce_4p", lambda o: o["records"] * rs,
               lambda: producer_perf(broker, t4, sizes.records, 4, rs, logdir, notes))
+        # lz4-compressed batches: both brokers decompress every batch to validate its records
+        # (Kafka's LogValidator; Sluice's log::validate) and store it as sent.
+        phase("produce_1p_lz4", lambda o: o["records"] * rs,
+              lambda: producer_perf(broker, tz, sizes.records, 1, rs, logdir, notes, "lz4"))
         phase("consume", lambda o: o["records"] * rs,
               lambda: consumer_perf(broker, t1, sizes.records, logdir, notes))
         if system == "kafka" and "rate" not in rate_box:
@@ -715,6 +721,10 @@ METRICS = [
      lambda r: r["produce_4p"]["mib_s"]),
     ("produce_4p_rec_s", "produce, 4 producers", "records/s", True,
      lambda r: r["produce_4p"]["records_s"]),
+    ("produce_lz4_mib_s", "produce, 1 producer, lz4 (validated)", "MiB/s", True,
+     lambda r: r["produce_1p_lz4"]["mib_s"]),
+    ("produce_lz4_rec_s", "produce, 1 producer, lz4 (validated)", "records/s", True,
+     lambda r: r["produce_1p_lz4"]["records_s"]),
     ("consume_mib_s", "consume (fetch phase)", "MiB/s", True,
      lambda r: r["consume"]["fetch_mib_s"]),
     ("consume_rec_s", "consume (fetch phase)", "records/s", True,
@@ -747,6 +757,8 @@ METRICS = [
      lambda r: r["produce_1p"]["cpu_s_per_gib"]),
     ("cpu_p4", "broker CPU per GiB, produce 4p", "CPU s/GiB", False,
      lambda r: r["produce_4p"]["cpu_s_per_gib"]),
+    ("cpu_lz4", "broker CPU per GiB, produce 1p lz4", "CPU s/GiB", False,
+     lambda r: r["produce_1p_lz4"]["cpu_s_per_gib"]),
     ("cpu_c", "broker CPU per GiB, consume", "CPU s/GiB", False,
      lambda r: r["consume"]["cpu_s_per_gib"]),
     ("cpu_lat", "broker CPU per GiB, latency phase (in+out)", "CPU s/GiB", False,
