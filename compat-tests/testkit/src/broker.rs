@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use crate::lines::{follow, wait_line_or_why};
 use crate::wait::sigterm_and_wait;
 
-/// How long the broker may take to print its `listening on` line.
+/// How long the broker may take to print its `listening on` line, unless the builder says.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a clean (SIGTERM) shutdown may take.
 const STOP_DEADLINE: Duration = Duration::from_secs(20);
@@ -56,6 +56,7 @@ pub fn sluice_bin_beside_test_exe() -> PathBuf {
 pub struct BrokerBuilder {
     bin: PathBuf,
     temp_prefix: String,
+    start_deadline: Duration,
     config: Option<String>,
     env: Vec<(String, String)>,
     default_rust_log: Option<String>,
@@ -72,6 +73,12 @@ impl BrokerBuilder {
     /// Prefix of the temp dir's name, so a leftover dir says whose it was.
     pub fn temp_prefix(mut self, prefix: &str) -> Self {
         prefix.clone_into(&mut self.temp_prefix);
+        self
+    }
+
+    /// How long each start may take to print `listening on` (default 30 s).
+    pub fn start_deadline(mut self, deadline: Duration) -> Self {
+        self.start_deadline = deadline;
         self
     }
 
@@ -152,6 +159,7 @@ impl Broker {
         BrokerBuilder {
             bin: sluice_bin(),
             temp_prefix: "sluice-test-".to_owned(),
+            start_deadline: START_DEADLINE,
             config: None,
             env: Vec::new(),
             default_rust_log: None,
@@ -242,7 +250,8 @@ impl Broker {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         // The follower drains stdout for the broker's whole life, so it never blocks.
         let lines = follow(child.stdout.take().expect("piped stdout"));
-        let addr = wait_line_or_why(&lines, START_DEADLINE, |l| {
+        let deadline = self.opts.start_deadline;
+        let addr = wait_line_or_why(&lines, deadline, |l| {
             l.trim()
                 .strip_prefix("listening on ")
                 .map(|a| a.trim().to_owned())
@@ -253,7 +262,7 @@ impl Broker {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "broker printed no `listening on` line within {START_DEADLINE:?}\n{}",
+                    "broker printed no `listening on` line within {deadline:?}\n{}",
                     self.all_stderr()
                 );
             }
