@@ -3,96 +3,47 @@
 //! timeouts. Also reads Kafka's on-disk segment layout so tests can check what the broker stored.
 //! Nothing here speaks the Kafka protocol: that is left to the clients under test.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::fs;
+use std::io::{Read, Write};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tempfile::TempDir;
+// The kit's names for these are `wait_until` and `unique`; the tests here were written
+// against `poll_until(deadline, cond) -> bool` and `unique_topic`.
+pub(crate) use sluice_testkit::{unique as unique_topic, wait_until as poll_until, workspace_root};
 
 /// How long the broker may take to print its `listening on` line.
-pub(crate) const START_DEADLINE: Duration = Duration::from_secs(20);
-/// How long a clean (SIGTERM) shutdown may take.
-pub(crate) const STOP_DEADLINE: Duration = Duration::from_secs(20);
+const START_DEADLINE: Duration = Duration::from_secs(20);
+/// How long a process may take to exit after `kill -9`.
+const STOP_DEADLINE: Duration = Duration::from_secs(20);
 /// Default limit for one run of an external client.
 pub(crate) const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
 
 const INSTALL_HINT: &str = "run `bash compat-tests/scripts/install-all.sh` first";
-
-/// Polls `cond` every 20 ms until it holds or `deadline` passes; returns whether it held.
-/// The short sleep lives inside the loop, so it never stands in for synchronisation.
-pub(crate) fn poll_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A topic name unique within this test process, so tests never share state by accident.
-pub(crate) fn unique_topic(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// The workspace root (`compat-tests/..`).
-pub(crate) fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("compat-tests has a parent dir")
-        .to_path_buf()
-}
 
 /// `compat-tests/`.
 pub(crate) fn compat_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn sluice_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_BIN") {
-        return PathBuf::from(p);
-    }
-    workspace_root().join("target/debug/sluice")
-}
-
-/// A running broker process. Killed on drop; its stderr is printed if the test is panicking.
-pub(crate) struct Broker {
-    child: Option<Child>,
-    addr: String,
-    tmp: TempDir,
-    config: Option<PathBuf>,
-    runs: u32,
-    /// `--listen` for the next start: `127.0.0.1:0`, or the old address after
-    /// `restart_on_same_port`.
-    listen: String,
-    /// Extra environment for the broker process (e.g. a `RUST_LOG` filter).
-    env: Vec<(String, String)>,
-    /// A command the broker runs under, e.g. `prlimit --nofile=N:N --`; empty for none.
-    wrapper: Vec<String>,
-}
+/// The kit's broker process (stop, restart, restart_on_same_port, kill9, start_again,
+/// stderr, data_dir through `Deref`), started the way these tests want it: `RUST_LOG=info`
+/// unless the test run sets one, and a `--config` file only when a test passes one.
+pub(crate) struct Broker(sluice_testkit::Broker);
 
 impl Broker {
     /// Starts a broker with default config.
     pub(crate) fn start() -> Broker {
-        Self::start_inner(None)
+        Self::start_full(None, &[], &[])
     }
 
     /// Starts a broker with `toml` as its `--config` file.
     pub(crate) fn start_with_config(toml: &str) -> Broker {
-        Self::start_inner(Some(toml))
+        Self::start_full(Some(toml), &[], &[])
     }
 
     /// Starts a broker with an optional `--config` file and extra environment variables.
@@ -106,232 +57,38 @@ impl Broker {
         Self::start_full(toml, &[], wrapper)
     }
 
-    /// The wrapper for the next start (see `start_wrapped`); empty for none.
-    pub(crate) fn set_wrapper(&mut self, wrapper: &[&str]) {
-        self.wrapper = wrapper.iter().map(|w| w.to_string()).collect();
-    }
-
-    fn start_inner(toml: Option<&str>) -> Broker {
-        Self::start_full(toml, &[], &[])
-    }
-
     fn start_full(toml: Option<&str>, env: &[(&str, &str)], wrapper: &[&str]) -> Broker {
-        let bin = sluice_bin();
-        assert!(
-            bin.exists(),
-            "broker binary {} not found: run `cargo build --bin sluice` (or set SLUICE_BIN)",
-            bin.display()
-        );
-        let tmp = tempfile::Builder::new()
-            .prefix("sluice-compat-")
-            .tempdir()
-            .expect("create temp dir");
-        fs::create_dir_all(tmp.path().join("data")).expect("create data dir");
-        let config = toml.map(|t| {
-            let p = tmp.path().join("sluice.toml");
-            fs::write(&p, t).expect("write config");
-            p
-        });
-        let mut b = Broker {
-            child: None,
-            addr: String::new(),
-            tmp,
-            config,
-            runs: 0,
-            listen: "127.0.0.1:0".to_string(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
-        };
-        b.spawn();
-        b
-    }
-
-    /// `host:port` the broker listens on (always 127.0.0.1).
-    pub(crate) fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    /// The broker's data dir, which survives restarts.
-    pub(crate) fn data_dir(&self) -> PathBuf {
-        self.tmp.path().join("data")
+        let mut b = sluice_testkit::Broker::builder()
+            .temp_prefix("sluice-compat-")
+            .start_deadline(START_DEADLINE)
+            .default_rust_log("info")
+            .wrapper(wrapper);
+        if let Some(t) = toml {
+            b = b.config(t);
+        }
+        for (k, v) in env {
+            b = b.env(k, v);
+        }
+        Broker(b.start())
     }
 
     /// Directory of one partition in Kafka's layout: `DATA/TOPIC-PARTITION`.
     pub(crate) fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
-        self.data_dir().join(format!("{topic}-{partition}"))
-    }
-
-    fn stderr_path(&self, run: u32) -> PathBuf {
-        self.tmp.path().join(format!("stderr-{run}.log"))
-    }
-
-    /// Stderr of the current (latest) run.
-    pub(crate) fn stderr(&self) -> String {
-        fs::read_to_string(self.stderr_path(self.runs.saturating_sub(1))).unwrap_or_default()
-    }
-
-    /// Stderr of every run so far, oldest first.
-    pub(crate) fn all_stderr(&self) -> String {
-        let mut s = String::new();
-        for run in 0..self.runs {
-            s.push_str(&format!("----- broker run {run} stderr -----\n"));
-            s.push_str(&fs::read_to_string(self.stderr_path(run)).unwrap_or_default());
-        }
-        s
-    }
-
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "broker already running");
-        let run = self.runs;
-        self.runs += 1;
-        let stderr = File::create(self.stderr_path(run)).expect("create stderr log");
-        let mut cmd = match self.wrapper.split_first() {
-            Some((prog, args)) => {
-                let mut c = Command::new(prog);
-                c.args(args).arg(sluice_bin());
-                c
-            }
-            None => Command::new(sluice_bin()),
-        };
-        cmd.arg("--listen")
-            .arg(&self.listen)
-            .arg("--data-dir")
-            .arg(self.data_dir());
-        if let Some(c) = &self.config {
-            cmd.arg("--config").arg(c);
-        }
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
-        }
-        // Plain log lines in the stderr file, whatever the tracing defaults are.
-        cmd.env("NO_COLOR", "1");
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", sluice_bin().display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel::<String>();
-        // Keeps draining stdout for the broker's whole life, so it never blocks on a full pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    // Receiver gone: keep draining without forwarding.
-                }
-            }
-        });
-        let end = Instant::now() + START_DEADLINE;
-        let addr = loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(a) = line.trim().strip_prefix("listening on ") {
-                        break a.trim().to_string();
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "broker printed no `listening on` line within {START_DEADLINE:?}\n{}",
-                        self.all_stderr()
-                    );
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = child.wait().ok();
-                    panic!(
-                        "broker exited ({status:?}) before printing `listening on`\n{}",
-                        self.all_stderr()
-                    );
-                }
-            }
-        };
-        assert!(
-            addr.starts_with("127.0.0.1:"),
-            "broker listens on {addr}, expected 127.0.0.1:PORT"
-        );
-        self.addr = addr;
-        self.child = Some(child);
-    }
-
-    /// Sends SIGTERM and waits for a clean exit; asserts exit status 0.
-    pub(crate) fn stop(&mut self) {
-        let mut child = self.child.take().expect("broker is running");
-        let st = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -TERM failed");
-        let mut status: Option<ExitStatus> = None;
-        let exited = poll_until(STOP_DEADLINE, || {
-            status = child.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        if !exited {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "broker did not exit within {STOP_DEADLINE:?} of SIGTERM\n{}",
-                self.all_stderr()
-            );
-        }
-        let status = status.expect("exited");
-        assert!(
-            status.success(),
-            "broker exited with {status} after SIGTERM, expected 0\n{}",
-            self.all_stderr()
-        );
-    }
-
-    /// Clean restart: SIGTERM, wait, start again on the same data dir (new port).
-    pub(crate) fn restart(&mut self) {
-        self.stop();
-        self.spawn();
-    }
-
-    /// Clean restart that listens on the same address again, so clients that stay up across
-    /// the restart can reconnect to the address they know.
-    pub(crate) fn restart_on_same_port(&mut self) {
-        self.stop();
-        self.listen = self.addr.clone();
-        self.spawn();
-        assert_eq!(
-            self.addr, self.listen,
-            "broker came back on another address"
-        );
-    }
-
-    /// `kill -9`: no chance to flush anything.
-    pub(crate) fn kill9(&mut self) {
-        let mut child = self.child.take().expect("broker is running");
-        child.kill().expect("SIGKILL broker");
-        child.wait().expect("reap broker");
-    }
-
-    /// Starts the broker again on the same data dir after `stop` or `kill9`.
-    pub(crate) fn start_again(&mut self) {
-        self.spawn();
+        self.0.data_dir().join(format!("{topic}-{partition}"))
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if thread::panicking() {
-            eprintln!("{}", self.all_stderr());
-        }
+impl Deref for Broker {
+    type Target = sluice_testkit::Broker;
+
+    fn deref(&self) -> &sluice_testkit::Broker {
+        &self.0
+    }
+}
+
+impl DerefMut for Broker {
+    fn deref_mut(&mut self) -> &mut sluice_testkit::Broker {
+        &mut self.0
     }
 }
 

@@ -1,184 +1,50 @@
-//! Test harness: the real `sluice` broker and the real `sluice-flume` binary, each in a temp
-//! dir on ephemeral ports, killed on drop (their stderr is printed when a test fails).
-//! Plus free ports, unique names, a Kafka client, and polling with a deadline.
+//! Test harness: the shared test kit's `sluice` broker, and the real `sluice-flume` binary in a
+//! temp dir, killed on drop (their output is printed when a test fails). Plus a Kafka client
+//! for the broker and the agent's own waits.
 
 use std::fs::{self, File};
-use std::future::Future;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sluice_client::{Client, ClientConfig};
+pub use sluice_testkit::{eventually, free_port, poll_until, sigterm_and_wait, unique};
 use tempfile::TempDir;
-
-/// How long a process may take to come up.
-pub const START_DEADLINE: Duration = Duration::from_secs(30);
-
-/// The broker binary: `$SLUICE_BIN`, else `sluice` next to this test's `deps/` dir.
-fn sluice_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().join("sluice")
-}
 
 /// The agent binary built with these tests.
 pub fn flume_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice-flume"))
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A name unique within this test process.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Calls `check` until it returns `Some`; panics with `what` after `deadline`. The short
-/// pause only paces the polling.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Blocking variant of [`eventually`].
-pub fn poll_until<T>(deadline: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// A running `sluice` broker.
-pub struct Broker {
-    child: Option<Child>,
-    addr: String,
-    tmp: TempDir,
-}
+/// A running `sluice` broker (the kit's, plus a client for it).
+pub struct Broker(sluice_testkit::Broker);
 
 impl Broker {
     /// Start a broker on an ephemeral port with groups forming at once.
     pub fn start() -> Broker {
-        let bin = sluice_bin();
-        assert!(
-            bin.exists(),
-            "broker binary {} not found: run `cargo build --bin sluice` or set SLUICE_BIN",
-            bin.display()
-        );
-        let tmp = tempfile::Builder::new()
-            .prefix("sluice-flume-broker-")
-            .tempdir()
-            .unwrap();
-        fs::create_dir_all(tmp.path().join("data")).unwrap();
-        fs::write(
-            tmp.path().join("sluice.toml"),
-            "[group]\ninitial_rebalance_delay_ms = 0\n",
+        Broker(
+            sluice_testkit::Broker::builder()
+                .bin(sluice_testkit::sluice_bin_beside_test_exe())
+                .temp_prefix("sluice-flume-broker-")
+                .config("[group]\ninitial_rebalance_delay_ms = 0\n")
+                .start(),
         )
-        .unwrap();
-        let stderr = File::create(tmp.path().join("stderr.log")).unwrap();
-        let mut child = Command::new(&bin)
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(tmp.path().join("data"))
-            .arg("--config")
-            .arg(tmp.path().join("sluice.toml"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let end = Instant::now() + START_DEADLINE;
-        let addr = loop {
-            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(a) = line.trim().strip_prefix("listening on ") {
-                        break a.trim().to_owned();
-                    }
-                }
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("broker never printed `listening on` ({e:?})");
-                }
-            }
-        };
-        Broker {
-            child: Some(child),
-            addr,
-            tmp,
-        }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.0.addr()
     }
 
     /// A Kafka client for this broker with short retries.
     pub async fn client(&self) -> Client {
-        let mut c = ClientConfig::new([self.addr.as_str()]).with_client_id("sluice-flume-it");
+        let mut c = ClientConfig::new([self.addr()]).with_client_id("sluice-flume-it");
         c.retry_backoff = Duration::from_millis(20);
         c.retry_backoff_max = Duration::from_millis(200);
         c.request_timeout = Duration::from_secs(15);
         Client::connect(c).await.unwrap()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if thread::panicking() {
-            let log = fs::read_to_string(self.tmp.path().join("stderr.log")).unwrap_or_default();
-            eprintln!("----- broker stderr -----\n{log}");
-        }
     }
 }
 
@@ -365,28 +231,6 @@ pub fn run_flume(args: &[&str], deadline: Duration) -> (ExitStatus, String) {
         if Instant::now() > end {
             let _ = c.kill();
             panic!("sluice-flume {args:?} did not exit within {deadline:?}");
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Send SIGTERM to `c` and wait up to `deadline` for its exit status; `None` (after a
-/// SIGKILL) if it did not exit in time.
-pub fn sigterm_and_wait(c: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let ok = Command::new("kill")
-        .args(["-TERM", &c.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "kill -TERM failed");
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(s) = c.try_wait().unwrap() {
-            return Some(s);
-        }
-        if Instant::now() > end {
-            let _ = c.kill();
-            let _ = c.wait();
-            return None;
         }
         thread::sleep(Duration::from_millis(25));
     }

@@ -1,18 +1,11 @@
-//! Test fixtures: the real `sluice` broker (`<target>/debug/sluice`, found next to this test
-//! executable, or `$SLUICE_BIN`) on `127.0.0.1:0` in a temp dir; a real `redis-server` on a
-//! free port with persistence off; the `sluice-spark` binary as a child process; a
-//! CreatePartitions call; and polling helpers with deadlines. Everything is killed on drop.
+//! Test fixtures: the shared test kit's broker (the real `sluice`, found next to this test
+//! executable, or `$SLUICE_BIN`, on `127.0.0.1:0` in a temp dir); a real `redis-server` on a
+//! free port with persistence off; the `sluice-spark` binary; a CreatePartitions call; and a
+//! client with quick retries. Everything is killed on drop.
 
-use std::fs::{self, File};
-use std::future::Future;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::{CreatePartitionsRequest, TopicName};
@@ -20,110 +13,42 @@ use kafka_protocol::protocol::StrBytes;
 use sluice_client::{Client, ClientConfig, Connection, ProduceOptions, ProduceRecord};
 use tempfile::TempDir;
 
-/// How long a broker or Redis may take to come up.
+pub use sluice_testkit::{eventually, follow, free_port, unique, wait_line, Lines};
+
+/// How long Redis may take to come up.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Broker config for tests: groups form as soon as the first member joins.
 const BROKER_CONFIG: &str = "[group]\ninitial_rebalance_delay_ms = 0\n";
-
-fn sluice_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SLUICE_BIN") {
-        return PathBuf::from(p);
-    }
-    // <target>/debug/deps/it-HASH → <target>/debug/sluice
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("sluice"))
-        .unwrap()
-}
 
 /// The `sluice-spark` binary built with these tests.
 pub fn spark_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice-spark"))
 }
 
-/// A running broker process.
-pub struct Broker {
-    child: Option<Child>,
-    addr: String,
-    tmp: TempDir,
-}
+/// A running broker process (the kit's, plus a client for it).
+pub struct Broker(sluice_testkit::Broker);
 
 impl Broker {
     /// Starts a broker on an ephemeral port.
     pub fn start() -> Broker {
-        let bin = sluice_bin();
-        assert!(
-            bin.exists(),
-            "broker binary {} not found: run `cargo build --bin sluice` (same CARGO_TARGET_DIR) \
-             or set SLUICE_BIN",
-            bin.display()
-        );
-        let tmp = tempfile::Builder::new()
-            .prefix("sluice-spark-it-")
-            .tempdir()
-            .unwrap();
-        fs::create_dir_all(tmp.path().join("data")).unwrap();
-        fs::write(tmp.path().join("sluice.toml"), BROKER_CONFIG).unwrap();
-        let stderr = File::create(tmp.path().join("stderr.log")).unwrap();
-        let mut child = Command::new(&bin)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(tmp.path().join("data"))
-            .arg("--config")
-            .arg(tmp.path().join("sluice.toml"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let lines = follow(child.stdout.take().unwrap());
-        let addr = wait_line(&lines, START_DEADLINE, |l| {
-            l.trim()
-                .strip_prefix("listening on ")
-                .map(|a| a.trim().to_owned())
-        });
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "broker never printed `listening on`\n{}",
-                fs::read_to_string(tmp.path().join("stderr.log")).unwrap_or_default()
-            );
-        };
-        Broker {
-            child: Some(child),
-            addr,
-            tmp,
-        }
+        Broker(
+            sluice_testkit::Broker::builder()
+                .bin(sluice_testkit::sluice_bin_beside_test_exe())
+                .temp_prefix("sluice-spark-it-")
+                .config(BROKER_CONFIG)
+                .start(),
+        )
     }
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
-        &self.addr
+        self.0.addr()
     }
 
     /// A client for this broker with short retry pauses.
     pub async fn client(&self) -> Client {
         Client::connect(test_config(self.addr())).await.unwrap()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if thread::panicking() {
-            eprintln!(
-                "----- broker stderr -----\n{}",
-                fs::read_to_string(self.tmp.path().join("stderr.log")).unwrap_or_default()
-            );
-        }
     }
 }
 
@@ -134,15 +59,6 @@ pub fn test_config(addr: &str) -> ClientConfig {
     c.retry_backoff_max = Duration::from_millis(200);
     c.request_timeout = Duration::from_secs(15);
     c
-}
-
-/// A free TCP port on 127.0.0.1 (bound and released; the caller binds it next).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `redis-server` of our own.
@@ -216,98 +132,6 @@ impl Drop for Redis {
             let _ = c.kill();
             let _ = c.wait();
         }
-    }
-}
-
-/// Lines of a child's output, collected by a thread for the child's whole life.
-#[derive(Clone)]
-pub struct Lines {
-    rx: Arc<Mutex<mpsc::Receiver<String>>>,
-    all: Arc<Mutex<Vec<String>>>,
-}
-
-impl Lines {
-    /// Every line read so far (waiting for none).
-    pub fn snapshot(&self) -> Vec<String> {
-        self.drain();
-        self.all.lock().unwrap().clone()
-    }
-
-    fn drain(&self) {
-        let rx = self.rx.lock().unwrap();
-        while let Ok(l) = rx.try_recv() {
-            self.all.lock().unwrap().push(l);
-        }
-    }
-}
-
-/// Starts a thread that reads `out` line by line until it closes.
-pub fn follow(out: impl std::io::Read + Send + 'static) -> Lines {
-    let (tx, rx) = mpsc::channel::<String>();
-    thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Lines {
-        rx: Arc::new(Mutex::new(rx)),
-        all: Arc::new(Mutex::new(Vec::new())),
-    }
-}
-
-/// Waits up to `deadline` for a line for which `pick` says `Some`.
-pub fn wait_line<T>(
-    lines: &Lines,
-    deadline: Duration,
-    mut pick: impl FnMut(&str) -> Option<T>,
-) -> Option<T> {
-    let end = Instant::now() + deadline;
-    let rx = lines.rx.lock().unwrap();
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let found = pick(&line);
-                lines.all.lock().unwrap().push(line);
-                if found.is_some() {
-                    return found;
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-}
-
-/// A name unique within this test process.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Calls `check` until it returns `Some`, pausing briefly between tries; panics with `what`
-/// after `deadline`. The pause only paces the polling; the deadline is what bounds it.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
