@@ -46,19 +46,7 @@ fn stock_admin_tools_change_what_the_broker_holds() {
     let mut broker = Broker::start();
     let topic = unique_topic("admin");
     let bs = broker.addr().to_string();
-    let out = java_tool(
-        class::TOPICS,
-        &[
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            &topic,
-            "--partitions",
-            "1",
-        ],
-        None,
-    );
+    let out = kafka_topics_create(&bs, &topic, 1, &[]);
     assert_success(&out, "kafka-topics --create");
 
     // Partitions grow, never shrink.
@@ -259,21 +247,7 @@ fn retention_deletes_old_segments_and_consumers_reset() {
     );
     let bs = broker.addr().to_string();
     let topic = unique_topic("retention");
-    let out = java_tool(
-        class::TOPICS,
-        &[
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            &topic,
-            "--partitions",
-            "1",
-            "--config",
-            "retention.ms=1000",
-        ],
-        None,
-    );
+    let out = kafka_topics_create(&bs, &topic, 1, &["retention.ms=1000"]);
     assert_success(&out, "kafka-topics --create --config retention.ms=1000");
     let recs: Vec<Rec> = (0..60)
         .map(|i| Rec::kv(&format!("k{i}"), &"x".repeat(100)))
@@ -313,24 +287,15 @@ fn compaction_keeps_the_last_value_per_key() {
         Broker::start_with_config("[log]\nsegment_bytes = 1500\ncleaner_backoff_ms = 200\n");
     let bs = broker.addr().to_string();
     let topic = unique_topic("compact");
-    let out = java_tool(
-        class::TOPICS,
+    let out = kafka_topics_create(
+        &bs,
+        &topic,
+        1,
         &[
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            &topic,
-            "--partitions",
-            "1",
-            "--config",
             "cleanup.policy=compact",
-            "--config",
             "min.cleanable.dirty.ratio=0.01",
-            "--config",
             "delete.retention.ms=0",
         ],
-        None,
     );
     assert_success(&out, "kafka-topics --create (compacted)");
     // 10 keys, 8 versions each, then tombstones for keys 0 and 1, one record per batch so
@@ -424,21 +389,7 @@ fn log_append_time_topics_stamp_the_broker_time() {
     let broker = Broker::start();
     let bs = broker.addr().to_string();
     let topic = unique_topic("lat");
-    let out = java_tool(
-        class::TOPICS,
-        &[
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            &topic,
-            "--partitions",
-            "1",
-            "--config",
-            "message.timestamp.type=LogAppendTime",
-        ],
-        None,
-    );
+    let out = kafka_topics_create(&bs, &topic, 1, &["message.timestamp.type=LogAppendTime"]);
     assert_success(&out, "kafka-topics --create (LogAppendTime)");
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -478,4 +429,28 @@ pub(crate) fn kafka_delete_records(bs: &str, topic: &str, offset: i64) -> std::p
         ],
         None,
     )
+}
+
+/// Kafka 4.3.1's kafka-topics: `--create` of `topic` with `partitions` and each of `configs`
+/// (`key=value`) as a `--config`.
+pub(crate) fn kafka_topics_create(
+    bs: &str,
+    topic: &str,
+    partitions: u32,
+    configs: &[&str],
+) -> std::process::Output {
+    let partitions = partitions.to_string();
+    let mut args = vec![
+        "--bootstrap-server",
+        bs,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions,
+    ];
+    for c in configs {
+        args.extend(["--config", c]);
+    }
+    java_tool(class::TOPICS, &args, None)
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 
-use crate::admin::{kafka_delete_records, text};
-use crate::harness::{assert_success, class, java_tool, poll_until, unique_topic, Broker};
+use crate::admin::{kafka_delete_records, kafka_topics_create, text};
+use crate::harness::{assert_success, poll_until, unique_topic, Broker};
 use crate::rk::{self, Rec};
 
 /// Kafka refuses DeleteRecords on a topic whose cleanup.policy lacks `delete` with
@@ -20,21 +20,7 @@ fn delete_records_on_a_compact_only_topic_is_a_policy_violation() {
     let broker = Broker::start();
     let bs = broker.addr().to_string();
     let topic = unique_topic("compact-dr");
-    let out = java_tool(
-        class::TOPICS,
-        &[
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            &topic,
-            "--partitions",
-            "1",
-            "--config",
-            "cleanup.policy=compact",
-        ],
-        None,
-    );
+    let out = kafka_topics_create(&bs, &topic, 1, &["cleanup.policy=compact"]);
     assert_success(&out, "kafka-topics --create (compacted)");
     let recs: Vec<Rec> = (0..5)
         .map(|i| Rec::kv(&format!("k{i}"), &format!("v{i}")))
@@ -289,19 +275,7 @@ fn topic_changes_are_all_or_nothing_when_descriptors_run_out() {
     assert_eq!(partition_dirs(&broker, &grown), vec![format!("{grown}-0")]);
     let big = unique_topic("fd-big");
     // Kafka's own tool shows the message.
-    let out = java_tool(
-        class::TOPICS,
-        &[
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            &big,
-            "--partitions",
-            "400",
-        ],
-        None,
-    );
+    let out = kafka_topics_create(&bs, &big, 400, &[]);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("out of file descriptors"),
