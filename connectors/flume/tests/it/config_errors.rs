@@ -156,3 +156,30 @@ fn nothing_left_to_run_exits_2() {
         "{out}"
     );
 }
+
+#[test]
+fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
+    // run_flume sets NO_COLOR; this run has neither it nor a terminal (stderr is a pipe).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.properties");
+    fs::write(&path, "a1.sources = r1\na1.sources.r1.type = netcat\n").unwrap();
+    let out = std::process::Command::new(crate::harness::flume_bin())
+        .args([
+            "agent",
+            "--conf-file",
+            path.to_str().unwrap(),
+            "--name",
+            "a1",
+        ])
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("no source or sink is left to run"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is no terminal:\n{log}"
+    );
+}
