@@ -682,13 +682,15 @@ grep -q 'Usage: sluice' <<<"$out" || fail "'run IMAGE --help' did not reach slui
 out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$IMAGE" health --bootstrap 127.0.0.1:1 --timeout-ms 500 2>&1) &&
     fail "'run IMAGE health' against a closed port succeeded"
 grep -q '^unhealthy: 127.0.0.1:1' <<<"$out" || fail "'run IMAGE health' did not reach sluice: $out"
+out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$IMAGE" sluice --version 2>&1) || fail "'run IMAGE sluice --version': $out"
+grep -q '^sluice ' <<<"$out" || fail "'run IMAGE sluice --version' did not reach sluice: $out"
 # shellcheck disable=SC2016 # expanded by the container's shell
 out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$IMAGE" sh -c \
     'id -u; [ -x /etc/kafka/docker/run ] && sleep 0 && command -v bash && readlink -f /bin/sh; . /etc/confluent/docker/bash-config && echo sourced' \
     2>"$CACHE/engine.log") || { cat "$CACHE/engine.log"; fail "'run IMAGE sh -c ...': $out"; }
 [[ $out == $'10001\n/bin/bash\n/bin/busybox\nsourced' ]] ||
     fail "'run IMAGE sh -c ...' (uid, [, sleep, bash, busybox sh, bash-config): $out"
-ok "entrypoint: --help and health reach sluice; sh -c runs as uid 10001 with [, sleep, bash and bash-config"
+ok "entrypoint: --help, health and sluice ... reach sluice; sh -c runs as uid 10001 with [, sleep, bash and bash-config"
 
 # stop_cleanly NAME BOOTSTRAP WHAT: the broker answers, then SIGTERM ends the container with
 # status 0 and the broker's own shutdown line (not the engine's SIGKILL at the timeout).
