@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -104,20 +105,29 @@ func run(image string) (err error) {
 	select {
 	case <-h.done:
 	case <-cctx.Done():
-		return fmt.Errorf("consumed %d of %d records within %v", len(h.got), len(records), deadline)
+		return fmt.Errorf("consumed %q within %v, produced %q", h.records(), deadline, records)
 	}
-	if !reflect.DeepEqual(h.got, records) {
-		return fmt.Errorf("consumed %q, produced %q", h.got, records)
+	got := h.records()
+	if !reflect.DeepEqual(got, records) {
+		return fmt.Errorf("consumed %q, produced %q", got, records)
 	}
-	fmt.Printf("ok: %d keyed records through %v\n", len(h.got), brokers)
+	fmt.Printf("ok: %d keyed records through %v\n", len(got), brokers)
 	return nil
 }
 
 // handler collects records until it has want of them, then closes done.
 type handler struct {
 	want int
-	got  []record
 	done chan struct{}
+	mu   sync.Mutex
+	got  []record
+}
+
+// records returns a copy of what has been consumed so far.
+func (h *handler) records() []record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]record(nil), h.got...)
 }
 
 func (h *handler) Setup(sarama.ConsumerGroupSession) error   { return nil }
@@ -125,9 +135,12 @@ func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
 	for msg := range c.Messages() {
+		h.mu.Lock()
 		h.got = append(h.got, record{string(msg.Key), string(msg.Value)})
+		n := len(h.got)
+		h.mu.Unlock()
 		s.MarkMessage(msg, "")
-		if len(h.got) == h.want {
+		if n == h.want {
 			close(h.done)
 			return nil
 		}
