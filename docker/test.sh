@@ -16,7 +16,16 @@
 #      volumes, started in its depends_on order (waiting for service_healthy as compose
 #      does): the app's loop writes lines, the test appends known ones, and Redis ends up
 #      with exactly the word counts of every line in the log, the offsets stored beside
-#      them count each line once, and the topic app-lines holds the log's lines.
+#      them count each line once, and the topic app-lines holds the log's lines;
+#   7. the entrypoint: `IMAGE --help` and `IMAGE health` reach sluice, `IMAGE sh -c ...` runs
+#      busybox's sh as uid 10001 with [, sleep, bash and a sourceable bash-config, and
+#      SIGTERM ends the broker cleanly when a start script started it, either way the
+#      Testcontainers modules do (through the entrypoint, or with `sh` as the entrypoint);
+#   8. Testcontainers' Kafka modules (Python default and KRaft modes, Java, Go; installed by
+#      compat-tests/scripts/install-testcontainers.sh, programs in docker/testcontainers/)
+#      start the image through the engine's Docker API (podman: `podman system service`),
+#      each on random host ports, and round-trip keyed records through the mapped port; the
+#      start times are logged.
 #
 # The compose files are checked with `docker compose config`, `docker-compose config` or
 # `podman compose config`, whichever works, and always read with python3's yaml module
@@ -194,8 +203,8 @@ if ! "${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$BASE_IMAGE" true >"$CACHE/pro
     tail -5 "$CACHE/probe.log"
     skip "$engine_name cannot run a container here"
 fi
-need kcat:kcat python3:python3 objcopy:binutils redis-server:redis-server redis-cli:redis-tools ||
-    fail "kcat, python3, objcopy and redis are needed (Debian: kcat python3 binutils redis-server)"
+need kcat:kcat python3:python3 objcopy:binutils redis-server:redis-server redis-cli:redis-tools curl:curl ||
+    fail "kcat, python3, objcopy, redis and curl are needed (Debian: kcat python3 binutils redis-server curl)"
 if ! python3 -c 'import yaml' 2>/dev/null; then
     { apt_install python3-yaml && python3 -c 'import yaml'; } ||
         fail "python3's yaml module is needed to read the compose files (Debian: python3-yaml)"
@@ -334,6 +343,8 @@ ok "python3 yaml reads docker-compose.yml and docker-compose.pipeline.yml (image
 CONTAINERS=()
 VOLUMES=()
 NETWORKS=()
+TC_IMAGES=()
+API_PID=
 cleanup() {
     local status=$? c
     for c in "${CONTAINERS[@]}"; do
@@ -349,6 +360,15 @@ cleanup() {
     for c in "${NETWORKS[@]}"; do
         "${ENGINE[@]}" network rm -f "$c" >/dev/null 2>&1 || true
     done
+    # What a Testcontainers module left behind when its program failed, then the API service.
+    for c in "${TC_IMAGES[@]}"; do
+        "${ENGINE[@]}" ps -a -q --filter label=org.testcontainers=true --filter "ancestor=$c" 2>/dev/null |
+            xargs -r "${ENGINE[@]}" rm -f -v >/dev/null 2>&1 || true
+    done
+    if [[ -n $API_PID ]]; then
+        kill "$API_PID" 2>/dev/null || true
+        wait "$API_PID" 2>/dev/null || true
+    fi
 }
 trap cleanup EXIT
 
@@ -419,6 +439,7 @@ else
         objcopy --strip-all "$target_dir/release/$bin" "$ctx/$bin" || fail "objcopy $bin"
     done
     cp "$HERE/rootfs.sh" "$ctx/docker/rootfs.sh"
+    cp -r "$HERE/image" "$ctx/docker/image"
     # Swap the two rust stages (everything from a FROM to the next FROM) for ones that copy
     # the host-built binaries to where the real stages install them; keep every other stage.
     awk -v base="$BASE_IMAGE" '
@@ -654,6 +675,49 @@ start "$ctr" "$port" "${defaults[@]}"
 wait_ready "$ctr" "$bootstrap"
 consume_check "after replacing the container" "$expected" -b "$bootstrap" -C -t "$topic" -p 0 -o beginning
 
+# ---- 2b. the entrypoint: sluice's own arguments, a foreign command, SIGTERM through both ----------
+
+out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$IMAGE" --help 2>&1) || fail "'run IMAGE --help': $out"
+grep -q 'Usage: sluice' <<<"$out" || fail "'run IMAGE --help' did not reach sluice: $out"
+out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$IMAGE" health --bootstrap 127.0.0.1:1 --timeout-ms 500 2>&1) &&
+    fail "'run IMAGE health' against a closed port succeeded"
+grep -q '^unhealthy: 127.0.0.1:1' <<<"$out" || fail "'run IMAGE health' did not reach sluice: $out"
+out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$IMAGE" sluice --version 2>&1) || fail "'run IMAGE sluice --version': $out"
+grep -q '^sluice ' <<<"$out" || fail "'run IMAGE sluice --version' did not reach sluice: $out"
+# shellcheck disable=SC2016 # expanded by the container's shell
+out=$("${ENGINE[@]}" run --rm "${LIMIT_FLAGS[@]}" "$IMAGE" sh -c \
+    'id -u; [ -x /etc/kafka/docker/run ] && sleep 0 && command -v bash && readlink -f /bin/sh; . /etc/confluent/docker/bash-config && echo sourced' \
+    2>"$CACHE/engine.log") || { cat "$CACHE/engine.log"; fail "'run IMAGE sh -c ...': $out"; }
+[[ $out == $'10001\n/bin/bash\n/bin/busybox\nsourced' ]] ||
+    fail "'run IMAGE sh -c ...' (uid, [, sleep, bash, busybox sh, bash-config): $out"
+ok "entrypoint: --help, health and sluice ... reach sluice; sh -c runs as uid 10001 with [, sleep, bash and bash-config"
+
+# stop_cleanly NAME BOOTSTRAP WHAT: the broker answers, then SIGTERM ends the container with
+# status 0 and the broker's own shutdown line (not the engine's SIGKILL at the timeout).
+stop_cleanly() {
+    local ctr=$1 bootstrap=$2 what=$3 code
+    wait_ready "$ctr" "$bootstrap"
+    quietly "${ENGINE[@]}" stop -t 20 "$ctr" || fail "stop $ctr"
+    code=$("${ENGINE[@]}" inspect --format '{{.State.ExitCode}}' "$ctr")
+    [[ $code == 0 ]] || fail "$what: exited with status $code on SIGTERM"
+    "${ENGINE[@]}" logs "$ctr" 2>&1 | grep -q 'all partitions flushed; bye' ||
+        fail "$what: no 'all partitions flushed; bye' from the broker after SIGTERM"
+    ok "$what: SIGTERM reaches the broker (exit status 0, clean shutdown)"
+}
+ep_env=(-e KAFKA_LISTENERS=PLAINTEXT://:9092)
+# Java's shape: the image's entrypoint runs `sh -c` whose script calls /etc/kafka/docker/run.
+port=$(free_port)
+ctr=sluice-test-ep-run-$$
+start "$ctr" "$port" "${ep_env[@]}" -e "KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://127.0.0.1:$port" "$IMAGE" \
+    sh -c 'printf "#!/bin/bash\n/etc/kafka/docker/run\n" >/tmp/start.sh && chmod +x /tmp/start.sh && /tmp/start.sh'
+stop_cleanly "$ctr" "127.0.0.1:$port" "sh -c through the entrypoint, /etc/kafka/docker/run"
+# Go's shape: the entrypoint replaced by sh, so the start script is PID 1 and sources bash-config.
+port=$(free_port)
+ctr=sluice-test-ep-launch-$$
+start "$ctr" "$port" "${ep_env[@]}" -e "KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://127.0.0.1:$port" --entrypoint sh "$IMAGE" \
+    -c 'printf "source /etc/confluent/docker/bash-config\n/etc/confluent/docker/configure\n/etc/confluent/docker/launch\n" >/tmp/start.sh; bash /tmp/start.sh'
+stop_cleanly "$ctr" "127.0.0.1:$port" "entrypoint sh, PID 1 script sourcing bash-config, /etc/confluent/docker/launch"
+
 # ---- 3. the seed pipeline of docker-compose.pipeline.yml ---------------------------------------
 
 # redis:7 cannot be pulled: an image of the host's own redis-server and redis-cli, FROM
@@ -887,6 +951,64 @@ timeout "$DEADLINE_SECS" kcat -b "$pipe_bootstrap" -C -t app-lines -e -q -f '%s\
 cmp -s <(sort "$CACHE/app.log") <(sort "$CACHE/topic.out") ||
     { diff <(sort "$CACHE/app.log") <(sort "$CACHE/topic.out") | head -10; fail "app-lines does not hold the log's lines"; }
 ok "topic app-lines holds the log's $lines lines, byte for byte"
+
+# ---- 4. Testcontainers' Kafka modules, through the engine's Docker API ------------------------
+
+# Each module starts the freshly built image its own way (random host ports, its start
+# script, its readiness log line), and the program in docker/testcontainers/ then produces
+# keyed records through the mapped port and consumes them in a consumer group. The reaper
+# (Ryuk) is an image that would be pulled: it is off, and each program removes its own
+# container. Python's KRaft mode takes only a version-like tag of 7.0.0 or above.
+TC_KRAFT_IMAGE=localhost/sluice:7.9.0
+log "phase 4: Testcontainers' Kafka modules (Python default and KRaft, Java, Go)"
+bash "$REPO/compat-tests/scripts/install-testcontainers.sh" >"$CACHE/tc-install.log" 2>&1 ||
+    { tail -20 "$CACHE/tc-install.log"; fail "compat-tests/scripts/install-testcontainers.sh"; }
+TC_CACHE=$REPO/compat-tests/.cache
+# The engine publishes the mapped ports on this machine: connect through localhost. Without
+# these, a test process that itself runs in a container (as this one may: /.dockerenv)
+# makes the modules look for the bridge network's gateway instead, which Python's cannot
+# find in Podman's container list.
+tc_env=(TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=localhost
+    TESTCONTAINERS_CONNECTION_MODE=docker_host)
+if [[ $engine_name == podman ]]; then
+    # The Docker-compatible API, on a socket of our own. Containers made through it get the
+    # ulimits CONTAINERS.md gives, from a containers.conf of the test's.
+    sock=$CACHE/podman.sock
+    rm -f "$sock"
+    printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n' >"$CACHE/containers.conf"
+    CONTAINERS_CONF=$CACHE/containers.conf "${ENGINE[@]}" system service --time=0 "unix://$sock" \
+        >"$CACHE/podman-api.log" 2>&1 &
+    API_PID=$!
+    end=$((SECONDS + DEADLINE_SECS))
+    until curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; do
+        kill -0 "$API_PID" 2>/dev/null || { tail -5 "$CACHE/podman-api.log"; fail "podman system service exited"; }
+        ((SECONDS < end)) || fail "podman's API did not answer on $sock within ${DEADLINE_SECS}s"
+        sleep 0.2
+    done
+    tc_env+=(DOCKER_HOST="unix://$sock")
+fi
+"${ENGINE[@]}" tag "$IMAGE" "$TC_KRAFT_IMAGE" || fail "tag $IMAGE as $TC_KRAFT_IMAGE"
+TC_IMAGES=("$IMAGE" "$TC_KRAFT_IMAGE")
+tc_starts=()
+# tc_run NAME CMD...: run one module's program, which prints `start: SECONDS` and `ok: ...`.
+tc_run() {
+    local name=$1 out=$CACHE/tc-$1.log start
+    shift
+    log "Testcontainers $name: $*"
+    if ! env "${tc_env[@]}" timeout $((3 * DEADLINE_SECS)) "$@" >"$out" 2>&1; then
+        tail -40 "$out"
+        fail "Testcontainers $name (log: ${out#"$REPO"/})"
+    fi
+    start=$(sed -n 's/^start: //p' "$out")
+    [[ -n $start ]] && grep -q '^ok: ' "$out" || { tail -20 "$out"; fail "Testcontainers $name: no start time or ok line"; }
+    tc_starts+=("$name ${start}s")
+    ok "Testcontainers $name: started in ${start}s; $(sed -n 's/^ok: //p' "$out")"
+}
+tc_run python-default "$TC_CACHE/venv/bin/python" "$HERE/testcontainers/python/tc_kafka.py" "$IMAGE" default
+tc_run python-kraft "$TC_CACHE/venv/bin/python" "$HERE/testcontainers/python/tc_kafka.py" "$TC_KRAFT_IMAGE" kraft
+tc_run java java -Dorg.slf4j.simpleLogger.log.org.apache.kafka=warn -cp "$TC_CACHE/testcontainers-java-1.21.4/lib/*" "$HERE/testcontainers/java/TcKafka.java" "$IMAGE"
+tc_run go "$TC_CACHE/testcontainers-go/tc-kafka" "$IMAGE"
+log "Testcontainers start times: ${tc_starts[*]}"
 
 log "PASSED with $engine_name; image $IMAGE is $size bytes, $CONN_IMAGE $conn_size bytes"
 echo "$passed passed, 0 failed"

@@ -232,6 +232,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => {}
     }
     let data_dir = config.data_dir.clone();
+    let node_id = config.node_id;
     let broker = tokio::task::spawn_blocking(move || sluice::api::Broker::open(config))
         .await?
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
@@ -240,6 +241,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         // Machine-readable readiness line; tests and scripts wait for it.
         println!("listening on {addr}");
     }
+    // Kafka's own start-up lines, which Testcontainers' Kafka modules wait for in the log
+    // (Python's default and KRaft modes, then Java's and Go's). The listeners are bound, so
+    // connections are accepted from here on.
+    println!("[KafkaServer id={node_id}] started");
+    println!("Kafka Server started");
+    println!("Transitioning from RECOVERY to RUNNING");
     tracing::info!(data_dir = %data_dir.display(), "sluice is ready");
     server::run(listeners, broker, shutdown_signal()).await
 }

@@ -33,6 +33,19 @@ check "cargo test --workspace" cargo test --workspace --no-fail-fast
 check "cargo fmt --check" cargo fmt --all --check
 check "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 
+# The README's seed-pipeline commands, run as written in namespaces that look like a fresh
+# machine (exit 77: no root or namespaces here, reported like docker/test.sh's skip).
+step "README pipeline block"
+set +e
+bash "$here/test-readme-pipeline.sh" </dev/null
+rc=$?
+set -e
+case "$rc" in
+    0) ;;
+    77) echo "test-all.sh: test-readme-pipeline.sh SKIPPED: no root or namespaces here" ;;
+    *) failed+=("test-readme-pipeline.sh") ;;
+esac
+
 # The container image: built and checked with a real client wherever a container engine
 # works. Exit 77 means none works on this machine: said plainly, not counted as a pass.
 step "docker/test.sh"

@@ -156,3 +156,42 @@ fn nothing_left_to_run_exits_2() {
         "{out}"
     );
 }
+
+#[test]
+fn a_log_that_is_not_a_terminal_has_no_colour_codes() {
+    // The harness sets NO_COLOR; this run has neither it nor a terminal (stderr is a file).
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.properties");
+    fs::write(&path, base(port)).unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(crate::harness::flume_bin())
+        .args([
+            "agent",
+            "--conf-file",
+            path.to_str().unwrap(),
+            "--name",
+            "a1",
+        ])
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + DEADLINE;
+    let log = loop {
+        let log = fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("netcat listening on") || std::time::Instant::now() > end {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(log.contains("netcat listening on"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is no terminal:\n{log}"
+    );
+}

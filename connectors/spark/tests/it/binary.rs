@@ -235,6 +235,13 @@ async fn prints_the_seed_lines_and_commits_on_sigint() {
 
     let status = spark.interrupt(Duration::from_secs(30)).await;
     assert!(status.success(), "exit status {status}\n{}", spark.stderr());
+    // stderr is a file here, not a terminal, and NO_COLOR is not set: plain text all the same.
+    let log = spark.stderr();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is no terminal:\n{log}"
+    );
     let committed = client
         .fetch_committed(&group, &[(topic.clone(), 0), (topic.clone(), 1)])
         .await
