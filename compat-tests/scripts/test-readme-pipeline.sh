@@ -32,21 +32,8 @@ if [[ ${1:-} != --inside ]]; then
 fi
 
 # ---- inside the namespaces ------------------------------------------------------------------
-ip link set lo up
-mount --make-rprivate /
-mount -t tmpfs tmpfs /tmp
-mkdir -p "$root/data"
-mount -t tmpfs tmpfs "$root/data"
-if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
-    target=$(realpath -m "$CARGO_TARGET_DIR")
-    if [[ $target != "$(realpath -m "$root/target")" ]]; then
-        mkdir -p "$root/target"
-        mount --bind "$target" "$root/target"
-    fi
-    unset CARGO_TARGET_DIR
-fi
-
-# The block: the first ```sh fence after the sentence that introduces it.
+# The block: the first ```sh fence after the sentence that introduces it. Read before /tmp is
+# replaced, since the checkout itself may live under /tmp.
 block=$(awk '
     /pipeline.s own config:$/ { found = 1; next }
     found && /^```sh$/ { inside = 1; next }
@@ -55,6 +42,30 @@ block=$(awk '
 ' "$root/README.md")
 [[ $block == *"redis-cli HGETALL wc:counts"* ]] ||
     { echo "test-readme-pipeline.sh: cannot find the pipeline block in README.md" >&2; exit 1; }
+
+ip link set lo up
+mount --make-rprivate /
+target=""
+if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
+    target=$(realpath -m "$CARGO_TARGET_DIR")
+    [[ $target != "$(realpath -m "$root/target")" ]] || target=""
+    unset CARGO_TARGET_DIR
+fi
+# A checkout (or target dir) under /tmp must stay reachable at its own path once /tmp is an
+# empty tmpfs: keep a handle on it first, then put it back at the same place.
+keep=$(mktemp -d /run/readme-pipeline.XXXXXX)
+mkdir -p "$keep/root" "$keep/target"
+mount --rbind "$root" "$keep/root"
+[[ -z $target ]] || mount --rbind "$target" "$keep/target"
+mount -t tmpfs tmpfs /tmp
+mkdir -p "$root"
+mount --rbind "$keep/root" "$root"
+if [[ -n $target ]]; then
+    mkdir -p "$root/target"
+    mount --rbind "$keep/target" "$root/target"
+fi
+mkdir -p "$root/data"
+mount -t tmpfs tmpfs "$root/data"
 
 log=/tmp/readme-pipeline.log
 cd "$root"
