@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests of the broker's compat suite and of the connectors:
 //! the built `sluice` binary run as a child process ([`Broker`]), polling with a deadline
 //! ([`poll_until`], [`wait_until`], [`eventually`], [`within`]), unique names and free ports,
-//! and a follower for a child's output lines ([`follow`]).
+//! a real Apache Kafka broker from the cached jars ([`Kafka`]), and a follower for a child's
+//! output lines ([`follow`]).
 //!
 //! It runs the broker as a process and speaks no Kafka protocol, so it depends on neither the
 //! broker crate nor `sluice-client`: connectors must never depend on the broker, and compat
@@ -13,10 +14,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod broker;
+mod kafka;
 mod lines;
 mod wait;
 
 pub use broker::{sluice_bin, sluice_bin_beside_test_exe, workspace_root, Broker, BrokerBuilder};
+pub use kafka::{kafka_home, kafka_java, kafka_quiet_log_config, Kafka, KAFKA_VERSION};
 pub use lines::{follow, wait_line, Lines};
 pub use wait::{eventually, poll_until, sigterm_and_wait, wait_until, within};
 

@@ -3,9 +3,7 @@
 //! gives identical Redis counts and offsets.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sluice_client::Client;
@@ -13,140 +11,34 @@ use sluice_spark::{
     AutoOffsetReset, ConsumerStrategy, DirectStream, Error, OffsetRange, RedisSink, StreamConfig,
     TopicPartition,
 };
-use tempfile::TempDir;
+use sluice_testkit::{kafka_java, kafka_quiet_log_config, Kafka};
 
 use crate::binary::{latest, random_line, wait_redis_offsets, Rng, Spark};
-use crate::harness::{eventually, free_port, produce_lines, test_config, unique, Broker, Redis};
-
-const KAFKA_VERSION: &str = "4.3.1";
-/// Kafka's quickstart cluster id; each broker gets its own directory, so one id will do.
-const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qk";
-
-fn kafka_home() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../compat-tests/.cache")
-        .join(format!("kafka-{KAFKA_VERSION}"))
-}
+use crate::harness::{eventually, produce_lines, test_config, unique, Broker, Redis};
 
 /// `java` with Kafka's jars on the class path and quiet logging.
 fn java(heap: &str) -> Command {
-    let home = kafka_home();
-    let mut c = Command::new("java");
-    c.arg(heap)
-        .arg("-XX:+UseSerialGC")
-        .arg("-XX:TieredStopAtLevel=1")
-        .arg("-Djava.awt.headless=true")
-        .arg(format!(
-            "-Dlog4j2.configurationFile={}",
-            home.join("log4j2-quiet.properties").display()
-        ))
-        .arg("-cp")
-        .arg(format!("{}/libs/*", home.display()));
-    c
+    kafka_java(heap, &kafka_quiet_log_config())
 }
 
-/// A KRaft Apache Kafka broker (combined broker and controller) in a temp dir.
-struct Kafka {
-    child: Option<Child>,
-    addr: String,
-    tmp: TempDir,
-}
-
-impl Kafka {
-    fn start() -> Kafka {
-        let home = kafka_home();
-        assert!(
-            home.join(".installed").exists(),
-            "Kafka {KAFKA_VERSION} jars missing at {}: run compat-tests/scripts/install-java.sh",
-            home.display()
-        );
-        let tmp = tempfile::Builder::new()
-            .prefix("sluice-spark-kafka-")
-            .tempdir()
-            .unwrap();
-        let (port, cport) = (free_port(), free_port());
-        // config/server.properties of Kafka 4.x on our ports and dir, plus the dev setting
-        // that lets groups form at once.
-        let props = format!(
-            "process.roles=broker,controller\n\
-             node.id=1\n\
-             controller.quorum.bootstrap.servers=127.0.0.1:{cport}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
-             inter.broker.listener.name=PLAINTEXT\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
-             controller.listener.names=CONTROLLER\n\
-             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
-             log.dirs={}\n\
-             num.partitions=1\n\
-             offsets.topic.replication.factor=1\n\
-             share.coordinator.state.topic.replication.factor=1\n\
-             share.coordinator.state.topic.min.isr=1\n\
-             transaction.state.log.replication.factor=1\n\
-             transaction.state.log.min.isr=1\n\
-             group.initial.rebalance.delay.ms=0\n",
-            tmp.path().join("logs").display()
-        );
-        let cfg = tmp.path().join("server.properties");
-        fs::write(&cfg, props).unwrap();
-        let format = java("-Xmx256m")
-            .arg("kafka.tools.StorageTool")
-            .args(["format", "--standalone", "-t", CLUSTER_ID, "-c"])
-            .arg(&cfg)
-            .output()
-            .expect("run java (is it on PATH? compat-tests/scripts/install-java.sh)");
-        assert!(
-            format.status.success(),
-            "kafka-storage format failed:\n{}{}",
-            String::from_utf8_lossy(&format.stdout),
-            String::from_utf8_lossy(&format.stderr)
-        );
-        let log = File::create(tmp.path().join("kafka.log")).unwrap();
-        let child = java("-Xmx768m")
-            .arg("kafka.Kafka")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        Kafka {
-            child: Some(child),
-            addr: format!("127.0.0.1:{port}"),
-            tmp,
-        }
-    }
-
-    /// A client, once the broker answers (a JVM broker takes a few seconds to start).
-    async fn client(&mut self) -> Client {
-        let end = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(c) = Client::connect(test_config(&self.addr)).await {
-                if !c.brokers().is_empty() {
-                    return c;
-                }
+/// A client of `kafka` once it answers (a JVM broker takes a few seconds to start).
+async fn kafka_client(kafka: &mut Kafka) -> Client {
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(c) = Client::connect(test_config(kafka.addr())).await {
+            if !c.brokers().is_empty() {
+                return c;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("kafka exited with {status}:\n{}", self.log());
-            }
-            assert!(Instant::now() < end, "kafka did not start:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.tmp.path().join("kafka.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Kafka {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(status) = kafka.exited() {
+            panic!("kafka exited with {status}:\n{}", kafka.log());
         }
-        if std::thread::panicking() {
-            eprintln!("----- kafka log -----\n{}", self.log());
-        }
+        assert!(
+            Instant::now() < end,
+            "kafka did not start:\n{}",
+            kafka.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -225,7 +117,7 @@ async fn transaction_markers_are_gaps(kafka: &Kafka, client: &Client) {
     client.create_topic(&topic, 1, 1, &[]).await.unwrap();
     let out = java("-Xmx256m")
         .arg("org.apache.kafka.tools.ProducerPerformance")
-        .args(["--bootstrap-server", &kafka.addr, "--topic", &topic])
+        .args(["--bootstrap-server", kafka.addr(), "--topic", &topic])
         .args([
             "--num-records",
             "200",
@@ -305,11 +197,16 @@ async fn apache_kafka_gives_the_same_counts_as_sluice() {
     let topic = unique("app-lines");
     let redis = Redis::start();
 
-    let mut kafka = Kafka::start();
-    let kafka_client = kafka.client().await;
+    // config/server.properties of Kafka 4.x, plus the dev setting that lets groups form at once.
+    let mut kafka = Kafka::spawn(
+        "sluice-spark-kafka-",
+        "group.initial.rebalance.delay.ms=0",
+        None,
+    );
+    let kafka_client = kafka_client(&mut kafka).await;
     produce_all(&kafka_client, &topic, &data).await;
     let (kafka_counts, kafka_offsets) =
-        wordcount(&kafka.addr.clone(), &kafka_client, &topic, &redis, 1).await;
+        wordcount(kafka.addr(), &kafka_client, &topic, &redis, 1).await;
     transaction_markers_are_gaps(&kafka, &kafka_client).await;
     drop(kafka);
 
