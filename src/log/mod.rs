@@ -1265,32 +1265,25 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lm = LogManager::open(dir.path(), LogConfig::default(), 1).unwrap();
         SYNCED_DIRS.with(|d| d.borrow_mut().clear());
-        lm.create_topic("t", 2, BTreeMap::new(), false).unwrap();
-        let s = synced();
         let topics = dir.path().join(TOPICS_DIR);
         // The partition directories' entries first, then the topic file: the commit.
-        let data = s
-            .iter()
-            .position(|d| d == dir.path())
-            .expect("data dir synced");
-        let commit = s
-            .iter()
-            .rposition(|d| *d == topics)
-            .expect("topics dir synced");
-        assert!(data < commit, "{s:?}");
-        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        let data_before_commit = || {
+            let s = synced();
+            let data = s
+                .iter()
+                .position(|d| d == dir.path())
+                .expect("data dir synced");
+            let commit = s
+                .iter()
+                .rposition(|d| *d == topics)
+                .expect("topics dir synced");
+            assert!(data < commit, "{s:?}");
+            SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        };
+        lm.create_topic("t", 2, BTreeMap::new(), false).unwrap();
+        data_before_commit();
         lm.add_partitions("t", 3, false).unwrap();
-        let s = synced();
-        let data = s
-            .iter()
-            .position(|d| d == dir.path())
-            .expect("data dir synced");
-        let commit = s
-            .iter()
-            .rposition(|d| *d == topics)
-            .expect("topics dir synced");
-        assert!(data < commit, "{s:?}");
-        SYNCED_DIRS.with(|d| d.borrow_mut().clear());
+        data_before_commit();
         lm.delete_topic("t").unwrap();
         assert!(synced().contains(&topics), "the tombstone is the commit");
     }
