@@ -6,8 +6,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Offset;
 
@@ -99,27 +97,6 @@ fn produce_raw(addr: &str, topic: &str, records: &[u8]) -> (i16, i64) {
     (code, base)
 }
 
-fn create_compacted(addr: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> =
-        rk::config(addr, &[]).create().expect("create admin client");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let res = rt
-        .block_on(
-            admin.create_topics(
-                &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))
-                    .set("cleanup.policy", "compact")],
-                &AdminOptions::new().operation_timeout(Some(rk::RPC_TIMEOUT)),
-            ),
-        )
-        .expect("CreateTopics request");
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("CreateTopics {t}: {e:?}"));
-    }
-}
-
 #[test]
 fn garbage_inside_a_zstd_batch_is_refused_and_the_partition_keeps_serving() {
     let broker = Broker::start();
@@ -169,7 +146,7 @@ fn keyless_records_on_a_compacted_topic_get_record_errors() {
     let keyless: Vec<usize> = (0..10).map(|i| i * 10 + 4).collect();
     for codec in ["none", "zstd"] {
         let topic = unique_topic(&format!("compacted-{codec}"));
-        create_compacted(broker.addr(), &topic);
+        rk::create_topic_with(broker.addr(), &topic, 1, &[("cleanup.policy", "compact")]);
         let recs: Vec<Rec> = (0..100)
             .map(|i| {
                 let mut r = Rec::kv(&format!("k{i}"), &format!("v{i}"));

@@ -270,15 +270,29 @@ pub(crate) fn partition_count(addr: &str, topic: &str) -> Option<usize> {
 
 /// CreateTopics through librdkafka's admin client; panics on any error.
 pub(crate) fn create_topic(addr: &str, topic: &str, partitions: i32) {
+    create_topic_with(addr, topic, partitions, &[]);
+}
+
+/// CreateTopics with topic `configs` (`(key, value)`); panics on any error.
+pub(crate) fn create_topic_with(
+    addr: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     let admin: AdminClient<DefaultClientContext> =
         config(addr, &[]).create().expect("create admin client");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let new_topic = configs.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+        |t, (k, v)| t.set(k, v),
+    );
     let res = rt
         .block_on(admin.create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &[new_topic],
             &AdminOptions::new().operation_timeout(Some(RPC_TIMEOUT)),
         ))
         .expect("CreateTopics request");
