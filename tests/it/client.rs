@@ -63,10 +63,16 @@ impl Client {
 
 /// One uncompressed batch of `values`.
 pub fn batch(values: &[&[u8]]) -> Bytes {
-    let records: Vec<Record> = values
+    let records: Vec<(Option<&[u8]>, &[u8])> = values.iter().map(|v| (None, *v)).collect();
+    kv_batch(&records)
+}
+
+/// One uncompressed batch of `(key, value)` records.
+pub fn kv_batch(records: &[(Option<&[u8]>, &[u8])]) -> Bytes {
+    let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
+        .map(|(i, (k, v))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -78,7 +84,7 @@ pub fn batch(values: &[&[u8]]) -> Bytes {
             // the encoder starts a new batch unless offset - sequence stays constant
             sequence: i32::try_from(i).unwrap(),
             timestamp: 1_700_000_000_000,
-            key: None,
+            key: k.map(Bytes::copy_from_slice),
             value: Some(Bytes::copy_from_slice(v)),
             headers: Default::default(),
         })

@@ -1,15 +1,12 @@
 //! Produce refusals at the protocol level: internal topics by name and by topic id (v13,
 //! which no stock client here sends), and KIP-467 record errors in the response.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use sluice::testing::TestBroker;
 
-use crate::client::{batch, Client};
+use crate::client::{batch, kv_batch, Client};
 
 fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
@@ -71,34 +68,13 @@ fn internal_topics_refuse_produce_by_name_and_by_id() {
 
 /// One uncompressed batch of five records; those at `keyless` have no key.
 fn keyed_batch(keyless: &[usize]) -> Bytes {
-    let records: Vec<Record> = (0..5usize)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::try_from(i).unwrap(),
-            sequence: i32::try_from(i).unwrap(),
-            timestamp: 1_700_000_000_000,
-            key: (!keyless.contains(&i)).then(|| Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from_static(b"v")),
-            headers: Default::default(),
-        })
+    let keys: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+    let records: Vec<(Option<&[u8]>, &[u8])> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ((!keyless.contains(&i)).then_some(k.as_bytes()), &b"v"[..]))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    kv_batch(&records)
 }
 
 #[test]
