@@ -18,7 +18,7 @@ use sluice_flume_rpc::{ClientOptions, SparkSinkClient};
 use tempfile::TempDir;
 
 use crate::harness::{
-    append_lines, eventually, flume_bin, poll_until, sigterm_and_wait, wait_for_logged,
+    append_lines, eventually, flume_bin, poll_until, sigterm_and_wait, wait_for_logged, wait_until,
 };
 use crate::kafka::{wait_topic, Read};
 use crate::sinks::{files_under, read_sequence_file};
@@ -68,12 +68,26 @@ fn line_of(file: &str, key: &str) -> usize {
         .unwrap_or_else(|| panic!("config/flume/{file} has no line starting with {key:?}"))
 }
 
-/// Fails the test, naming the port and the file, if something else holds `port`.
+/// Waits until `port` on 127.0.0.1 can be bound, and fails the test, naming the port and
+/// the file, if something still holds it after two minutes. The configs' fixed ports lie in
+/// Linux's ephemeral range (32768-60999), so a neighbouring test's listener on port 0 or an
+/// outgoing connection may hold one for a while; those go away, a stray server does not.
 fn require_free(port: u16, file: &str) {
-    if let Err(e) = TcpListener::bind(("127.0.0.1", port)) {
+    let mut last = None;
+    let free = wait_until(Duration::from_secs(120), || {
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(_) => true,
+            Err(e) => {
+                last = Some(e);
+                false
+            }
+        }
+    });
+    if !free {
         panic!(
-            "port {port} on 127.0.0.1 is taken ({e}); config/flume/{file} uses it as a fixed \
-             port: stop whatever listens there and run this test again"
+            "port {port} on 127.0.0.1 stayed taken for 2 minutes ({:?}); config/flume/{file} \
+             uses it as a fixed port: stop whatever listens there and run this test again",
+            last
         );
     }
 }

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use sluice_client::{Client, ClientConfig};
-pub use sluice_testkit::{eventually, free_port, poll_until, sigterm_and_wait, unique};
+pub use sluice_testkit::{eventually, free_port, poll_until, sigterm_and_wait, unique, wait_until};
 use tempfile::TempDir;
 
 /// The agent binary built with these tests.
