@@ -5,6 +5,7 @@
 //! - [`api`]: the table of supported APIs and one handler per API key.
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
 //! - [`group`]: the group coordinator and committed offsets.
+//! - [`txn`]: the transaction coordinator and `__transaction_state`.
 //! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
 //! - [`health`]: the `sluice health` check.
 //! - [`limits`]: process resource limits (open files).
@@ -17,5 +18,6 @@ pub mod health;
 pub mod limits;
 pub mod log;
 pub mod server;
+pub mod txn;
 #[cfg(feature = "test-util")]
 pub mod testing;
