@@ -280,6 +280,13 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
                 }
             }
+            // The compacted segment's transaction index was renamed into place before the
+            // log's swap was committed.
+            let txn_swap = dir.join(format!("{stem}.txnindex.swap"));
+            if txn_swap.exists() {
+                let txn = dir.join(format!("{stem}.txnindex"));
+                std::fs::rename(&txn_swap, &txn).map_err(|e| Error::io(&txn, e))?;
+            }
             std::fs::rename(entry.path(), &log).map_err(|e| Error::io(&log, e))?;
             warn!(path = %log.display(), "completed an interrupted compaction swap");
         }
@@ -293,7 +300,10 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
             if let Ok(base) = stem.parse::<i64>() {
                 bases.push(base);
             }
-        } else if name.ends_with(".cleaned") || name.ends_with(".deleted") {
+        } else if name.ends_with(".cleaned")
+            || name.ends_with(".deleted")
+            || name.ends_with(".txnindex.swap")
+        {
             // Leftovers of an interrupted segment replacement: the original is still there.
             let p = entry.path();
             warn!(path = %p.display(), "removing leftover file from an interrupted operation");
@@ -1197,11 +1207,14 @@ impl Partition {
 
     /// Closed segments to compact, if the dirty share of the log has reached
     /// `min.cleanable.dirty.ratio`: (base, next base, file, size, max timestamp).
+    /// Only segments wholly below the last stable offset take part: Kafka never cleans
+    /// open transactions.
     pub(super) fn cleanable(&self) -> Option<(Arc<LogConfig>, Vec<super::cleaner::Target>)> {
         let st = self.lock();
         if !st.config.compacted() || st.segments.len() < 2 {
             return None;
         }
+        let lso = st.last_stable();
         let closed = &st.segments[..st.segments.len() - 1];
         let total: u64 = closed.iter().map(Segment::size).sum();
         let dirty: u64 = closed
@@ -1216,9 +1229,10 @@ impl Partition {
         {
             return None;
         }
-        let targets = closed
+        let targets: Vec<_> = closed
             .iter()
             .zip(st.segments.iter().skip(1))
+            .take_while(|(_, next)| next.base_offset() <= lso)
             .map(|(s, next)| super::cleaner::Target {
                 base: s.base_offset(),
                 end: next.base_offset(),
@@ -1227,27 +1241,37 @@ impl Partition {
                 max_timestamp: s.max_timestamp(),
             })
             .collect();
+        if targets.is_empty() {
+            return None;
+        }
         Some((Arc::clone(&st.config), targets))
     }
 
     /// Replace closed segment `base` with the compacted file at `swap` (a `.log.swap`,
-    /// fully written and synced). Returns false if the segment is gone (retention).
+    /// fully written and synced) and its transaction index at `BASE.txnindex.swap`, if
+    /// there is one. Returns false if the segment is gone (retention).
     pub(super) fn swap_cleaned(&self, base: i64, swap: &Path) -> Result<bool, Error> {
+        let stem = super::segment::file_stem(base);
+        let txn_swap = self.dir.join(format!("{stem}.txnindex.swap"));
         let mut st = self.lock();
-        let Some(i) = st.segments.iter().position(|s| s.base_offset() == base) else {
-            drop(st);
-            std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
-            return Ok(false);
+        // Not there any more (retention), or now the active segment: drop the swap.
+        let i = match st.segments.iter().position(|s| s.base_offset() == base) {
+            Some(i) if i + 1 < st.segments.len() => i,
+            _ => {
+                drop(st);
+                std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
+                if txn_swap.exists() {
+                    std::fs::remove_file(&txn_swap).map_err(|e| Error::io(&txn_swap, e))?;
+                }
+                return Ok(false);
+            }
         };
-        if i + 1 == st.segments.len() {
-            drop(st);
-            std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
-            return Ok(false);
-        }
         st.segments[i].delete_files()?;
-        let log = self
-            .dir
-            .join(format!("{}.log", super::segment::file_stem(base)));
+        if txn_swap.exists() {
+            let txn = self.dir.join(format!("{stem}.txnindex"));
+            std::fs::rename(&txn_swap, &txn).map_err(|e| Error::io(&txn, e))?;
+        }
+        let log = self.dir.join(format!("{stem}.log"));
         std::fs::rename(swap, &log).map_err(|e| Error::io(&log, e))?;
         let (seg, _, _) = Segment::open(
             &self.dir,
