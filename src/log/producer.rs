@@ -493,6 +493,79 @@ mod tests {
         assert_eq!(at, Some(13));
         assert!(matches!(back.check(&view(&b0)), SeqCheck::Duplicate(_)));
     }
+
+    fn meta(base: i64, seq: i32) -> BatchMeta {
+        BatchMeta {
+            first_seq: seq,
+            last_seq: seq,
+            base_offset: base,
+            last_offset: base,
+            max_timestamp: 100 + base,
+        }
+    }
+
+    fn marker(commit: bool) -> Marker {
+        Marker {
+            commit,
+            coordinator_epoch: 2,
+            timestamp: 999,
+        }
+    }
+
+    #[test]
+    fn transactions_open_and_end_and_survive_a_snapshot() {
+        let mut st = ProducerState::default();
+        st.record_data(1, 0, meta(10, 0), true);
+        st.record_data(2, 0, meta(11, 0), true);
+        st.record_data(1, 0, meta(12, 1), true);
+        assert_eq!(st.first_unstable(), Some(10));
+        let done = st.apply_marker(1, 0, 13, marker(false)).unwrap();
+        assert_eq!(
+            (done.first_offset, done.last_offset, done.aborted),
+            (10, 13, true)
+        );
+        assert_eq!(st.first_unstable(), Some(11));
+        // A marker with nothing open ends nothing but sets the epoch.
+        assert_eq!(st.apply_marker(3, 4, 14, marker(true)), None);
+        let (back, at) = ProducerState::from_snapshot(&st.to_snapshot(15));
+        assert_eq!(at, Some(15));
+        assert_eq!(back.infos(), st.infos());
+        assert_eq!(back.first_unstable(), Some(11));
+        let p1 = back.infos()[0];
+        assert_eq!(
+            (
+                p1.producer_id,
+                p1.last_sequence,
+                p1.last_timestamp,
+                p1.coordinator_epoch
+            ),
+            (1, 1, 999, 2)
+        );
+        // An older version's snapshot (batch lines only) still loads.
+        let old = "1 0 0 0 10 10 110\n1 0 1 1 12 12 112\n";
+        let (back, at) = ProducerState::from_snapshot(old);
+        assert_eq!(at, None);
+        let p1 = back.infos()[0];
+        assert_eq!((p1.last_sequence, p1.coordinator_epoch), (1, -1));
+        assert_eq!(p1.current_txn_start_offset, -1);
+    }
+
+    #[test]
+    fn truncation_drops_later_transactions_but_keeps_fenced_epochs() {
+        let mut st = ProducerState::default();
+        st.record_data(1, 0, meta(10, 0), true);
+        st.record_data(2, 0, meta(20, 0), true);
+        st.apply_marker(3, 7, 5, marker(true));
+        st.record_meta(4, 0, meta(30, 0));
+        st.truncate_to(15);
+        assert_eq!(st.first_unstable(), Some(10));
+        let ids: Vec<i64> = st.infos().iter().map(|i| i.producer_id).collect();
+        // Pid 2's only batch and transaction were past the cut, pid 4's batch too; pid 3
+        // knows its epoch from a marker only.
+        assert_eq!(ids, vec![1, 3]);
+        assert!(!st.marker_allowed(3, 6, 2));
+        assert!(st.marker_allowed(3, 7, 2));
+    }
 }
 
 /// Hands out producer ids that stay unique across restarts: ids are reserved in blocks

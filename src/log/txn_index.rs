@@ -226,16 +226,6 @@ impl TxnIndex {
         Ok(gone)
     }
 
-    /// Replace every entry (a compacted segment's index).
-    pub fn reset(&mut self, entries: Vec<AbortedTxn>) -> Result<(), Error> {
-        self.entries.clear();
-        self.set_file_len()?;
-        for t in entries {
-            self.append(t)?;
-        }
-        Ok(())
-    }
-
     /// Add the entries with `last_offset >= from && first_offset < upper` to `out` (Kafka's
     /// `TransactionIndex.collectAbortedTxns`). Returns true once an entry shows that no
     /// later entry can overlap `upper`: its last stable offset is at or past `upper`, so
