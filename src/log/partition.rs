@@ -691,9 +691,9 @@ impl Partition {
             let done = st
                 .producers
                 .apply_marker(producer_id, producer_epoch, offset, marker);
-            // The marker is in the log whatever happens to the index entry; a failure to
-            // write it is reported, and recovery rebuilds the entry (it lies past the
-            // recovery point, as nothing since the marker was fsynced).
+            // The marker is in the log whatever happens to the index entry, so the state
+            // moves on with it; a failure to write the entry is reported as a storage
+            // error (Kafka takes the log directory offline for one).
             let indexed = match done {
                 Some(t) if t.aborted => {
                     // Kafka's `lastStableOffset(completedTxn)`: the earliest other open
