@@ -18,6 +18,6 @@ pub mod health;
 pub mod limits;
 pub mod log;
 pub mod server;
-pub mod txn;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod txn;

@@ -295,9 +295,9 @@ async fn dispatch_plain(
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
             topics::alter_configs::handle_incremental(ctx, hdr, r).await?,
         ),
-        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
-            txn::add_partitions_to_txn::handle(ctx, hdr, r).await?,
-        ),
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn::handle(ctx, hdr, r).await?)
+        }
         RequestKind::AddOffsetsToTxn(r) => {
             ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn::handle(ctx, hdr, r).await?)
         }

@@ -382,10 +382,11 @@ impl OffsetStore {
                             r.key.clone().and_then(decode_key),
                             r.value.clone().and_then(decode_value),
                         ) {
-                            self.pending_lock()
-                                .entry(r.producer_id)
-                                .or_default()
-                                .push((group, (topic, partition), v));
+                            self.pending_lock().entry(r.producer_id).or_default().push((
+                                group,
+                                (topic, partition),
+                                v,
+                            ));
                             applied += 1;
                         }
                         continue;
@@ -474,7 +475,15 @@ impl OffsetStore {
             .iter()
             .map(|((t, p), c)| (encode_key(group, t, *p), Some(encode_value(c))))
             .collect();
-        self.append_as(records, Some((pid, epoch)))?;
+        // The log checks producer sequences as for any idempotent batch: continue the
+        // producer's sequence at this epoch (0 after a new epoch).
+        let seq = self
+            .log
+            .producer_infos()
+            .iter()
+            .find(|i| i.producer_id == pid && i.producer_epoch == epoch)
+            .map_or(0, |i| i.last_sequence.saturating_add(1).max(0));
+        self.append_as(records, Some((pid, epoch, seq)))?;
         let mut pending = self.pending_lock();
         let list = pending.entry(pid).or_default();
         for (k, v) in entries {
@@ -511,11 +520,11 @@ impl OffsetStore {
         self.append_as(records, None)
     }
 
-    /// Append records, as a transactional batch of `(pid, epoch)` when given.
+    /// Append records, as a transactional batch of `(pid, epoch, first sequence)` when given.
     fn append_as(
         &self,
         records: Vec<(Bytes, Option<Bytes>)>,
-        txn: Option<(i64, i16)>,
+        txn: Option<(i64, i16, i32)>,
     ) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
@@ -533,10 +542,10 @@ impl OffsetStore {
                 producer_epoch: txn.map_or(-1, |t| t.1),
                 timestamp_type: TimestampType::Creation,
                 offset: i64::try_from(i).unwrap_or(0),
-                // One batch: the encoder splits when offset - sequence changes. A
-                // transactional batch carries no sequence (base sequence -1), as Kafka's
-                // group coordinator writes them.
-                sequence: i32::try_from(i).unwrap_or(0) - i32::from(txn.is_some()),
+                // One batch: the encoder splits when offset - sequence changes.
+                sequence: i32::try_from(i)
+                    .unwrap_or(0)
+                    .saturating_add(txn.map_or(0, |t| t.2)),
                 timestamp: now,
                 key: Some(k),
                 value: v,

@@ -159,9 +159,8 @@ async fn group_timer(broker: Arc<Broker>) {
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (and finishes any left
 /// prepared, and forgets expired transactional ids).
 async fn txn_timer(broker: Arc<Broker>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        broker.config.txn.abort_interval_ms,
-    ));
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(broker.config.txn.abort_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

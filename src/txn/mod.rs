@@ -30,8 +30,7 @@ use std::sync::{Arc, Mutex};
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tracing::{error, info, warn};
@@ -228,7 +227,9 @@ impl Coordinator {
                     env.groups
                         .offsets
                         .write_marker(pid, epoch, commit)
-                        .map_err(|e| storage_error("writing a marker to __consumer_offsets failed", e))?;
+                        .map_err(|e| {
+                            storage_error("writing a marker to __consumer_offsets failed", e)
+                        })?;
                     continue;
                 }
                 let part = env.logs.topic(topic).and_then(|t| {
@@ -238,14 +239,24 @@ impl Coordinator {
                 });
                 let Some(part) = part else {
                     // Kafka skips markers for partitions deleted meanwhile.
-                    warn!(topic, partition = index, "no marker for a partition that is gone");
+                    warn!(
+                        topic,
+                        partition = index,
+                        "no marker for a partition that is gone"
+                    );
                     continue;
                 };
                 match part.append_marker(pid, epoch, commit, COORDINATOR_EPOCH) {
                     Ok(_) => {}
                     Err(AppendError::Fenced) => {
                         // A newer epoch already wrote there (a fence): this one is obsolete.
-                        warn!(topic, partition = index, pid, epoch, "marker refused: a newer producer epoch is in the partition");
+                        warn!(
+                            topic,
+                            partition = index,
+                            pid,
+                            epoch,
+                            "marker refused: a newer producer epoch is in the partition"
+                        );
                     }
                     Err(e) => return Err(storage_error("writing a transaction marker failed", e)),
                 }

@@ -110,7 +110,10 @@ pub fn encode_value(m: &TxnMeta) -> Bytes {
     b.put_i64(m.start_ms);
     let mut tags: Vec<(u32, Vec<u8>)> = Vec::new();
     if m.previous_producer_id != NO_PID {
-        tags.push((TAG_PREVIOUS_PID, m.previous_producer_id.to_be_bytes().to_vec()));
+        tags.push((
+            TAG_PREVIOUS_PID,
+            m.previous_producer_id.to_be_bytes().to_vec(),
+        ));
     }
     if m.next_producer_id != NO_PID {
         tags.push((TAG_NEXT_PID, m.next_producer_id.to_be_bytes().to_vec()));

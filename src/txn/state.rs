@@ -283,9 +283,7 @@ impl TxnMeta {
                     epoch == self.producer_epoch
                 }
                 TxnState::PrepareEpochFence => epoch == self.producer_epoch,
-                TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                    self.retried_after_bump(epoch)
-                }
+                TxnState::PrepareCommit | TxnState::PrepareAbort => self.retried_after_bump(epoch),
                 TxnState::CompleteCommit | TxnState::CompleteAbort => {
                     self.retried_after_bump(epoch) || retry_on_overflow
                 }
@@ -398,14 +396,21 @@ mod tests {
     #[test]
     fn init_assigns_epoch_zero_then_bumps() {
         let m = fresh();
-        assert_eq!((m.producer_id, m.producer_epoch, m.state), (7, 0, TxnState::Empty));
+        assert_eq!(
+            (m.producer_id, m.producer_epoch, m.state),
+            (7, 0, TxnState::Empty)
+        );
         let m2 = m.init_producer_id(60_000, None, 3, || Ok(99)).unwrap();
         assert_eq!(m2.producer_epoch, 1);
         // KIP-360: the producer names its id and epoch; a retry after a lost answer gets the
         // same epoch again, a stranger's is fenced.
-        let m3 = m2.init_producer_id(60_000, Some((7, 1)), 4, || Ok(99)).unwrap();
+        let m3 = m2
+            .init_producer_id(60_000, Some((7, 1)), 4, || Ok(99))
+            .unwrap();
         assert_eq!((m3.producer_epoch, m3.last_producer_epoch), (2, 1));
-        let retry = m3.init_producer_id(60_000, Some((7, 1)), 5, || Ok(99)).unwrap();
+        let retry = m3
+            .init_producer_id(60_000, Some((7, 1)), 5, || Ok(99))
+            .unwrap();
         assert_eq!(retry.producer_epoch, 2);
         assert_eq!(
             m3.init_producer_id(60_000, Some((8, 0)), 5, || Ok(99)),
@@ -426,7 +431,10 @@ mod tests {
         let m = fresh();
         let parts = vec![("a".to_string(), 0), ("a".to_string(), 1)];
         let n = m.add_partitions(7, 0, &parts, 10).unwrap().unwrap();
-        assert_eq!((n.state, n.start_ms, n.partitions.len()), (TxnState::Ongoing, 10, 2));
+        assert_eq!(
+            (n.state, n.start_ms, n.partitions.len()),
+            (TxnState::Ongoing, 10, 2)
+        );
         assert_eq!(n.add_partitions(7, 0, &parts[..1], 11), Ok(None));
         assert_eq!(
             n.add_partitions(7, 1, &parts, 11),
@@ -441,18 +449,27 @@ mod tests {
     #[test]
     fn end_txn_follows_kafka_for_each_state() {
         let m = fresh();
-        assert_eq!(m.end_txn(7, 0, true, false), EndTxnPlan::Fail(Code::InvalidTxnState));
+        assert_eq!(
+            m.end_txn(7, 0, true, false),
+            EndTxnPlan::Fail(Code::InvalidTxnState)
+        );
         assert_eq!(m.end_txn(7, 0, false, true), EndTxnPlan::AbortEmpty);
         let parts = vec![("a".to_string(), 0)];
         let on = m.add_partitions(7, 0, &parts, 10).unwrap().unwrap();
         assert_eq!(on.end_txn(7, 0, true, false), EndTxnPlan::Complete);
-        assert_eq!(on.end_txn(7, 1, true, false), EndTxnPlan::Fail(Code::ProducerFenced));
+        assert_eq!(
+            on.end_txn(7, 1, true, false),
+            EndTxnPlan::Fail(Code::ProducerFenced)
+        );
         // Version 1: the epoch stays, a retry of the same result succeeds, the other fails.
         let done = on
             .prepare_end(true, false, false, 11, || Ok(99))
             .unwrap()
             .complete(12);
-        assert_eq!((done.state, done.producer_epoch), (TxnState::CompleteCommit, 0));
+        assert_eq!(
+            (done.state, done.producer_epoch),
+            (TxnState::CompleteCommit, 0)
+        );
         assert_eq!(done.end_txn(7, 0, true, false), EndTxnPlan::AlreadyDone);
         assert_eq!(
             done.end_txn(7, 0, false, false),
@@ -464,7 +481,10 @@ mod tests {
         let d2 = p2.complete(12);
         assert_eq!(d2.end_txn(7, 0, false, true), EndTxnPlan::AlreadyDone);
         // Kafka: after a version 2 completion only a retry (the old epoch) is valid.
-        assert_eq!(d2.end_txn(7, 1, false, true), EndTxnPlan::Fail(Code::ProducerFenced));
+        assert_eq!(
+            d2.end_txn(7, 1, false, true),
+            EndTxnPlan::Fail(Code::ProducerFenced)
+        );
     }
 
     #[test]
@@ -478,8 +498,14 @@ mod tests {
         let p = on.prepare_end(true, true, false, 11, || Ok(99)).unwrap();
         assert_eq!((p.producer_id, p.next_producer_id), (7, 99));
         let d = p.complete(12);
-        assert_eq!((d.producer_id, d.producer_epoch, d.previous_producer_id), (99, 0, 7));
-        assert_eq!(d.end_txn(7, i16::MAX - 1, true, true), EndTxnPlan::AlreadyDone);
+        assert_eq!(
+            (d.producer_id, d.producer_epoch, d.previous_producer_id),
+            (99, 0, 7)
+        );
+        assert_eq!(
+            d.end_txn(7, i16::MAX - 1, true, true),
+            EndTxnPlan::AlreadyDone
+        );
     }
 
     #[test]

@@ -109,8 +109,14 @@ async fn a_transaction_prepared_before_a_crash_completes_at_start() {
             .await
             .unwrap();
         for i in 0..2 {
-            node.part("t", i).append(&txn_batch(pid, epoch, 0, 3)).unwrap();
-            assert_eq!(node.part("t", i).last_stable_offset(), 0, "open txn holds the LSO");
+            node.part("t", i)
+                .append(&txn_batch(pid, epoch, 0, 3))
+                .unwrap();
+            assert_eq!(
+                node.part("t", i).last_stable_offset(),
+                0,
+                "open txn holds the LSO"
+            );
         }
         // The Prepare record is written, then the broker dies before any marker.
         let entry = node.txns.entry("tx").unwrap();
@@ -152,7 +158,9 @@ async fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
         .add_partitions("slow", pid, epoch, &parts("t", 1))
         .await
         .unwrap();
-    node.part("t", 0).append(&txn_batch(pid, epoch, 0, 2)).unwrap();
+    node.part("t", 0)
+        .append(&txn_batch(pid, epoch, 0, 2))
+        .unwrap();
     let started = node.txns.describe("slow").await.unwrap().start_ms;
     // The timeout is 1 ms: wait for the clock to pass it (no other event to wait on).
     while now_ms() <= started + 1 {
@@ -238,9 +246,7 @@ async fn init_producer_id_fences_an_open_transaction() {
     let p = node.part("t", 0);
     assert_eq!(p.last_stable_offset(), p.high_watermark());
     assert_eq!(
-        node.txns
-            .add_partitions("z", pid, e0, &parts("t", 1))
-            .await,
+        node.txns.add_partitions("z", pid, e0, &parts("t", 1)).await,
         Err(Code::ProducerFenced)
     );
     assert_eq!(

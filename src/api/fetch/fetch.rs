@@ -16,9 +16,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{
-    BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader,
-};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader};
 use tokio::time::Instant;
 use tracing::error;
 

@@ -32,9 +32,13 @@ fn lookup(
                             return (p, -1, -1, String::new(), Code::UnstableOffsetCommit.code());
                         }
                         match groups.offsets.get(group, &t, p) {
-                            Some(c) => {
-                                (p, c.offset, c.leader_epoch, c.metadata.unwrap_or_default(), 0)
-                            }
+                            Some(c) => (
+                                p,
+                                c.offset,
+                                c.leader_epoch,
+                                c.metadata.unwrap_or_default(),
+                                0,
+                            ),
                             None => (p, -1, -1, String::new(), 0),
                         }
                     })
@@ -49,7 +53,13 @@ fn lookup(
                 let row = if unstable {
                     (p, -1, -1, String::new(), Code::UnstableOffsetCommit.code())
                 } else {
-                    (p, c.offset, c.leader_epoch, c.metadata.unwrap_or_default(), 0)
+                    (
+                        p,
+                        c.offset,
+                        c.leader_epoch,
+                        c.metadata.unwrap_or_default(),
+                        0,
+                    )
                 };
                 match out.last_mut() {
                     Some((lt, rows)) if *lt == t => rows.push(row),

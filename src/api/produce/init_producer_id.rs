@@ -29,7 +29,12 @@ pub(crate) async fn handle(
         return Ok(
             match b
                 .txns
-                .init_producer_id(b.txn_env(), id.0.as_str(), req.transaction_timeout_ms, expected)
+                .init_producer_id(
+                    b.txn_env(),
+                    id.0.as_str(),
+                    req.transaction_timeout_ms,
+                    expected,
+                )
                 .await
             {
                 Ok((pid, epoch)) => InitProducerIdResponse::default()
@@ -38,7 +43,11 @@ pub(crate) async fn handle(
                 Err(code) => {
                     tracing::info!(transactional_id = %id.0, error = %code, "InitProducerId refused");
                     // KIP-588: PRODUCER_FENCED from v4; INVALID_PRODUCER_EPOCH before.
-                    fail(crate::api::txn::fenced_for(code, hdr.request_api_version, 4))
+                    fail(crate::api::txn::fenced_for(
+                        code,
+                        hdr.request_api_version,
+                        4,
+                    ))
                 }
             },
         );

@@ -15,8 +15,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use tracing::{error, warn};
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
-use crate::log::validate::Invalid;
 use crate::log::batch::BatchView;
+use crate::log::validate::Invalid;
 use crate::log::{is_internal_topic, AppendError, AppendInfo, Error as LogError, Partition};
 
 /// First Produce version that names topics by id.
@@ -185,7 +185,8 @@ pub(crate) async fn handle(
                 }
             }
             _ => {
-                let msg = "a produce request with a transactional id must carry transactional batches";
+                let msg =
+                    "a produce request with a transactional id must carry transactional batches";
                 refused = vec![Some((Code::InvalidRecord, msg.to_string())); jobs.len()];
             }
         }

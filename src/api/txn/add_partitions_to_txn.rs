@@ -75,9 +75,9 @@ async fn one(
         let topic = logs.topic(t.name.0.as_str());
         for &p in &t.partitions {
             let known = !is_internal_topic(t.name.0.as_str())
-                && topic.as_ref().is_some_and(|tp| {
-                    usize::try_from(p).is_ok_and(|i| i < tp.partitions.len())
-                });
+                && topic
+                    .as_ref()
+                    .is_some_and(|tp| usize::try_from(p).is_ok_and(|i| i < tp.partitions.len()));
             if !known {
                 unknown.push((t.name.0.to_string(), p));
             }
@@ -120,7 +120,10 @@ async fn one(
         let r = AddPartitionsToTxnPartitionResult::default()
             .with_partition_index(p)
             .with_partition_error_code(code.map_or(0, |c| c.code()));
-        match topic_results.iter_mut().find(|t| t.name.0.as_str() == topic) {
+        match topic_results
+            .iter_mut()
+            .find(|t| t.name.0.as_str() == topic)
+        {
             Some(t) => t.results_by_partition.push(r),
             None => topic_results.push(
                 AddPartitionsToTxnTopicResult::default()

@@ -28,9 +28,9 @@ pub(crate) async fn handle(
                 .iter()
                 .map(|&p| {
                     let r = PartitionResponse::default().with_partition_index(p);
-                    let part = topic.as_ref().and_then(|tp| {
-                        usize::try_from(p).ok().and_then(|i| tp.partitions.get(i))
-                    });
+                    let part = topic
+                        .as_ref()
+                        .and_then(|tp| usize::try_from(p).ok().and_then(|i| tp.partitions.get(i)));
                     match part {
                         None => r.with_error_code(Code::UnknownTopicOrPartition.code()),
                         Some(part) => r.with_active_producers(
@@ -43,9 +43,7 @@ pub(crate) async fn handle(
                                         .with_last_sequence(i.last_sequence)
                                         .with_last_timestamp(i.last_timestamp)
                                         .with_coordinator_epoch(i.coordinator_epoch)
-                                        .with_current_txn_start_offset(
-                                            i.current_txn_start_offset,
-                                        )
+                                        .with_current_txn_start_offset(i.current_txn_start_offset)
                                 })
                                 .collect(),
                         ),

@@ -4,8 +4,7 @@
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
-    ListTransactionsRequest, ListTransactionsResponse, ProducerId, RequestHeader,
-    TransactionalId,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, RequestHeader, TransactionalId,
 };
 
 use crate::api::{sb, ApiError, Code, Ctx};
@@ -54,7 +53,11 @@ pub(crate) async fn handle(
             req.duration_filter < 0
                 || (m.start_ms >= 0 && now.saturating_sub(m.start_ms) > req.duration_filter)
         })
-        .filter(|m| pattern.as_ref().is_none_or(|r| r.is_match(&m.transactional_id)))
+        .filter(|m| {
+            pattern
+                .as_ref()
+                .is_none_or(|r| r.is_match(&m.transactional_id))
+        })
         .map(|m| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(sb(m.transactional_id.clone())))
