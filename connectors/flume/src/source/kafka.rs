@@ -492,10 +492,10 @@ async fn reset_position(
         Reset::None => return Ok(None),
     };
     client
-        .list_offsets_many_isolated(&[tp.clone()], spec, settings.isolation)
+        .list_offsets_many_isolated(std::slice::from_ref(tp), spec, settings.isolation)
         .await
         .pop()
-        .unwrap_or_else(|| Ok(None))
+        .unwrap_or(Ok(None))
         .map(|o| o.or(Some(0)))
         .map_err(|e| format!("looking up the {spec:?} offset of {}-{}: {e}", tp.0, tp.1))
 }
