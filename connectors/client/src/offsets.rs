@@ -257,6 +257,19 @@ impl Client {
         group: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<CommittedOffset>> {
+        self.fetch_committed_with(group, partitions, false).await
+    }
+
+    /// [`fetch_committed`](Self::fetch_committed) with OffsetFetch's `require_stable`: while
+    /// a transaction holds an offset commit for a partition that is not yet decided, Kafka
+    /// answers UNSTABLE_OFFSET_COMMIT (retried here) instead of the older offset. Kafka's
+    /// consumer asks for this at `read_committed`.
+    pub async fn fetch_committed_with(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+        require_stable: bool,
+    ) -> Result<Vec<CommittedOffset>> {
         let mut topics: Vec<OffsetFetchRequestTopics> = Vec::new();
         for (topic, partition) in partitions {
             match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
@@ -273,11 +286,11 @@ impl Client {
             async move {
                 let (_, resp) = self
                     .call_at(&addr, Duration::ZERO, |_| {
-                        OffsetFetchRequest::default().with_groups(vec![
-                            OffsetFetchRequestGroup::default()
+                        OffsetFetchRequest::default()
+                            .with_require_stable(require_stable)
+                            .with_groups(vec![OffsetFetchRequestGroup::default()
                                 .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
-                                .with_topics(Some(topics)),
-                        ])
+                                .with_topics(Some(topics))])
                     })
                     .await?;
                 let g = resp
