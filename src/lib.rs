@@ -6,6 +6,7 @@
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
 //! - [`group`]: the group coordinator and committed offsets.
 //! - [`txn`]: the transaction coordinator and `__transaction_state`.
+//! - [`share`]: the share-group coordinator (KIP-932) and `__share_group_state`.
 //! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
 //! - [`health`]: the `sluice health` check.
 //! - [`failpoint`]: crash points for recovery tests (`SLUICE_FAILPOINT`).
@@ -20,6 +21,7 @@ pub mod health;
 pub mod limits;
 pub mod log;
 pub mod server;
+pub mod share;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod txn;

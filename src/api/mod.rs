@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod group;
 pub mod meta;
 pub mod produce;
+pub mod share;
 pub mod splice;
 pub mod topics;
 pub mod txn;
@@ -34,6 +35,8 @@ pub struct Broker {
     pub groups: Coordinator,
     /// The transaction coordinator.
     pub txns: crate::txn::Coordinator,
+    /// The share-group coordinator.
+    pub shares: crate::share::Coordinator,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
 }
@@ -56,12 +59,14 @@ impl Broker {
             },
             config.txn,
         )?;
+        let shares = crate::share::Coordinator::open(&logs)?;
         Ok(Arc::new(Broker {
             config,
             logs,
             producer_ids,
             groups,
             txns,
+            shares,
             shutdown: CancellationToken::new(),
         }))
     }
@@ -135,6 +140,15 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
+    // Share groups (KIP-932). Kafka 4.3 serves ShareFetch / ShareAcknowledge v1-2 and
+    // DescribeShareGroupOffsets v0-1; the codec decodes v1 and v0 (no RENEW).
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
@@ -317,6 +331,27 @@ async fn dispatch_plain(
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(txn::list_transactions::handle(ctx, hdr, r).await?)
         }
+        RequestKind::ShareGroupHeartbeat(r) => ResponseKind::ShareGroupHeartbeat(
+            share::share_group_heartbeat::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(
+            share::share_group_describe::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::ShareFetch(r) => {
+            ResponseKind::ShareFetch(share::share_fetch::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::ShareAcknowledge(r) => {
+            ResponseKind::ShareAcknowledge(share::share_acknowledge::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(
+            share::describe_share_group_offsets::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::AlterShareGroupOffsets(r) => ResponseKind::AlterShareGroupOffsets(
+            share::alter_share_group_offsets::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::DeleteShareGroupOffsets(r) => ResponseKind::DeleteShareGroupOffsets(
+            share::delete_share_group_offsets::handle(ctx, hdr, r).await?,
+        ),
         other => {
             return Err(ApiError::Internal(format!(
                 "no handler for {:?}",
@@ -768,6 +803,45 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
         RequestKind::ListTransactions(_) => ResponseKind::ListTransactions(
             ListTransactionsResponse::default().with_error_code(code),
         ),
+        RequestKind::ShareGroupHeartbeat(_) => ResponseKind::ShareGroupHeartbeat(
+            ShareGroupHeartbeatResponse::default().with_error_code(code),
+        ),
+        RequestKind::ShareGroupDescribe(r) => ResponseKind::ShareGroupDescribe(
+            ShareGroupDescribeResponse::default().with_groups(
+                r.group_ids
+                    .iter()
+                    .map(|g| {
+                        share_group_describe_response::DescribedGroup::default()
+                            .with_group_id(g.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::ShareFetch(_) => {
+            ResponseKind::ShareFetch(ShareFetchResponse::default().with_error_code(code))
+        }
+        RequestKind::ShareAcknowledge(_) => ResponseKind::ShareAcknowledge(
+            ShareAcknowledgeResponse::default().with_error_code(code),
+        ),
+        RequestKind::DescribeShareGroupOffsets(r) => ResponseKind::DescribeShareGroupOffsets(
+            DescribeShareGroupOffsetsResponse::default().with_groups(
+                r.groups
+                    .iter()
+                    .map(|g| {
+                        describe_share_group_offsets_response::DescribeShareGroupOffsetsResponseGroup::default()
+                            .with_group_id(g.group_id.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::AlterShareGroupOffsets(_) => ResponseKind::AlterShareGroupOffsets(
+            AlterShareGroupOffsetsResponse::default().with_error_code(code),
+        ),
+        RequestKind::DeleteShareGroupOffsets(_) => ResponseKind::DeleteShareGroupOffsets(
+            DeleteShareGroupOffsetsResponse::default().with_error_code(code),
+        ),
         _ => return None,
     })
 }
@@ -874,6 +948,19 @@ mod tests {
                     RequestKind::DescribeTransactions(Default::default())
                 }
                 ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
+                ApiKey::ShareGroupHeartbeat => RequestKind::ShareGroupHeartbeat(Default::default()),
+                ApiKey::ShareGroupDescribe => RequestKind::ShareGroupDescribe(Default::default()),
+                ApiKey::ShareFetch => RequestKind::ShareFetch(Default::default()),
+                ApiKey::ShareAcknowledge => RequestKind::ShareAcknowledge(Default::default()),
+                ApiKey::DescribeShareGroupOffsets => {
+                    RequestKind::DescribeShareGroupOffsets(Default::default())
+                }
+                ApiKey::AlterShareGroupOffsets => {
+                    RequestKind::AlterShareGroupOffsets(Default::default())
+                }
+                ApiKey::DeleteShareGroupOffsets => {
+                    RequestKind::DeleteShareGroupOffsets(Default::default())
+                }
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");

@@ -139,6 +139,7 @@ async fn group_timer(broker: Arc<Broker>) {
     loop {
         tick.tick().await;
         broker.groups.tick();
+        broker.shares.tick(|g| broker.groups.configs.share(g));
         if broker.groups.has_dirty() {
             let b = Arc::clone(&broker);
             if let Err(e) = tokio::task::spawn_blocking(move || b.groups.persist_dirty()).await {

@@ -1,6 +1,7 @@
-//! FindCoordinator: this broker coordinates every group (key type 0) and every
-//! transactional id (key type 1); v0–3 ask for one key, v4+ for a batch. Other key types
-//! (2, share groups) get COORDINATOR_NOT_AVAILABLE until they exist.
+//! FindCoordinator: this broker coordinates every group (key type 0), every transactional
+//! id (key type 1) and every share-group state key (key type 2, `group:topicId:partition`,
+//! which Kafka's brokers ask for); v0–3 ask for one key, v4+ for a batch. Other key types
+//! get COORDINATOR_NOT_AVAILABLE.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -11,6 +12,7 @@ use crate::api::{sb, ApiError, Code, Ctx};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+const KEY_TYPE_SHARE: i8 = 2;
 
 /// Handle FindCoordinator.
 pub(crate) async fn handle(
@@ -20,7 +22,10 @@ pub(crate) async fn handle(
 ) -> Result<FindCoordinatorResponse, ApiError> {
     let (host, port) = ctx.conn.advertised();
     let node = BrokerId(ctx.broker.config.node_id);
-    let supported = req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_TRANSACTION;
+    let supported = matches!(
+        req.key_type,
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION | KEY_TYPE_SHARE
+    );
     if hdr.request_api_version >= 4 {
         let coordinators = req
             .coordinator_keys

@@ -1,5 +1,5 @@
 //! ListGroups, with the state filter (v4+) and type filter (v5+: `classic` groups of the
-//! JoinGroup protocol, `consumer` groups of KIP-848).
+//! JoinGroup protocol, `consumer` groups of KIP-848, `share` groups of KIP-932).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
@@ -23,7 +23,13 @@ pub(crate) async fn handle(
         .list_consumer_groups()
         .into_iter()
         .map(|(id, st)| (id, "consumer".to_string(), st, "consumer"));
-    let mut all: Vec<_> = classic.chain(consumer).collect();
+    let share = ctx
+        .broker
+        .shares
+        .list()
+        .into_iter()
+        .map(|(id, st)| (id, "share".to_string(), st, "share"));
+    let mut all: Vec<_> = classic.chain(consumer).chain(share).collect();
     all.sort();
     let groups = all
         .into_iter()

@@ -1,0 +1,35 @@
+//! Share-group APIs (KIP-932): membership (ShareGroupHeartbeat, ShareGroupDescribe),
+//! consumption (ShareFetch, ShareAcknowledge) and the admin APIs on share-group start
+//! offsets. Handlers translate between wire structs and the coordinator in
+//! `crate::share`.
+//!
+//! The codec (kafka-protocol 0.18) decodes ShareFetch and ShareAcknowledge v1 only; Kafka
+//! 4.3 serves v1–2, where v2 adds the RENEW acknowledgement (KIP-1222) and acquire modes.
+//! Sluice serves v1, which the 4.3 Java client negotiates, so RENEW is not available.
+
+pub mod alter_share_group_offsets;
+pub mod delete_share_group_offsets;
+pub mod describe_share_group_offsets;
+pub mod share_acknowledge;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
+
+use crate::api::Ctx;
+use crate::group::configs::ShareGroupConfig;
+
+/// The effective settings of a share group.
+pub(crate) fn config(ctx: &Ctx<'_>, group: &str) -> ShareGroupConfig {
+    ctx.broker.groups.configs.share(group)
+}
+
+/// Whether `group` is a classic or KIP-848 consumer group, which a share group may not
+/// share its id with (Kafka answers GROUP_ID_NOT_FOUND: "group is not a share group").
+pub(crate) fn other_type(ctx: &Ctx<'_>, group: &str) -> bool {
+    ctx.broker.groups.describe(group).is_some()
+        || ctx
+            .broker
+            .groups
+            .with_consumer_group(group, |_| ())
+            .is_some()
+}
