@@ -30,12 +30,11 @@ pub type Key = (String, Uuid, i32);
 pub fn encode_key(k: &Key) -> Bytes {
     let mut b = BytesMut::new();
     b.put_i16(KEY_VERSION);
+    // Group ids are far shorter than 32 KiB; a longer one is cut, never mis-framed.
     let g = k.0.as_bytes();
-    b.put_i16(i16::try_from(g.len()).unwrap_or(i16::MAX));
-    b.put_slice(
-        g.get(..usize::try_from(i16::MAX).unwrap_or(0).min(g.len()))
-            .unwrap_or(g),
-    );
+    let len = i16::try_from(g.len()).unwrap_or(i16::MAX);
+    b.put_i16(len);
+    b.put_slice(g.get(..usize::try_from(len).unwrap_or(0)).unwrap_or_default());
     b.put_slice(k.1.as_bytes());
     b.put_i32(k.2);
     b.freeze()
