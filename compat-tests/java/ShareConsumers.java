@@ -12,8 +12,8 @@
 //   mixed     as accept, but v-i with i % 10 == 3 is RELEASEd on its first delivery and
 //             v-i with i % 10 == 7 is REJECTed
 //   close     as accept, but member 0 closes after its first poll without acknowledging
-//   run       as accept, with no end: runs until killed (the broker may be killed and
-//             restarted underneath)
+//   run       as accept, but slower (a pause after each poll) and with a 300 s deadline,
+//             so the broker can be killed and restarted underneath
 //
 // Every record received prints `GOT v member delivery-count`; every record whose
 // acknowledgement the broker confirmed (commitSync) prints `ACCEPTED v` or `REJECTED v`.
@@ -119,9 +119,8 @@ public class ShareConsumers {
             t.start();
             threads.add(t);
         }
-        long deadline = System.currentTimeMillis() + 120_000;
-        boolean endless = mode.equals("run");
-        while (endless || System.currentTimeMillis() < deadline) {
+        long deadline = System.currentTimeMillis() + (mode.equals("run") ? 300_000 : 120_000);
+        while (System.currentTimeMillis() < deadline) {
             int expectedRejects = 0;
             for (int i = 0; i < n; i++) if (mode.equals("mixed") && i % 10 == 7) expectedRejects++;
             if (accepted.size() + rejected.size() >= n && rejected.size() == expectedRejects) break;
@@ -186,7 +185,10 @@ public class ShareConsumers {
                     }
                 }
                 System.out.flush();
+                if (mode.equals("run")) Thread.sleep(50);
             }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         } finally {
             try { consumer.close(); } catch (Exception e) { /* already closed */ }
         }

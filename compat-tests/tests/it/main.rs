@@ -24,4 +24,5 @@ mod kcat;
 mod produce_validation;
 mod python_clients;
 mod rdkafka_client;
+mod share_groups;
 mod txn_crash;
