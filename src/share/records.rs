@@ -34,7 +34,10 @@ pub fn encode_key(k: &Key) -> Bytes {
     let g = k.0.as_bytes();
     let len = i16::try_from(g.len()).unwrap_or(i16::MAX);
     b.put_i16(len);
-    b.put_slice(g.get(..usize::try_from(len).unwrap_or(0)).unwrap_or_default());
+    b.put_slice(
+        g.get(..usize::try_from(len).unwrap_or(0))
+            .unwrap_or_default(),
+    );
     b.put_slice(k.1.as_bytes());
     b.put_i32(k.2);
     b.freeze()

@@ -28,11 +28,13 @@ pub fn fallback_response() -> ApiVersionsResponse {
 
 /// The features advertised from ApiVersions v3, as a Kafka 4.3 broker of a new cluster
 /// finalises them: `transaction.version` 2 (KIP-890: clients add partitions implicitly and
-/// EndTxn bumps the epoch) and `group.version` 1 (KIP-848 consumer groups). Clients read
-/// the finalized levels; the supported ranges are what Sluice can run.
+/// EndTxn bumps the epoch), `group.version` 1 (KIP-848 consumer groups) and `share.version`
+/// 1 (KIP-932 share groups; Kafka 4.2+ finalises it on a new cluster). Clients read the
+/// finalized levels; the supported ranges are what Sluice can run.
 const FEATURES: &[(&str, i16, i16, i16)] = &[
     // (name, supported min, supported max, finalized level)
     ("group.version", 0, 1, 1),
+    ("share.version", 0, 1, 1),
     ("transaction.version", 0, 2, 2),
 ];
 
