@@ -48,14 +48,23 @@ use records::Key;
 /// Name of the internal share-state topic, as Kafka names it.
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 
-/// Kafka's `group.share.max.share.sessions` is per broker; Sluice bounds sessions per
-/// group member instead (one), so the session table is bounded by the members.
+/// Kafka's `group.share.max.share.sessions` default: share sessions per broker. A new
+/// session beyond it gets SHARE_SESSION_LIMIT_REACHED, as in Kafka.
+pub const MAX_SESSIONS: usize = 2000;
+
+/// How long a share session of a client that is not (or no longer) a group member is kept
+/// without use: the default share session timeout.
+const IDLE_SESSION_MS: i64 = 45_000;
+
+/// One member's share session (Kafka's `ShareSession`).
 #[derive(Debug, Clone)]
 struct Session {
     /// The epoch the next request must carry.
     epoch: i32,
     /// The partitions the session fetches.
     partitions: BTreeSet<(Uuid, i32)>,
+    /// When it was last used (ms since the epoch).
+    last_used: i64,
 }
 
 /// Why the coordinator could not open.
@@ -301,9 +310,13 @@ impl Coordinator {
                 if has_acks {
                     return Err(Code::InvalidRequest);
                 }
+                if !inner.sessions.contains_key(&key) && inner.sessions.len() >= MAX_SESSIONS {
+                    return Err(Code::ShareSessionLimitReached);
+                }
                 let s = Session {
                     epoch: 1,
                     partitions: add.iter().copied().collect(),
+                    last_used: now_ms(),
                 };
                 let parts = s.partitions.iter().copied().collect();
                 inner.sessions.insert(key, s);
@@ -327,6 +340,7 @@ impl Coordinator {
                     return Err(Code::InvalidShareSessionEpoch);
                 }
                 s.epoch = next_epoch(s.epoch);
+                s.last_used = now_ms();
                 for p in forget {
                     s.partitions.remove(p);
                 }
@@ -353,6 +367,7 @@ impl Coordinator {
             return Err(Code::InvalidShareSessionEpoch);
         }
         s.epoch = next_epoch(s.epoch);
+        s.last_used = now_ms();
         Ok(())
     }
 
@@ -562,7 +577,8 @@ impl Coordinator {
     }
 
     /// Timer work: members past their session timeout leave (their records are released
-    /// and their sessions closed), and acquisition locks past their deadline expire.
+    /// and their sessions closed), sessions of clients that are not members go once idle,
+    /// and acquisition locks past their deadline expire.
     pub fn tick(&self, config: impl Fn(&str) -> ShareGroupConfig) {
         let now = now_ms();
         let mut inner = self.lock();
@@ -579,6 +595,13 @@ impl Coordinator {
             let limit = i16::try_from(config(g).delivery_count_limit).unwrap_or(i16::MAX);
             any |= inner.release_member(g, m, limit);
         }
+        let Inner {
+            groups, sessions, ..
+        } = &mut *inner;
+        sessions.retain(|(g, m), s| {
+            groups.get(g).is_some_and(|g| g.members.contains_key(m))
+                || now.saturating_sub(s.last_used) < IDLE_SESSION_MS
+        });
         let mut limits: HashMap<String, i16> = HashMap::new();
         for (k, p) in inner.parts.iter_mut() {
             let limit = *limits.entry(k.0.clone()).or_insert_with(|| {
