@@ -292,8 +292,8 @@ impl Coordinator {
 
     /// The share session step of a ShareFetch (Kafka's `newContext`): epoch 0 opens a new
     /// session with `add`, a positive epoch must be the session's next and updates it
-    /// with `add` and `forget`, -1 is the final request (the caller closes the session
-    /// after the acknowledgements). Answers the partitions to fetch.
+    /// with `add` and `forget`, -1 is the final request (acknowledgements only; the caller
+    /// closes the session after them). Answers the partitions to fetch.
     pub fn fetch_session(
         &self,
         group: &str,
@@ -323,9 +323,8 @@ impl Coordinator {
                 Ok(parts)
             }
             -1 => {
-                if !add.is_empty() {
-                    return Err(Code::InvalidRequest);
-                }
+                // The final request only acknowledges: its partitions carry acks and are
+                // not fetched (v1 has no per-partition max bytes to say "fetch nothing").
                 if !inner.sessions.contains_key(&key) {
                     return Err(Code::ShareSessionNotFound);
                 }
