@@ -423,3 +423,113 @@ async fn wait_any(waits: &mut [Pin<Box<tokio::sync::futures::Notified<'_>>>]) {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::*;
+    use crate::config::Config;
+
+    fn batch(n: i64, pid: i64, transactional: bool) -> BytesMut {
+        let records: Vec<Record> = (0..n)
+            .map(|i| Record {
+                transactional,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: pid,
+                producer_epoch: if pid < 0 { -1 } else { 0 },
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: if pid < 0 {
+                    -1
+                } else {
+                    i32::try_from(i).unwrap()
+                },
+                timestamp: now_ms(),
+                key: None,
+                value: Some(Bytes::from(format!("r{i}"))),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf
+    }
+
+    fn offsets(g: &Got) -> Vec<i64> {
+        g.acquired.iter().flat_map(|a| a.first..=a.last).collect()
+    }
+
+    /// read_committed never hands out records of an aborted transaction (nor the marker);
+    /// read_uncommitted hands out every data record.
+    #[test]
+    fn isolation_level_decides_what_is_acquired() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let broker = Broker::open(config).unwrap();
+        let topic = broker
+            .logs
+            .create_topic("t", 1, Default::default(), false)
+            .unwrap();
+        let p = Arc::clone(&topic.partitions[0]);
+        p.append(&batch(1, -1, false)).unwrap(); // 0
+        p.append(&batch(2, 7, true)).unwrap(); // 1, 2
+        p.append_marker(7, 0, false, 0).unwrap(); // 3: ABORT
+        p.append(&batch(1, -1, false)).unwrap(); // 4
+        let committed = ShareGroupConfig {
+            read_committed: true,
+            auto_offset_reset: ShareAutoOffsetReset::Earliest,
+            ..ShareGroupConfig::default()
+        };
+        let got = acquire_one(
+            &broker,
+            "rc",
+            "m",
+            (topic.id, 0),
+            &p,
+            &committed,
+            100,
+            1 << 20,
+        );
+        assert_eq!(offsets(&got), vec![0, 4]);
+        assert!(!got.records.is_empty());
+        let uncommitted = ShareGroupConfig {
+            read_committed: false,
+            ..committed
+        };
+        let got = acquire_one(
+            &broker,
+            "ru",
+            "m",
+            (topic.id, 0),
+            &p,
+            &uncommitted,
+            100,
+            1 << 20,
+        );
+        assert_eq!(offsets(&got), vec![0, 1, 2, 4]);
+        // A latest-reset group starts at the end: nothing for it until new records come.
+        let latest = ShareGroupConfig::default();
+        let got = acquire_one(&broker, "l", "m", (topic.id, 0), &p, &latest, 100, 1 << 20);
+        assert!(got.acquired.is_empty());
+        p.append(&batch(2, -1, false)).unwrap(); // 5, 6
+        let got = acquire_one(&broker, "l", "m", (topic.id, 0), &p, &latest, 1, 1 << 20);
+        assert_eq!(offsets(&got), vec![5]);
+    }
+}
