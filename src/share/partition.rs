@@ -330,7 +330,11 @@ impl SharePartition {
             if last < first || types.is_empty() {
                 return Err(Code::InvalidRequest);
             }
-            let span = last - first + 1;
+            // Offsets come from the client: no arithmetic on them may overflow.
+            let span = last
+                .checked_sub(*first)
+                .and_then(|d| d.checked_add(1))
+                .ok_or(Code::InvalidRequest)?;
             let per_offset = types.len() > 1;
             if per_offset && i64::try_from(types.len()) != Ok(span) {
                 return Err(Code::InvalidRequest);
@@ -501,6 +505,23 @@ mod tests {
         p.acknowledge("b", &[(0, 0, vec![2])], 2).unwrap();
         assert_eq!(p.start(), 2);
         assert_eq!(p.read_from(), Some(2));
+    }
+
+    #[test]
+    fn absurd_ranges_are_refused_without_overflow() {
+        let mut p = SharePartition::new(0);
+        assert_eq!(
+            p.acknowledge("a", &[(i64::MIN, i64::MAX, vec![1])], 5),
+            Err(Code::InvalidRequest)
+        );
+        assert_eq!(
+            p.acknowledge("a", &[(0, 10_000_000, vec![1])], 5),
+            Err(Code::InvalidRecordState)
+        );
+        assert_eq!(
+            p.acknowledge("a", &[(0, 1, vec![1, 2, 3])], 5),
+            Err(Code::InvalidRequest)
+        );
     }
 
     #[test]

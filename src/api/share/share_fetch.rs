@@ -297,10 +297,12 @@ fn initial_offset(p: &Partition, config: &ShareGroupConfig) -> i64 {
     match config.auto_offset_reset {
         ShareAutoOffsetReset::Earliest => log_start,
         ShareAutoOffsetReset::Latest => hw,
-        ShareAutoOffsetReset::ByDuration(d) => match p.offset_for_timestamp(now_ms() - d) {
-            Ok(Some((_, offset))) => offset,
-            _ => hw,
-        },
+        ShareAutoOffsetReset::ByDuration(d) => {
+            match p.offset_for_timestamp(now_ms().saturating_sub(d)) {
+                Ok(Some((_, offset))) => offset,
+                _ => hw,
+            }
+        }
     }
 }
 
