@@ -61,14 +61,6 @@ impl Target {
             Target::Kafka(k) => k.addr(),
         }
     }
-
-    /// What the broker logged so far, for failure messages.
-    pub(crate) fn log(&self) -> String {
-        match self {
-            Target::Sluice(b) => b.stderr(),
-            Target::Kafka(k) => k.log(),
-        }
-    }
 }
 
 /// A file that an install script put under `compat-tests/.cache/`; panics with the script to
