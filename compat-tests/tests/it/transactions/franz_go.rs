@@ -108,7 +108,10 @@ fn ci_selection(target: &Target) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let got = outcomes(&stdout);
     // The per-test result lines, with durations, for whoever reads the log.
-    for line in stdout.lines().filter(|l| l.trim_start().starts_with("--- ")) {
+    for line in stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--- "))
+    {
         println!("{line}");
     }
     let not_passed: Vec<(&str, Option<Outcome>)> = CI_TESTS

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
@@ -186,13 +186,7 @@ pub(super) fn commit_and_abort_across_partitions(target: &Target) {
         );
     }
 
-    let seen = read_all(
-        addr,
-        &topic,
-        PARTITIONS,
-        "read_committed",
-        committed.len(),
-    );
+    let seen = read_all(addr, &topic, PARTITIONS, "read_committed", committed.len());
     assert_eq!(
         keys(&seen),
         committed,
@@ -291,8 +285,11 @@ pub(super) fn consume_transform_produce(target: &Target) {
             .map(|g| Rec {
                 key: g.rec.key.clone(),
                 value: Some(
-                    format!("out-{}", String::from_utf8_lossy(g.rec.value.as_deref().unwrap()))
-                        .into_bytes(),
+                    format!(
+                        "out-{}",
+                        String::from_utf8_lossy(g.rec.value.as_deref().unwrap())
+                    )
+                    .into_bytes(),
                 ),
                 ..Rec::default()
             })

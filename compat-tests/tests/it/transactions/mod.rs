@@ -18,6 +18,7 @@ use crate::kafka::Kafka;
 
 mod franz_go;
 mod librdkafka;
+mod librdkafka_suite;
 mod python;
 mod sarama;
 
@@ -37,8 +38,8 @@ const KAFKA_CONFIG: &str = "group.initial.rebalance.delay.ms=0\n\
 
 /// The broker a scenario runs against.
 pub(crate) enum Target {
-    /// The built `sluice` binary.
-    Sluice(Broker),
+    /// The built `sluice` binary (boxed: it is much larger than the other variant).
+    Sluice(Box<Broker>),
     /// Apache Kafka 4.3.1 from the cached jars.
     Kafka(Kafka),
 }
@@ -46,7 +47,7 @@ pub(crate) enum Target {
 impl Target {
     /// A fresh Sluice broker with [`SLUICE_CONFIG`].
     pub(crate) fn sluice() -> Target {
-        Target::Sluice(Broker::start_with_config(SLUICE_CONFIG))
+        Target::Sluice(Box::new(Broker::start_with_config(SLUICE_CONFIG)))
     }
 
     /// A fresh Kafka 4.3.1 broker with [`KAFKA_CONFIG`].

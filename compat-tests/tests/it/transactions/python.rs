@@ -16,10 +16,7 @@ fn txn_roundtrip(target: &Target) {
     rk::create_topic(addr, &topic, 3);
     rk::create_topic(addr, &input, 1);
     rk::create_topic(addr, &output, 1);
-    let out = python(
-        "txn_roundtrip.py",
-        &[addr, &topic, &input, &output, &group],
-    );
+    let out = python("txn_roundtrip.py", &[addr, &topic, &input, &output, &group]);
     assert_success(&out, "txn_roundtrip.py");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("OK"),
