@@ -5,12 +5,15 @@
 //! - [`api`]: the table of supported APIs and one handler per API key.
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
 //! - [`group`]: the group coordinator and committed offsets.
+//! - [`txn`]: the transaction coordinator and `__transaction_state`.
 //! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
 //! - [`health`]: the `sluice health` check.
+//! - [`failpoint`]: crash points for recovery tests (`SLUICE_FAILPOINT`).
 //! - [`limits`]: process resource limits (open files).
 
 pub mod api;
 pub mod config;
+pub mod failpoint;
 pub mod group;
 pub mod guard;
 pub mod health;
@@ -19,3 +22,4 @@ pub mod log;
 pub mod server;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod txn;
