@@ -4,13 +4,15 @@
 #
 #   Sarama    compat-tests/go/sarama-txn (github.com/IBM/sarama, pinned by its go.sum),
 #             built as compat-tests/.cache/go-clients/sarama-txn
+#   kmsg      compat-tests/go/franz-endtxn-probe (franz-go's request types, pinned by its
+#             go.sum), built as compat-tests/.cache/go-clients/franz-endtxn-probe
 #   franz-go  the module source of github.com/twmb/franz-go at FRANZ_GO_VERSION, copied to
 #             compat-tests/.cache/franz-go/src (the module cache is read-only), and its
 #             pkg/kgo integration tests compiled as compat-tests/.cache/franz-go/kgo.test,
 #             which the tests run against a broker with KGO_SEEDS, as franz-go's own CI does
 #             with `go test ./...`; .installed holds the version
 #
-# Idempotent: marker files record finished steps (Sarama's keyed by the program's sources),
+# Idempotent: marker files record finished steps (each program's keyed by its sources),
 # so a re-run returns at once.
 set -euo pipefail
 
@@ -28,18 +30,21 @@ need_go() {
     command -v go >/dev/null || { echo "install-go.sh: go is not on PATH" >&2; exit 1; }
 }
 
-# ---- Sarama ---------------------------------------------------------------------------------
-prog="$compat/go/sarama-txn"
+# ---- Programs in compat-tests/go/ ----------------------------------------------------------
+# Each one is built as compat-tests/.cache/go-clients/NAME, keyed by its sources.
 out="$cache/go-clients"
-stamp="$(cat "$prog/go.mod" "$prog/go.sum" "$prog"/*.go | sha256sum | cut -c1-16)"
-if [[ ! -x "$out/sarama-txn" ]] || [[ ! -f "$out/.sarama-txn" ]] || [[ "$(cat "$out/.sarama-txn")" != "$stamp" ]]; then
-    need_go
-    echo "install-go.sh: building compat-tests/go/sarama-txn into $out/sarama-txn" >&2
-    mkdir -p "$out"
-    (cd "$prog" && go build -o "$out/sarama-txn.tmp" .)
-    mv "$out/sarama-txn.tmp" "$out/sarama-txn"
-    echo "$stamp" >"$out/.sarama-txn"
-fi
+for prog in "$compat"/go/*/; do
+    name="$(basename "$prog")"
+    stamp="$(cat "$prog/go.mod" "$prog/go.sum" "$prog"/*.go | sha256sum | cut -c1-16)"
+    if [[ ! -x "$out/$name" ]] || [[ ! -f "$out/.$name" ]] || [[ "$(cat "$out/.$name")" != "$stamp" ]]; then
+        need_go
+        echo "install-go.sh: building compat-tests/go/$name into $out/$name" >&2
+        mkdir -p "$out"
+        (cd "$prog" && go build -o "$out/$name.tmp" .)
+        mv "$out/$name.tmp" "$out/$name"
+        echo "$stamp" >"$out/.$name"
+    fi
+done
 
 # ---- franz-go -------------------------------------------------------------------------------
 home="$cache/franz-go"
