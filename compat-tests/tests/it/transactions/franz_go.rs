@@ -178,7 +178,8 @@ fn franz_go_end_txn_answers_on_kafka() {
     end_txn_probe(&Target::kafka());
 }
 
-/// Every top-level test, fuzz target and example the kgo test binary holds.
+/// Every top-level test, fuzz target and example the kgo test binary holds (benchmarks
+/// left out: `-test.run` never runs them).
 fn list_tests() -> Vec<String> {
     let bin = installed("franz-go/kgo.test", "install-go.sh");
     let mut cmd = Command::new(bin);
@@ -187,7 +188,7 @@ fn list_tests() -> Vec<String> {
     assert_success(&out, "kgo.test -test.list");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with("ok "))
+        .filter(|l| !l.is_empty() && !l.starts_with("ok ") && !l.starts_with("Benchmark"))
         .map(str::to_owned)
         .collect()
 }
@@ -257,14 +258,23 @@ fn not_passed(m: &BTreeMap<String, Outcome>) -> Vec<String> {
         .collect()
 }
 
-/// The whole kgo suite against Sluice alone. Against Kafka 4.3.1 every test passes or skips
-/// itself (2026-12-05: 564 passed, 4 skipped), so each one that does not is a finding.
+/// The whole kgo suite against Sluice alone. Against Kafka 4.3.1 every test passes except
+/// four that skip themselves for want of SASL listeners or a broker old enough
+/// (2026-12-05: 564 passed, 4 skipped), so each test that fails here is a finding. Skips
+/// are listed but not counted: the share-group tests skip themselves on a broker without
+/// share groups.
 #[test]
 #[ignore = "opt-in: the whole franz-go kgo suite on Sluice, several minutes"]
 fn franz_go_kgo_whole_suite_on_sluice() {
     let got = whole_suite(&Target::sluice(), "sluice");
     let bad = not_passed(&got);
-    println!("sluice: {:?}; not passed ({}):", tally(&got), bad.len());
+    let skipped: Vec<&String> = got
+        .iter()
+        .filter(|(_, o)| **o == Outcome::Skip)
+        .map(|(n, _)| n)
+        .collect();
+    println!("sluice: {:?}; skipped: {skipped:?}", tally(&got));
+    println!("not passed ({}):", bad.len());
     for b in &bad {
         println!("  {b}");
     }
