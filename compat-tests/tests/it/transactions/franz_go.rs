@@ -288,7 +288,7 @@ fn franz_go_kgo_whole_suite_on_sluice() {
 /// time (two shared cores). Prints both tallies and the tests (and subtests) that pass on
 /// Kafka but not on Sluice, and fails if there are any.
 #[test]
-#[ignore = "opt-in: the whole franz-go kgo suite on Kafka 4.3.1 and on Sluice, about 20 minutes"]
+#[ignore = "opt-in: the whole franz-go kgo suite on Kafka 4.3.1 and on Sluice, about 5 minutes"]
 fn franz_go_kgo_whole_suite_sluice_vs_kafka() {
     let on_kafka = {
         let kafka = Target::kafka();
