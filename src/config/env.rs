@@ -214,10 +214,18 @@ pub fn apply(
                 }
             }
             "group.initial.rebalance.delay.ms" => {
-                config.group_initial_rebalance_delay_ms = num(var, v)?
+                config.group_initial_rebalance_delay_ms = num(var, v)?;
+                config.group.initial_rebalance_delay_ms = config.group_initial_rebalance_delay_ms;
             }
-            "group.consumer.heartbeat.interval.ms" => {
-                config.consumer_heartbeat_interval_ms = num(var, v)?
+            p if config.group.int_mut(p).is_some() => {
+                let n: i32 = num(var, v)?;
+                if n < 1 {
+                    return Err(bad(var, "must be at least 1"));
+                }
+                if let Some(field) = config.group.int_mut(p) {
+                    *field = n;
+                }
+                config.consumer_heartbeat_interval_ms = config.group.consumer_heartbeat_interval_ms;
             }
             "offsets.retention.minutes" => {
                 config.offsets_retention_ms = num::<i64>(var, v)?.saturating_mul(60_000);
@@ -303,6 +311,9 @@ pub fn apply(
         } else {
             adv
         };
+    }
+    if let Err((key, msg)) = config.group.check() {
+        return Err(bad(&key, msg));
     }
     Ok(report)
 }
