@@ -330,6 +330,34 @@ mod tests {
     }
 
     #[test]
+    fn group_keys_set_the_group_config_defaults_and_bounds() {
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            env(&[
+                ("KAFKA_GROUP_CONSUMER_SESSION_TIMEOUT_MS", "50000"),
+                ("KAFKA_GROUP_SHARE_MIN_RECORD_LOCK_DURATION_MS", "1000"),
+                ("KAFKA_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", "500"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.group.consumer_session_timeout_ms, 50_000);
+        assert_eq!(c.group.share_min_record_lock_duration_ms, 1_000);
+        assert_eq!(c.consumer_heartbeat_interval_ms, 500);
+        let mut c = Config::default();
+        let e = apply(
+            &mut c,
+            env(&[("KAFKA_GROUP_SHARE_MIN_DELIVERY_COUNT_LIMIT", "20")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("group.share.min.delivery.count.limit"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn names_are_unescaped_like_the_image() {
         assert_eq!(
             property_name("KAFKA_LOG_RETENTION_MS").unwrap(),
