@@ -14,6 +14,7 @@ mod rk;
 
 mod admin;
 mod bad_input;
+mod configs_parity;
 mod durability;
 mod env_config;
 mod faults;
