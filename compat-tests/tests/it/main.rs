@@ -24,3 +24,4 @@ mod kcat;
 mod produce_validation;
 mod python_clients;
 mod rdkafka_client;
+mod transactions_java;
