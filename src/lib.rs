@@ -5,6 +5,7 @@
 //! - [`api`]: the table of supported APIs and one handler per API key.
 //! - [`log`]: storage (segments, indexes, recovery, checkpoints).
 //! - [`group`]: the group coordinator and committed offsets.
+//! - [`txn`]: the transaction coordinator and `__transaction_state`.
 //! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
 //! - [`health`]: the `sluice health` check.
 //! - [`limits`]: process resource limits (open files).
@@ -19,3 +20,4 @@ pub mod log;
 pub mod server;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod txn;

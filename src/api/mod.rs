@@ -8,6 +8,7 @@ pub mod meta;
 pub mod produce;
 pub mod splice;
 pub mod topics;
+pub mod txn;
 
 use std::sync::Arc;
 
@@ -31,6 +32,8 @@ pub struct Broker {
     pub producer_ids: ProducerIdAllocator,
     /// The group coordinator and committed offsets.
     pub groups: Coordinator,
+    /// The transaction coordinator.
+    pub txns: crate::txn::Coordinator,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
 }
@@ -45,13 +48,33 @@ impl Broker {
             config.group_initial_rebalance_delay_ms,
             config.offsets_retention_ms,
         )?;
+        let txns = crate::txn::Coordinator::open(
+            crate::txn::Env {
+                logs: &logs,
+                pids: &producer_ids,
+                groups: &groups,
+            },
+            config.txn,
+        )?;
         Ok(Arc::new(Broker {
             config,
             logs,
             producer_ids,
             groups,
+            txns,
             shutdown: CancellationToken::new(),
         }))
+    }
+}
+
+impl Broker {
+    /// What the transaction coordinator needs for one operation.
+    pub fn txn_env(&self) -> crate::txn::Env<'_> {
+        crate::txn::Env {
+            logs: &self.logs,
+            pids: &self.producer_ids,
+            groups: &self.groups,
+        }
     }
 }
 
@@ -104,6 +127,14 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::TxnOffsetCommit, 0, 5),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
 ];
 
 /// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
@@ -264,6 +295,28 @@ async fn dispatch_plain(
         RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
             topics::alter_configs::handle_incremental(ctx, hdr, r).await?,
         ),
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions_to_txn::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets_to_txn::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(txn::end_txn::handle(ctx, hdr, r).await?),
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(txn::write_txn_markers::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(txn::describe_producers::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(
+            txn::describe_transactions::handle(ctx, hdr, r).await?,
+        ),
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(txn::list_transactions::handle(ctx, hdr, r).await?)
+        }
         other => {
             return Err(ApiError::Internal(format!(
                 "no handler for {:?}",
@@ -596,8 +649,132 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
                     .collect(),
             ),
         ),
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default()
+                .with_error_code(code)
+                .with_results_by_topic_v3_and_below(
+                    r.v3_and_below_topics
+                        .iter()
+                        .map(|t| {
+                            add_partitions_to_txn_response::AddPartitionsToTxnTopicResult::default()
+                                .with_name(t.name.clone())
+                                .with_results_by_partition(
+                                    t.partitions
+                                        .iter()
+                                        .map(|p| {
+                                            add_partitions_to_txn_response::AddPartitionsToTxnPartitionResult::default()
+                                                .with_partition_index(*p)
+                                                .with_partition_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                ),
+        ),
+        RequestKind::AddOffsetsToTxn(_) => ResponseKind::AddOffsetsToTxn(
+            AddOffsetsToTxnResponse::default().with_error_code(code),
+        ),
+        RequestKind::EndTxn(_) => ResponseKind::EndTxn(
+            EndTxnResponse::default()
+                .with_error_code(code)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        RequestKind::WriteTxnMarkers(r) => ResponseKind::WriteTxnMarkers(
+            WriteTxnMarkersResponse::default().with_markers(
+                r.markers
+                    .iter()
+                    .map(|m| {
+                        write_txn_markers_response::WritableTxnMarkerResult::default()
+                            .with_producer_id(m.producer_id)
+                            .with_topics(
+                                m.topics
+                                    .iter()
+                                    .map(|t| {
+                                        write_txn_markers_response::WritableTxnMarkerTopicResult::default()
+                                            .with_name(t.name.clone())
+                                            .with_partitions(
+                                                t.partition_indexes
+                                                    .iter()
+                                                    .map(|p| {
+                                                        write_txn_markers_response::WritableTxnMarkerPartitionResult::default()
+                                                            .with_partition_index(*p)
+                                                            .with_error_code(code)
+                                                    })
+                                                    .collect(),
+                                            )
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+            TxnOffsetCommitResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partitions
+                                    .iter()
+                                    .map(|p| {
+                                        txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(
+            DescribeProducersResponse::default().with_topics(
+                r.topics
+                    .iter()
+                    .map(|t| {
+                        describe_producers_response::TopicResponse::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(
+                                t.partition_indexes
+                                    .iter()
+                                    .map(|p| {
+                                        describe_producers_response::PartitionResponse::default()
+                                            .with_partition_index(*p)
+                                            .with_error_code(code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(
+            DescribeTransactionsResponse::default().with_transaction_states(
+                r.transactional_ids
+                    .iter()
+                    .map(|id| {
+                        describe_transactions_response::TransactionState::default()
+                            .with_transactional_id(id.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::ListTransactions(_) => ResponseKind::ListTransactions(
+            ListTransactionsResponse::default().with_error_code(code),
+        ),
         _ => return None,
     })
+}
+
+/// A `TopicName` from a string.
+pub(crate) fn topic_name(s: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(sb(s))
 }
 
 /// A `StrBytes` from a string.
@@ -687,6 +864,16 @@ mod tests {
                 ApiKey::IncrementalAlterConfigs => {
                     RequestKind::IncrementalAlterConfigs(Default::default())
                 }
+                ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
+                ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
+                ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
+                ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(Default::default()),
+                ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
+                ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
+                ApiKey::DescribeTransactions => {
+                    RequestKind::DescribeTransactions(Default::default())
+                }
+                ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");

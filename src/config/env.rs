@@ -21,6 +21,9 @@ const IGNORED: &[&str] = &[
     "broker.rack",
     "log.cleaner.enable",
     "unclean.leader.election.enable",
+    // Sluice keeps `__transaction_state` in one partition, as it does `__consumer_offsets`.
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.segment.bytes",
     "confluent.support.metrics.enable",
 ];
 
@@ -219,6 +222,11 @@ pub fn apply(
             "offsets.retention.minutes" => {
                 config.offsets_retention_ms = num::<i64>(var, v)?.saturating_mul(60_000);
             }
+            "transaction.max.timeout.ms" => config.txn.max_timeout_ms = num(var, v)?,
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                config.txn.abort_interval_ms = num::<u64>(var, v)?.max(1)
+            }
+            "transactional.id.expiration.ms" => config.txn.id_expiration_ms = num(var, v)?,
             p if IGNORED.contains(&p)
                 || p.ends_with(".replication.factor")
                 || p.ends_with(".min.isr") =>

@@ -64,6 +64,7 @@ struct RawConfig {
     log: RawLog,
     group: RawGroup,
     offsets: RawOffsets,
+    transaction: RawTransaction,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +194,51 @@ impl Default for RawOffsets {
     }
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawTransaction {
+    max_timeout_ms: i32,
+    abort_timed_out_transaction_cleanup_interval_ms: u64,
+    id_expiration_ms: i64,
+}
+
+impl Default for RawTransaction {
+    fn default() -> Self {
+        RawTransaction {
+            // Kafka's `transaction.max.timeout.ms`: 15 minutes.
+            max_timeout_ms: 900_000,
+            // Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`: 10 s.
+            abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            // Kafka's `transactional.id.expiration.ms`: 7 days.
+            id_expiration_ms: 7 * 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// The transaction coordinator's settings (Kafka's `transaction.*` broker keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often open
+    /// transactions past their timeout are looked for and aborted.
+    pub abort_interval_ms: u64,
+    /// `transactional.id.expiration.ms`: a transactional id idle (no transaction open) this
+    /// long is forgotten.
+    pub id_expiration_ms: i64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        let r = RawTransaction::default();
+        TxnConfig {
+            max_timeout_ms: r.max_timeout_ms,
+            abort_interval_ms: r.abort_timed_out_transaction_cleanup_interval_ms,
+            id_expiration_ms: r.id_expiration_ms,
+        }
+    }
+}
+
 /// The validated configuration the broker runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -229,6 +275,8 @@ pub struct Config {
     pub consumer_heartbeat_interval_ms: i32,
     /// `offsets.retention.minutes`, in ms.
     pub offsets_retention_ms: i64,
+    /// `transaction.*` keys.
+    pub txn: TxnConfig,
     /// Broker-wide defaults of the topic-level log configs.
     pub log: LogConfig,
 }
@@ -402,6 +450,20 @@ impl RawConfig {
             group_initial_rebalance_delay_ms: self.group.initial_rebalance_delay_ms,
             consumer_heartbeat_interval_ms: self.group.consumer_heartbeat_interval_ms,
             offsets_retention_ms: self.offsets.retention_minutes.saturating_mul(60_000),
+            txn: {
+                let t = self.transaction;
+                if t.max_timeout_ms < 1 {
+                    return Err(invalid(
+                        "transaction.max_timeout_ms",
+                        format!("must be at least 1, got {}", t.max_timeout_ms),
+                    ));
+                }
+                TxnConfig {
+                    max_timeout_ms: t.max_timeout_ms,
+                    abort_interval_ms: t.abort_timed_out_transaction_cleanup_interval_ms.max(1),
+                    id_expiration_ms: t.id_expiration_ms,
+                }
+            },
             log: LogConfig {
                 segment_bytes: l.segment_bytes,
                 segment_ms: l.roll_ms,

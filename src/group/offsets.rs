@@ -206,9 +206,15 @@ pub enum Error {
 type GroupOffsets = HashMap<(String, i32), CommittedOffset>;
 
 /// All groups' committed offsets.
+/// Offsets written by TxnOffsetCommit, by producer id, until the transaction's marker:
+/// (group, (topic, partition), offset), in commit order.
+type PendingTxnOffsets = HashMap<i64, Vec<(String, (String, i32), CommittedOffset)>>;
+
 pub struct OffsetStore {
     log: Arc<Partition>,
     map: Mutex<HashMap<String, GroupOffsets>>,
+    /// Transactional offsets not yet committed or aborted: OffsetFetch does not see them.
+    pending: Mutex<PendingTxnOffsets>,
     /// Group metadata found at start-up: classic groups and KIP-848 snapshots, by id.
     loaded_groups: Mutex<HashMap<String, GroupRecord>>,
     loaded_consumer_groups: Mutex<HashMap<String, Bytes>>,
@@ -264,6 +270,19 @@ fn decode_key(mut b: Bytes) -> Option<(String, String, i32)> {
     (b.remaining() >= 4).then(|| (group, topic, b.get_i32()))
 }
 
+/// A control record's key (version, type): whether it is a COMMIT (type 1) or ABORT (0).
+fn control_is_commit(mut b: Bytes) -> Option<bool> {
+    if b.remaining() < 4 {
+        return None;
+    }
+    let _version = b.get_i16();
+    match b.get_i16() {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 fn decode_group_key(mut b: Bytes) -> Option<(i16, String)> {
     if b.remaining() < 2 {
         return None;
@@ -315,6 +334,7 @@ impl OffsetStore {
         let store = OffsetStore {
             log,
             map: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             loaded_groups: Mutex::new(HashMap::new()),
             loaded_consumer_groups: Mutex::new(HashMap::new()),
         };
@@ -350,6 +370,27 @@ impl OffsetStore {
                 };
                 for r in set.records {
                     next = next.max(r.offset + 1);
+                    if r.control {
+                        // A transaction marker: its offsets become committed, or are dropped.
+                        if let Some(commit) = r.key.clone().and_then(control_is_commit) {
+                            self.complete_pending(&mut map, r.producer_id, commit);
+                        }
+                        continue;
+                    }
+                    if r.transactional {
+                        if let (Some((group, topic, partition)), Some(v)) = (
+                            r.key.clone().and_then(decode_key),
+                            r.value.clone().and_then(decode_value),
+                        ) {
+                            self.pending_lock().entry(r.producer_id).or_default().push((
+                                group,
+                                (topic, partition),
+                                v,
+                            ));
+                            applied += 1;
+                        }
+                        continue;
+                    }
                     if let Some((version, group)) = r.key.clone().and_then(decode_group_key) {
                         if version == GROUP_KEY_VERSION {
                             let mut loaded =
@@ -404,7 +445,87 @@ impl OffsetStore {
         Ok(())
     }
 
+    fn pending_lock(&self) -> std::sync::MutexGuard<'_, PendingTxnOffsets> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply (commit) or drop (abort) the pending transactional offsets of `pid`.
+    fn complete_pending(&self, map: &mut HashMap<String, GroupOffsets>, pid: i64, commit: bool) {
+        let Some(entries) = self.pending_lock().remove(&pid) else {
+            return;
+        };
+        if commit {
+            for (group, key, v) in entries {
+                map.entry(group).or_default().insert(key, v);
+            }
+        }
+    }
+
+    /// TxnOffsetCommit: write the offsets as a transactional batch of producer `pid` at
+    /// `epoch`; they stay invisible to OffsetFetch until the transaction's COMMIT marker.
+    /// Blocking.
+    pub fn commit_txn(
+        &self,
+        group: &str,
+        pid: i64,
+        epoch: i16,
+        entries: Vec<((String, i32), CommittedOffset)>,
+    ) -> Result<(), Error> {
+        let records = entries
+            .iter()
+            .map(|((t, p), c)| (encode_key(group, t, *p), Some(encode_value(c))))
+            .collect();
+        // The log checks producer sequences as for any idempotent batch: continue the
+        // producer's sequence at this epoch (0 after a new epoch).
+        let seq = self
+            .log
+            .producer_infos()
+            .iter()
+            .find(|i| i.producer_id == pid && i.producer_epoch == epoch)
+            .map_or(0, |i| i.last_sequence.saturating_add(1).max(0));
+        self.append_as(records, Some((pid, epoch, seq)))?;
+        let mut pending = self.pending_lock();
+        let list = pending.entry(pid).or_default();
+        for (k, v) in entries {
+            list.push((group.to_string(), k, v));
+        }
+        Ok(())
+    }
+
+    /// Write a transaction's COMMIT or ABORT marker for producer `pid` to the offsets log,
+    /// then make its pending offsets visible (commit) or drop them. Blocking.
+    pub fn write_marker(&self, pid: i64, epoch: i16, commit: bool) -> Result<(), Error> {
+        match self
+            .log
+            .append_marker(pid, epoch, commit, crate::txn::COORDINATOR_EPOCH)
+        {
+            Ok(_) | Err(crate::log::AppendError::Fenced) => {}
+            Err(e) => return Err(Error::Append(e.to_string())),
+        }
+        let mut map = self.lock();
+        self.complete_pending(&mut map, pid, commit);
+        Ok(())
+    }
+
+    /// Whether a transaction holds uncommitted offsets for this group's partition (an
+    /// OffsetFetch with `require_stable` gets UNSTABLE_OFFSET_COMMIT, as from Kafka).
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending_lock().values().any(|l| {
+            l.iter()
+                .any(|(g, (t, p), _)| g == group && t == topic && *p == partition)
+        })
+    }
+
     fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), Error> {
+        self.append_as(records, None)
+    }
+
+    /// Append records, as a transactional batch of `(pid, epoch, first sequence)` when given.
+    fn append_as(
+        &self,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        txn: Option<(i64, i16, i32)>,
+    ) -> Result<(), Error> {
         if records.is_empty() {
             return Ok(());
         }
@@ -413,16 +534,18 @@ impl OffsetStore {
             .into_iter()
             .enumerate()
             .map(|(i, (k, v))| Record {
-                transactional: false,
+                transactional: txn.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id: txn.map_or(-1, |t| t.0),
+                producer_epoch: txn.map_or(-1, |t| t.1),
                 timestamp_type: TimestampType::Creation,
                 offset: i64::try_from(i).unwrap_or(0),
-                // one batch: the encoder splits when offset - sequence changes
-                sequence: i32::try_from(i).unwrap_or(0),
+                // One batch: the encoder splits when offset - sequence changes.
+                sequence: i32::try_from(i)
+                    .unwrap_or(0)
+                    .saturating_add(txn.map_or(0, |t| t.2)),
                 timestamp: now,
                 key: Some(k),
                 value: v,

@@ -10,6 +10,7 @@
 //! DATA/sluice-topics/METADATA_VERSION      present once the files above define the topics
 //! DATA/TOPIC-N/00000000000000000000.log    record batches as producers sent them
 //!                     ....index/.timeindex sparse indexes
+//!                     ....txnindex         aborted transactions (Kafka's format)
 //!                     partition.metadata   topic id (Kafka's format)
 //! ```
 //!
@@ -32,6 +33,9 @@ pub mod index;
 pub mod partition;
 pub mod producer;
 pub mod segment;
+pub mod txn_index;
+#[cfg(test)]
+mod txn_tests;
 pub mod validate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,7 +47,9 @@ use uuid::Uuid;
 
 pub use config::{LogConfig, TimestampType};
 pub use partition::{AppendError, AppendInfo, FetchData, FetchRegion, Partition, ReadError};
+pub use producer::ProducerInfo;
 pub use segment::FileRegion;
+pub use txn_index::AbortedTxn;
 
 /// Kafka's `index.interval.bytes` default, used when rebuilding indexes.
 pub const INDEX_INTERVAL_BYTES: usize = 4096;

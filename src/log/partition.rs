@@ -1,5 +1,6 @@
 //! One partition's log: its segments, log start / end offsets, the high watermark, the
-//! idempotent-producer table, and the group-commit flush.
+//! idempotent and transactional producer table (transaction markers, the last stable
+//! offset, `read_committed` reads), and the group-commit flush.
 //!
 //! State sits behind a short `std::sync::Mutex` that is never held across an await or a
 //! bulk read; fetches locate whole batches (reading only their headers) after dropping it,
@@ -15,8 +16,9 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::batch::{self, BatchView};
-use super::producer::{ProducerState, SeqCheck};
+use super::producer::{ProducerInfo, ProducerState, SeqCheck};
 use super::segment::{FileRegion, ReadSlice, Segment, Truncation};
+use super::txn_index::{self, AbortedTxn, Marker};
 use super::validate;
 use super::{Error, LogConfig, TimestampType};
 
@@ -82,6 +84,11 @@ pub struct FetchData {
     pub high_watermark: i64,
     /// Log start offset at the time of the read.
     pub log_start_offset: i64,
+    /// Last stable offset at the time of the read.
+    pub last_stable_offset: i64,
+    /// Aborted transactions overlapping the records (`read_committed` only; empty for
+    /// `read_uncommitted`).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// Result of [`Partition::read_region`]: where the batches are, not their bytes.
@@ -94,6 +101,11 @@ pub struct FetchRegion {
     pub high_watermark: i64,
     /// Log start offset at the time of the read.
     pub log_start_offset: i64,
+    /// Last stable offset at the time of the read.
+    pub last_stable_offset: i64,
+    /// Aborted transactions overlapping the region ([`Partition::read_region_committed`]
+    /// only; empty for `read_uncommitted`), in offset order.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// Why a read was refused.
@@ -177,6 +189,44 @@ impl State {
         }
     }
 
+    /// Last stable offset: the first offset of the earliest open transaction, but never
+    /// past the high watermark (which lags the log end while `flush.messages` waits for
+    /// an fsync) nor below the log start (Kafka's `firstUnstableOffset` is bounded the
+    /// same way).
+    fn last_stable(&self) -> i64 {
+        self.producers
+            .first_unstable()
+            .map_or(self.hw, |f| f.min(self.hw))
+            .max(self.log_start)
+    }
+
+    /// (segment base, byte position) where the batch holding `offset` starts, for an
+    /// offset below the high watermark; the end of the segment when no batch there holds it
+    /// (a gap compaction left).
+    fn position_of(&mut self, offset: i64) -> Result<(i64, u64), Error> {
+        let i = self
+            .segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1);
+        let found = self.with_index(i, |seg| seg.find(offset))?;
+        let seg = &self.segments[i];
+        Ok((seg.base_offset(), found.map_or(seg.size(), |(pos, _)| pos)))
+    }
+
+    /// Account for `count` records just written, the log now ending before `next`. Unless
+    /// the flush policy wants an fsync first, the high watermark moves to the end; returns
+    /// whether the caller must flush.
+    fn advance_end(&mut self, next: i64, count: i64, hw: &AtomicI64) -> bool {
+        self.log_end = next;
+        self.unflushed_messages += count;
+        let needs_flush = self.unflushed_messages >= self.config.flush_messages;
+        if !needs_flush {
+            self.set_hw_to_end();
+            hw.store(self.hw, Ordering::Release);
+        }
+        needs_flush
+    }
+
     fn set_hw_to_end(&mut self) {
         self.hw = self.log_end;
         let (base, size) = {
@@ -195,6 +245,8 @@ pub struct Partition {
     dir: PathBuf,
     state: Mutex<State>,
     flush_lock: Mutex<()>,
+    /// Serialises [`Partition::flush_all`]'s snapshot writes (they share a temp file).
+    snapshot_lock: Mutex<()>,
     /// Signalled after every advance of the high watermark; fetches long-poll on it.
     pub notify: Notify,
     hw: AtomicI64,
@@ -228,6 +280,13 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
                     std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
                 }
             }
+            // The compacted segment's transaction index was renamed into place before the
+            // log's swap was committed.
+            let txn_swap = dir.join(format!("{stem}.txnindex.swap"));
+            if txn_swap.exists() {
+                let txn = dir.join(format!("{stem}.txnindex"));
+                std::fs::rename(&txn_swap, &txn).map_err(|e| Error::io(&txn, e))?;
+            }
             std::fs::rename(entry.path(), &log).map_err(|e| Error::io(&log, e))?;
             warn!(path = %log.display(), "completed an interrupted compaction swap");
         }
@@ -241,7 +300,10 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
             if let Ok(base) = stem.parse::<i64>() {
                 bases.push(base);
             }
-        } else if name.ends_with(".cleaned") || name.ends_with(".deleted") {
+        } else if name.ends_with(".cleaned")
+            || name.ends_with(".deleted")
+            || name.ends_with(".txnindex.swap")
+        {
             // Leftovers of an interrupted segment replacement: the original is still there.
             let p = entry.path();
             warn!(path = %p.display(), "removing leftover file from an interrupted operation");
@@ -250,6 +312,33 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, Error> {
     }
     bases.sort_unstable();
     Ok(bases)
+}
+
+/// Replay the producer facts of one segment found by recovery, those at or past `from`,
+/// into the producer table, rebuilding the segment's aborted-transaction index for that
+/// range as Kafka's segment recovery does (each ABORT that ends a transaction holding data
+/// gets an entry).
+fn replay(
+    seg: &mut Segment,
+    producers: &mut ProducerState,
+    facts: &[super::producer::LogFact],
+    from: i64,
+) -> Result<(), Error> {
+    seg.txn_index_mut().truncate_to(from)?;
+    for f in facts.iter().filter(|f| f.offset() >= from) {
+        if let Some(done) = producers.apply(f) {
+            if done.aborted {
+                let last_stable_offset = producers.first_unstable().unwrap_or(done.last_offset + 1);
+                seg.txn_index_mut().append(AbortedTxn {
+                    producer_id: done.producer_id,
+                    first_offset: done.first_offset,
+                    last_offset: done.last_offset,
+                    last_stable_offset,
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Partition {
@@ -267,17 +356,26 @@ impl Partition {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let now = now_ms();
         let bases = list_segments(dir)?;
-        let mut producers = match std::fs::read_to_string(dir.join(PRODUCER_SNAPSHOT)) {
-            Ok(text) => ProducerState::from_snapshot(&text),
-            Err(_) => ProducerState::default(),
-        };
+        let (mut producers, snapshot_at) =
+            match std::fs::read_to_string(dir.join(PRODUCER_SNAPSHOT)) {
+                Ok(text) => ProducerState::from_snapshot(&text),
+                Err(_) => (ProducerState::default(), None),
+            };
         let rp = recovery_point.unwrap_or(0);
+        // The snapshot is the producer table as it was when the log ended at
+        // `snapshot_at`, and everything below that offset (log and `.txnindex`) was
+        // fsynced before the snapshot was written. So the log is replayed into the table,
+        // and the aborted-transaction index rebuilt, from there; batches are CRC-checked
+        // from the recovery point or the snapshot, whichever is lower. An older snapshot
+        // that does not say its offset is taken to match the recovery point.
+        let replay_from = snapshot_at.unwrap_or(rp);
+        let scan_from = rp.min(replay_from);
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         let mut truncated: Option<(usize, Truncation)> = None;
         for (i, &base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied();
             match next_base {
-                Some(next) if next <= rp => {
+                Some(next) if next <= scan_from => {
                     segments.push(Segment::open_closed(
                         dir,
                         base,
@@ -287,10 +385,12 @@ impl Partition {
                     )?);
                 }
                 _ => {
-                    let (seg, trunc, batches) =
-                        Segment::open(dir, base, config.segment_index_bytes, Some(rp), now)?;
-                    for (pid, epoch, meta) in batches {
-                        producers.record_meta(pid, epoch, meta);
+                    let (mut seg, trunc, facts) =
+                        Segment::open(dir, base, config.segment_index_bytes, Some(scan_from), now)?;
+                    replay(&mut seg, &mut producers, &facts, replay_from)?;
+                    if let Some(t) = &trunc {
+                        // Kafka drops the index entries of a cut tail with it.
+                        seg.txn_index_mut().truncate_to(t.at_offset)?;
                     }
                     segments.push(seg);
                     if let Some(t) = trunc {
@@ -323,6 +423,14 @@ impl Partition {
         let log_end = segments
             .last()
             .map_or(0, |s| s.next_offset().max(s.base_offset()));
+        if snapshot_at.is_some_and(|at| at > log_end) {
+            warn!(
+                topic = %topic,
+                partition = index,
+                log_end,
+                "the producer snapshot is ahead of the log; forgetting what lies past its end"
+            );
+        }
         producers.truncate_to(log_end);
         let first_base = segments.first().map_or(0, Segment::base_offset);
         let log_start = log_start.unwrap_or(first_base).clamp(first_base, log_end);
@@ -354,6 +462,7 @@ impl Partition {
             dir: dir.to_path_buf(),
             state: Mutex::new(state),
             flush_lock: Mutex::new(()),
+            snapshot_lock: Mutex::new(()),
             notify: Notify::new(),
             hw: AtomicI64::new(hw),
         })
@@ -515,13 +624,7 @@ impl Partition {
             }
             st.scratch = scratch;
             result.map_err(AppendError::Storage)?;
-            st.log_end = next;
-            st.unflushed_messages += count;
-            let needs_flush = st.unflushed_messages >= config.flush_messages;
-            if !needs_flush {
-                st.set_hw_to_end();
-                self.hw.store(st.hw, Ordering::Release);
-            }
+            let needs_flush = st.advance_end(next, count, &self.hw);
             (
                 AppendInfo {
                     base_offset: base,
@@ -540,6 +643,111 @@ impl Partition {
             self.notify.notify_waiters();
         }
         Ok(info)
+    }
+
+    /// Append one control batch (COMMIT when `commit`, else ABORT) for `producer_id` at
+    /// `producer_epoch`, ending that producer's open transaction in this partition, as the
+    /// coordinator's WriteTxnMarkers does. Returns the marker's offset. Follows the flush
+    /// policy like [`Partition::append`] (`flush.messages=1`: fsynced before returning).
+    ///
+    /// Refused with [`AppendError::Fenced`] when `producer_epoch` is older than the
+    /// producer's current epoch here, or `coordinator_epoch` older than that of its last
+    /// marker (Kafka: InvalidProducerEpoch / TransactionCoordinatorFenced). A marker for a
+    /// producer with no open transaction here is still written, as Kafka writes it; it
+    /// changes nothing but the producer's epoch. An ABORT that ends a transaction is
+    /// recorded in the `.txnindex` of the segment that holds it.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<i64, AppendError> {
+        let config = self.config();
+        let now = now_ms();
+        let marker = Marker {
+            commit,
+            coordinator_epoch,
+            timestamp: now,
+        };
+        let mut bytes = txn_index::encode_marker(producer_id, producer_epoch, marker)
+            .map_err(AppendError::Storage)?;
+        let (offset, needs_flush) = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            if !st
+                .producers
+                .marker_allowed(producer_id, producer_epoch, coordinator_epoch)
+            {
+                return Err(AppendError::Fenced);
+            }
+            let offset = st.log_end;
+            batch::assign_offset(&mut bytes, offset, 0);
+            if config.timestamp_type == TimestampType::LogAppendTime {
+                batch::set_log_append_time(&mut bytes, now);
+            }
+            self.write_locked(st, &bytes, offset, offset, now, now, &config)
+                .map_err(AppendError::Storage)?;
+            let done = st
+                .producers
+                .apply_marker(producer_id, producer_epoch, offset, marker);
+            // The marker is in the log whatever happens to the index entry, so the state
+            // moves on with it; a failure to write the entry is reported as a storage
+            // error (Kafka takes the log directory offline for one).
+            let indexed = match done {
+                Some(t) if t.aborted => {
+                    // Kafka's `lastStableOffset(completedTxn)`: the earliest other open
+                    // transaction, else just past this marker.
+                    let last_stable_offset = st.producers.first_unstable().unwrap_or(offset + 1);
+                    st.active().txn_index_mut().append(AbortedTxn {
+                        producer_id,
+                        first_offset: t.first_offset,
+                        last_offset: offset,
+                        last_stable_offset,
+                    })
+                }
+                _ => Ok(()),
+            };
+            let needs_flush = st.advance_end(offset + 1, 1, &self.hw);
+            indexed.map_err(AppendError::Storage)?;
+            (offset, needs_flush)
+        };
+        if needs_flush {
+            self.flush_to(offset + 1).map_err(AppendError::Storage)?;
+        } else {
+            self.notify.notify_waiters();
+        }
+        Ok(offset)
+    }
+
+    /// Last stable offset: the first offset of the earliest open transaction, or the high
+    /// watermark when none is open. `read_committed` consumers read below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.lock().last_stable()
+    }
+
+    /// The producers this partition remembers (for DescribeProducers), by producer id.
+    pub fn producer_infos(&self) -> Vec<ProducerInfo> {
+        self.lock().producers.infos()
+    }
+
+    /// Aborted transactions with `last_offset >= from` and `first_offset < upper`, in
+    /// offset order (Kafka's `collectAbortedTransactions`): the index entries of the
+    /// segment holding `from` and of later ones, until an entry shows that every
+    /// transaction begun below `upper` had completed.
+    pub fn aborted_txns(&self, from: i64, upper: i64) -> Result<Vec<AbortedTxn>, Error> {
+        let st = self.lock();
+        let start = st
+            .segments
+            .partition_point(|s| s.base_offset() <= from)
+            .saturating_sub(1);
+        let mut out = Vec::new();
+        for seg in &st.segments[start..] {
+            if seg.txn_index().collect(from, upper, &mut out) {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -586,10 +794,12 @@ impl Partition {
     /// Group commit: make everything below `target` durable. One fsync covers every batch
     /// appended before it started, so concurrent producers share it. A segment file created
     /// since the last flush also needs its directory entry on disk, or a power loss could
-    /// drop the whole file: the partition directory is fsynced once for it.
+    /// drop the whole file: the partition directory is fsynced once for it. Transaction
+    /// index entries written since the last flush are fsynced with the log, so a marker
+    /// and its entry are durable together.
     pub fn flush_to(&self, target: i64) -> Result<(), Error> {
         let _flushing = self.flush_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (files, new_files, end, seg, pos) = {
+        let (files, txn_files, new_files, new_txn_files, end, seg, pos) = {
             let st = self.lock();
             if st.recovery_point >= target {
                 drop(st);
@@ -610,20 +820,53 @@ impl Partition {
                 .filter(|s| !s.dir_synced())
                 .map(Segment::base_offset)
                 .collect();
+            // (segment, entries covered, handle) of every index with unsynced entries.
+            let txn_files: Vec<(i64, usize, Arc<std::fs::File>)> = st
+                .segments
+                .iter()
+                .filter_map(|s| {
+                    let t = s.txn_index();
+                    t.unsynced_file().map(|f| (s.base_offset(), t.len(), f))
+                })
+                .collect();
+            let new_txn_files: Vec<i64> = st
+                .segments
+                .iter()
+                .filter(|s| !s.txn_index().dir_synced())
+                .map(Segment::base_offset)
+                .collect();
             let a = st.active_ref();
-            (files, new_files, st.log_end, a.base_offset(), a.size())
+            (
+                files,
+                txn_files,
+                new_files,
+                new_txn_files,
+                st.log_end,
+                a.base_offset(),
+                a.size(),
+            )
         };
         for f in &files {
             f.sync_data().map_err(|e| Error::io(&self.dir, e))?;
         }
-        if !new_files.is_empty() {
+        for (_, _, f) in &txn_files {
+            f.sync_data().map_err(|e| Error::io(&self.dir, e))?;
+        }
+        if !new_files.is_empty() || !new_txn_files.is_empty() {
             super::sync_dir(&self.dir)?;
         }
         {
             let mut st = self.lock();
             for s in st.segments.iter_mut() {
-                if new_files.contains(&s.base_offset()) {
+                let base = s.base_offset();
+                if new_files.contains(&base) {
                     s.set_dir_synced();
+                }
+                if new_txn_files.contains(&base) {
+                    s.txn_index_mut().set_dir_synced();
+                }
+                if let Some((_, n, _)) = txn_files.iter().find(|(b, _, _)| *b == base) {
+                    s.txn_index_mut().mark_synced(*n);
                 }
             }
             st.recovery_point = st.recovery_point.max(end);
@@ -641,18 +884,36 @@ impl Partition {
 
     /// Flush everything (shutdown, periodic flush): the log, the index files, and the
     /// producer snapshot. Returns (recovery point, log start) for the checkpoint files.
+    ///
+    /// The snapshot is taken at one log end and written once everything below it is
+    /// fsynced, and says which offset it was taken at: recovery replays the log into it
+    /// from there, so open transactions and the transaction index come back exactly.
     pub fn flush_all(&self) -> Result<(i64, i64), Error> {
-        let end = self.lock().log_end;
+        let _one = self.snapshot_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (end, snap, has_producers) = {
+            let st = self.lock();
+            (
+                st.log_end,
+                st.producers.to_snapshot(st.log_end),
+                !st.producers.is_empty(),
+            )
+        };
         self.flush_to(end)?;
         let mut st = self.lock();
         for s in st.segments.iter_mut() {
             s.flush_indexes()?;
         }
-        let snap = st.producers.to_snapshot();
         let (rp, ls) = (st.recovery_point, st.log_start);
         drop(st);
         let tmp = self.dir.join(format!("{PRODUCER_SNAPSHOT}.tmp"));
         std::fs::write(&tmp, snap).map_err(|e| Error::io(&tmp, e))?;
+        if has_producers {
+            // Open transactions live only here below the recovery point: a snapshot lost
+            // to a power cut would leave their records readable as if committed.
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&tmp, e))?;
+        }
         std::fs::rename(&tmp, self.dir.join(PRODUCER_SNAPSHOT)).map_err(|e| Error::io(&tmp, e))?;
         Ok((rp, ls))
     }
@@ -673,14 +934,57 @@ impl Partition {
             records,
             high_watermark: r.high_watermark,
             log_start_offset: r.log_start_offset,
+            last_stable_offset: r.last_stable_offset,
+            aborted: r.aborted,
+        })
+    }
+
+    /// [`Partition::read`] for `isolation_level=read_committed`: see
+    /// [`Partition::read_region_committed`].
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<FetchData, ReadError> {
+        let r = self.read_region_committed(offset, max_bytes)?;
+        let records = match &r.region {
+            Some(region) => region
+                .load()
+                .map_err(|e| ReadError::Storage(Error::io(&self.dir, e)))?,
+            None => Bytes::new(),
+        };
+        Ok(FetchData {
+            records,
+            high_watermark: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+            last_stable_offset: r.last_stable_offset,
+            aborted: r.aborted,
         })
     }
 
     /// Like [`Partition::read`], but only locate the batches: the region of the segment file
     /// that holds them. Reads batch headers (12 bytes each, skipping ahead with the offset
-    /// index), never the records.
+    /// index), never the records. This is `read_uncommitted`: up to the high watermark.
     pub fn read_region(&self, offset: i64, max_bytes: usize) -> Result<FetchRegion, ReadError> {
-        let (slice, hw, log_start) = {
+        self.locate(offset, max_bytes, false)
+    }
+
+    /// [`Partition::read_region`] for `isolation_level=read_committed`: whole batches
+    /// below the last stable offset only, and the aborted transactions overlapping them
+    /// (Kafka: `lastOffset >= offset && firstOffset <` the offset just past the data), so
+    /// the consumer can drop their records. An offset at or past the last stable offset
+    /// but not past the high watermark is in range and gets no records, as in Kafka.
+    pub fn read_region_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<FetchRegion, ReadError> {
+        self.locate(offset, max_bytes, true)
+    }
+
+    fn locate(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        committed: bool,
+    ) -> Result<FetchRegion, ReadError> {
+        let (slice, hw, lso, log_start) = {
             let mut st = self.lock();
             if offset < st.log_start || offset > st.hw {
                 return Err(ReadError::OutOfRange {
@@ -689,40 +993,67 @@ impl Partition {
                     high_watermark: st.hw,
                 });
             }
-            let mut slice: Option<ReadSlice> = None;
-            if offset < st.hw {
+            let lso = st.last_stable();
+            // Where readable data ends: the high watermark, or for read_committed the
+            // start of the batch at the last stable offset (a batch's base offset, as
+            // transactions begin at one), so no batch at or past it is returned.
+            let (end_offset, end_segment, end_position) = if committed && lso < st.hw {
+                let (seg, pos) = st.position_of(lso)?;
+                (lso, seg, pos)
+            } else {
+                (st.hw, st.hw_segment, st.hw_position)
+            };
+            // (slice, offset just past the slice's readable data)
+            let mut slice: Option<(ReadSlice, i64)> = None;
+            if offset < end_offset {
                 let start = st
                     .segments
                     .partition_point(|s| s.base_offset() <= offset)
                     .saturating_sub(1);
                 for i in start..st.segments.len() {
                     let seg = &st.segments[i];
-                    let end = if seg.base_offset() == st.hw_segment {
-                        st.hw_position
-                    } else if seg.base_offset() > st.hw_segment {
+                    let (end, end_off) = if seg.base_offset() == end_segment {
+                        (end_position, end_offset)
+                    } else if seg.base_offset() > end_segment {
                         break;
                     } else {
-                        seg.size()
+                        (seg.size(), seg.next_offset())
                     };
                     if let Some(s) = st.with_index(i, |seg| seg.slice(offset, end, max_bytes))? {
-                        slice = Some(s);
+                        slice = Some((s, end_off));
                         break;
                     }
                 }
             }
-            (slice, st.hw, st.log_start)
+            (slice, st.hw, lso, st.log_start)
         };
-        let region = match slice {
-            Some(s) => Some(
-                whole_batches(&s, max_bytes)
-                    .map_err(|e| ReadError::Storage(Error::io(&self.dir, e)))?,
-            ),
-            None => None,
+        let io = |e| ReadError::Storage(Error::io(&self.dir, e));
+        let (region, upper) = match slice {
+            Some((s, end_off)) => {
+                let r = whole_batches(&s, max_bytes).map_err(io)?;
+                // Kafka's fetch upper bound: the first batch after the data, else the end.
+                let after = r.position + r.len as u64;
+                let upper = if committed {
+                    next_base_offset(&s, after).map_err(io)?.unwrap_or(end_off)
+                } else {
+                    end_off
+                };
+                (Some(r), upper)
+            }
+            None => (None, offset),
+        };
+        let region = region.filter(|r| r.len > 0);
+        let aborted = if committed && region.is_some() {
+            self.aborted_txns(offset, upper)?
+        } else {
+            Vec::new()
         };
         Ok(FetchRegion {
-            region: region.filter(|r| r.len > 0),
+            region,
             high_watermark: hw,
             log_start_offset: log_start,
+            last_stable_offset: lso,
+            aborted,
         })
     }
 
@@ -876,11 +1207,14 @@ impl Partition {
 
     /// Closed segments to compact, if the dirty share of the log has reached
     /// `min.cleanable.dirty.ratio`: (base, next base, file, size, max timestamp).
+    /// Only segments wholly below the last stable offset take part: Kafka never cleans
+    /// open transactions.
     pub(super) fn cleanable(&self) -> Option<(Arc<LogConfig>, Vec<super::cleaner::Target>)> {
         let st = self.lock();
         if !st.config.compacted() || st.segments.len() < 2 {
             return None;
         }
+        let lso = st.last_stable();
         let closed = &st.segments[..st.segments.len() - 1];
         let total: u64 = closed.iter().map(Segment::size).sum();
         let dirty: u64 = closed
@@ -895,9 +1229,10 @@ impl Partition {
         {
             return None;
         }
-        let targets = closed
+        let targets: Vec<_> = closed
             .iter()
             .zip(st.segments.iter().skip(1))
+            .take_while(|(_, next)| next.base_offset() <= lso)
             .map(|(s, next)| super::cleaner::Target {
                 base: s.base_offset(),
                 end: next.base_offset(),
@@ -906,27 +1241,37 @@ impl Partition {
                 max_timestamp: s.max_timestamp(),
             })
             .collect();
+        if targets.is_empty() {
+            return None;
+        }
         Some((Arc::clone(&st.config), targets))
     }
 
     /// Replace closed segment `base` with the compacted file at `swap` (a `.log.swap`,
-    /// fully written and synced). Returns false if the segment is gone (retention).
+    /// fully written and synced) and its transaction index at `BASE.txnindex.swap`, if
+    /// there is one. Returns false if the segment is gone (retention).
     pub(super) fn swap_cleaned(&self, base: i64, swap: &Path) -> Result<bool, Error> {
+        let stem = super::segment::file_stem(base);
+        let txn_swap = self.dir.join(format!("{stem}.txnindex.swap"));
         let mut st = self.lock();
-        let Some(i) = st.segments.iter().position(|s| s.base_offset() == base) else {
-            drop(st);
-            std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
-            return Ok(false);
+        // Not there any more (retention), or now the active segment: drop the swap.
+        let i = match st.segments.iter().position(|s| s.base_offset() == base) {
+            Some(i) if i + 1 < st.segments.len() => i,
+            _ => {
+                drop(st);
+                std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
+                if txn_swap.exists() {
+                    std::fs::remove_file(&txn_swap).map_err(|e| Error::io(&txn_swap, e))?;
+                }
+                return Ok(false);
+            }
         };
-        if i + 1 == st.segments.len() {
-            drop(st);
-            std::fs::remove_file(swap).map_err(|e| Error::io(swap, e))?;
-            return Ok(false);
-        }
         st.segments[i].delete_files()?;
-        let log = self
-            .dir
-            .join(format!("{}.log", super::segment::file_stem(base)));
+        if txn_swap.exists() {
+            let txn = self.dir.join(format!("{stem}.txnindex"));
+            std::fs::rename(&txn_swap, &txn).map_err(|e| Error::io(&txn, e))?;
+        }
+        let log = self.dir.join(format!("{stem}.log"));
         std::fs::rename(swap, &log).map_err(|e| Error::io(&log, e))?;
         let (seg, _, _) = Segment::open(
             &self.dir,
@@ -986,6 +1331,17 @@ fn whole_batches(s: &ReadSlice, max_bytes: usize) -> std::io::Result<FileRegion>
         position: s.position,
         len: usize::try_from(pos - s.position).unwrap_or(0),
     })
+}
+
+/// Base offset of the batch starting at `pos` in the slice's file, if one starts there
+/// before the slice's end.
+fn next_base_offset(s: &ReadSlice, pos: u64) -> std::io::Result<Option<i64>> {
+    if pos + batch::LOG_OVERHEAD as u64 > s.end {
+        return Ok(None);
+    }
+    let mut hdr = [0u8; batch::LOG_OVERHEAD];
+    s.file.read_exact_at(&mut hdr, pos)?;
+    Ok(batch::peek_offset_and_len(&hdr).map(|(base, _)| base))
 }
 
 /// (offset, timestamp) of every record of a batch; decodes (and decompresses) it.
@@ -1257,6 +1613,32 @@ mod tests {
         p.append(&make_batch(4, 1, -1, -1)).unwrap();
         let (_, end, hw, rp) = p.offsets();
         assert_eq!((end, hw, rp), (4, 4, 4));
+    }
+
+    #[test]
+    fn last_stable_offset_never_passes_a_lagging_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), cfg(), None);
+        p.append(&make_batch(1, 1, -1, -1)).unwrap();
+        p.append(&crate::log::txn_tests::txn_batch(1, 5, 0, 0))
+            .unwrap();
+        p.append(&make_batch(1, 1, -1, -1)).unwrap();
+        assert_eq!(p.last_stable_offset(), 1);
+        // As while `flush.messages` waits for an fsync: the high watermark lags the end,
+        // here below the open transaction.
+        {
+            let mut st = p.lock();
+            st.hw = 0;
+            st.hw_position = 0;
+        }
+        p.hw.store(0, Ordering::Release);
+        assert_eq!(p.last_stable_offset(), 0);
+        assert!(p
+            .read_region_committed(0, 1 << 20)
+            .unwrap()
+            .region
+            .is_none());
+        assert!(p.read_region(0, 1 << 20).unwrap().region.is_none());
     }
 
     #[test]

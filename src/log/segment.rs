@@ -1,5 +1,6 @@
-//! One log segment: the `.log` file of record batches as producers sent them, and its sparse
-//! `.index` / `.timeindex`. Files are named by the base offset, 20 digits, as Kafka does.
+//! One log segment: the `.log` file of record batches as producers sent them, its sparse
+//! `.index` / `.timeindex`, and its `.txnindex` of aborted transactions. Files are named by
+//! the base offset, 20 digits, as Kafka does.
 //!
 //! A segment is plain synchronous code. Reads use positional `read_at` on a shared handle,
 //! so a reader never holds the partition lock while it copies bytes.
@@ -11,7 +12,8 @@ use std::sync::Arc;
 
 use super::batch::{self, BatchView, HEADER_LEN, LOG_OVERHEAD};
 use super::index::{Index, OffsetEntry, TimeEntry};
-use super::producer::BatchMeta;
+use super::producer::{BatchMeta, LogFact};
+use super::txn_index::{self, TxnIndex};
 use super::Error;
 
 /// `segment.index.bytes` limits both indexes; Kafka's default is 10 MiB.
@@ -46,6 +48,7 @@ pub struct Segment {
     next_offset: i64,
     index: Index<OffsetEntry>,
     time_index: Index<TimeEntry>,
+    txn_index: TxnIndex,
     bytes_since_index: u64,
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
@@ -119,6 +122,7 @@ impl Segment {
             next_offset: base_offset,
             index: Index::create(&dir.join(format!("{stem}.index")), index_bytes)?,
             time_index: Index::create(&dir.join(format!("{stem}.timeindex")), index_bytes)?,
+            txn_index: TxnIndex::create(&dir.join(format!("{stem}.txnindex")))?,
             log_path,
             bytes_since_index: 0,
             max_timestamp: -1,
@@ -129,16 +133,18 @@ impl Segment {
         })
     }
 
-    /// Open an existing segment. With `trust_index`, the index files are loaded and
-    /// sanity-checked (and rebuilt if they fail); otherwise the whole segment is scanned and
-    /// validated batch by batch from `validate_from` on, cutting at the first bad batch.
+    /// Open an existing segment: scan every batch header to rebuild the offset and time
+    /// indexes, validating batch by batch from `validate_from` on and cutting at the first
+    /// bad batch. Returns the producer facts (idempotent batches, transaction markers) of
+    /// the batches from `validate_from` on, for the partition to replay. The `.txnindex`
+    /// is loaded as it is; the partition rebuilds the part it replays.
     pub fn open(
         dir: &Path,
         base_offset: i64,
         index_bytes: usize,
         validate_from: Option<i64>,
         now_ms: i64,
-    ) -> Result<(Self, Option<Truncation>, Vec<ProducerBatch>), Error> {
+    ) -> Result<(Self, Option<Truncation>, Vec<LogFact>), Error> {
         let stem = file_stem(base_offset);
         let log_path = dir.join(format!("{stem}.log"));
         let file = OpenOptions::new()
@@ -170,6 +176,7 @@ impl Segment {
             } else {
                 Index::create(&time_path, index_bytes)?
             },
+            txn_index: TxnIndex::load(&dir.join(format!("{stem}.txnindex")))?,
             file: Arc::new(file),
             log_path,
             bytes_since_index: 0,
@@ -233,6 +240,7 @@ impl Segment {
                     next_offset: next_base,
                     index,
                     time_index,
+                    txn_index: TxnIndex::load(&dir.join(format!("{stem}.txnindex")))?,
                     bytes_since_index: 0,
                     max_timestamp,
                     offset_of_max_timestamp,
@@ -268,7 +276,7 @@ impl Segment {
     fn scan(
         &mut self,
         validate_from: Option<i64>,
-    ) -> Result<(Option<Truncation>, Vec<ProducerBatch>), Error> {
+    ) -> Result<(Option<Truncation>, Vec<LogFact>), Error> {
         let mut producers = Vec::new();
         let mut pos: u64 = 0;
         let mut entries = Vec::new();
@@ -341,6 +349,8 @@ impl Segment {
             if validate_from.is_some_and(|from| last >= from) {
                 if let Some(p) = producer_batch(&header) {
                     producers.push(p);
+                } else if let Some(m) = self.marker_at(&header, pos, total)? {
+                    producers.push(m);
                 }
             }
             let batch_max_ts = i64::from_be_bytes(header[35..43].try_into().unwrap_or([0; 8]));
@@ -390,6 +400,52 @@ impl Segment {
         Ok((truncation, producers))
     }
 
+    /// The transaction marker of the control batch at `pos` whose header is `h`, as a
+    /// fact to replay; `None` for any other batch. Control batches are tiny, so reading
+    /// the whole batch to get at its control record's key costs nothing.
+    fn marker_at(
+        &self,
+        h: &[u8; HEADER_LEN],
+        pos: u64,
+        total: u64,
+    ) -> Result<Option<LogFact>, Error> {
+        let attrs = i16::from_be_bytes([h[21], h[22]]);
+        if attrs & batch::ATTR_CONTROL == 0 {
+            return Ok(None);
+        }
+        let Some(len) = usize::try_from(total)
+            .ok()
+            .filter(|&l| l <= txn_index::MAX_CONTROL_BATCH_BYTES)
+        else {
+            tracing::warn!(path = %self.log_path.display(), pos, "skipping an oversized control batch");
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(|e| Error::io(&self.log_path, e))?;
+        let Ok(Some((v, _))) = BatchView::split_first(&buf) else {
+            return Ok(None);
+        };
+        Ok(
+            txn_index::decode_marker(&buf).map(|marker| LogFact::Marker {
+                pid: v.producer_id(),
+                epoch: v.producer_epoch(),
+                offset: v.base_offset(),
+                marker,
+            }),
+        )
+    }
+
+    /// The aborted transactions whose marker is in this segment.
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+    /// The aborted-transaction index, to append to or cut.
+    pub fn txn_index_mut(&mut self) -> &mut TxnIndex {
+        &mut self.txn_index
+    }
+
     /// Base offset (the file name).
     pub fn base_offset(&self) -> i64 {
         self.base_offset
@@ -418,7 +474,7 @@ impl Segment {
     pub fn index_full(&self) -> bool {
         self.index.is_full() || self.time_index.is_full()
     }
-    /// Whether the file's directory entry is known to be durable.
+    /// Whether the `.log` file's directory entry is known to be durable.
     pub fn dir_synced(&self) -> bool {
         self.dir_synced
     }
@@ -646,6 +702,7 @@ impl Segment {
             self.log_path.clone(),
             self.index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
         ] {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
@@ -657,10 +714,8 @@ impl Segment {
     }
 }
 
-/// Idempotence facts of a batch found on disk: (producer id, epoch, sequence range).
-pub type ProducerBatch = (i64, i16, BatchMeta);
-
-fn producer_batch(h: &[u8; HEADER_LEN]) -> Option<ProducerBatch> {
+/// Idempotence facts of a data batch found on disk.
+fn producer_batch(h: &[u8; HEADER_LEN]) -> Option<LogFact> {
     let i64_at = |a: usize| {
         h.get(a..a + 8)
             .and_then(|s| <[u8; 8]>::try_from(s).ok())
@@ -677,21 +732,26 @@ fn producer_batch(h: &[u8; HEADER_LEN]) -> Option<ProducerBatch> {
         return None;
     }
     let epoch = i16::from_be_bytes([h[51], h[52]]);
+    let attrs = i16::from_be_bytes([h[21], h[22]]);
+    if attrs & batch::ATTR_CONTROL != 0 {
+        return None;
+    }
     let base = i64_at(0)?;
     let delta = last_delta(h);
     let last_seq =
         i32::try_from((i64::from(seq) + i64::from(delta)) % (i64::from(i32::MAX) + 1)).ok()?;
-    Some((
+    Some(LogFact::Data {
         pid,
         epoch,
-        BatchMeta {
+        meta: BatchMeta {
             first_seq: seq,
             last_seq,
             base_offset: base,
             last_offset: base.saturating_add(i64::from(delta)),
             max_timestamp: i64_at(35)?,
         },
-    ))
+        transactional: attrs & batch::ATTR_TRANSACTIONAL != 0,
+    })
 }
 
 fn last_delta(hdr: &[u8]) -> i32 {

@@ -47,6 +47,7 @@ pub async fn run(
     let group_timer = tokio::spawn(group_timer(Arc::clone(&broker)));
     let retention = tokio::spawn(retention_loop(Arc::clone(&broker)));
     let cleaner = tokio::spawn(cleaner_loop(Arc::clone(&broker)));
+    let txn_timer = tokio::spawn(txn_timer(Arc::clone(&broker)));
     shutdown.await;
     info!("shutting down");
     token.cancel();
@@ -59,6 +60,7 @@ pub async fn run(
     group_timer.abort();
     retention.abort();
     cleaner.abort();
+    txn_timer.abort();
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.logs.checkpoint()).await??;
     info!("all partitions flushed; bye");
@@ -150,6 +152,19 @@ async fn group_timer(broker: Arc<Broker>) {
                 error!(error = %e, "offset retention task failed");
             }
         }
+    }
+}
+
+/// Aborts transactions past their timeout every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (and finishes any left
+/// prepared, and forgets expired transactional ids).
+async fn txn_timer(broker: Arc<Broker>) {
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(broker.config.txn.abort_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        broker.txns.tick(broker.txn_env()).await;
     }
 }
 

@@ -13,8 +13,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader};
 use tokio::time::Instant;
 use tracing::error;
 
@@ -57,8 +59,11 @@ struct Got {
     code: Code,
     ok: bool,
     hw: i64,
+    lso: i64,
     log_start: i64,
     records: Records,
+    /// read_committed: aborted transactions overlapping the records, (producer, first offset).
+    aborted: Vec<(i64, i64)>,
 }
 
 impl Got {
@@ -67,8 +72,10 @@ impl Got {
             code,
             ok: false,
             hw,
+            lso: hw,
             log_start,
             records: Records::Memory(Bytes::new()),
+            aborted: Vec::new(),
         }
     }
 }
@@ -145,14 +152,17 @@ pub(crate) async fn handle(
         for w in waits.iter_mut() {
             w.as_mut().enable();
         }
+        // read_committed readers see nothing past the last stable offset, so only its move
+        // (a marker, or the high watermark with no transaction open) is news to them.
         let anything = wants.iter().any(|w| match &w.target {
+            Ok(p) if read_committed => w.offset != p.last_stable_offset(),
             Ok(p) => w.offset != p.high_watermark(),
             Err(_) => true,
         });
         let timed_out = Instant::now() >= deadline;
         if anything || timed_out {
             let w = Arc::clone(&wants);
-            let got = blocking(move || read_all(&w, max_bytes)).await?;
+            let got = blocking(move || read_all(&w, max_bytes, read_committed)).await?;
             let total: usize = got.iter().map(|g| g.records.len()).sum();
             let errors = got.iter().any(|g| !g.ok);
             if total >= min_bytes.max(1) || errors || timed_out || min_bytes == 0 {
@@ -164,7 +174,7 @@ pub(crate) async fn handle(
             _ = tokio::time::sleep_until(deadline) => {}
             _ = token.cancelled() => {
                 let w = Arc::clone(&wants);
-                break blocking(move || read_all(&w, max_bytes)).await?;
+                break blocking(move || read_all(&w, max_bytes, read_committed)).await?;
             }
         }
     };
@@ -186,10 +196,19 @@ pub(crate) async fn handle(
             .with_partition_index(w.partition)
             .with_error_code(if g.ok { 0 } else { g.code.code() })
             .with_high_watermark(g.hw)
-            .with_last_stable_offset(g.hw)
+            .with_last_stable_offset(g.lso)
             .with_log_start_offset(g.log_start)
             .with_preferred_read_replica(BrokerId(-1))
-            .with_aborted_transactions(read_committed.then(Vec::new))
+            .with_aborted_transactions(read_committed.then(|| {
+                g.aborted
+                    .iter()
+                    .map(|&(pid, first)| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(pid))
+                            .with_first_offset(first)
+                    })
+                    .collect()
+            }))
             .with_records(Some(records));
         if let Some(t) = topics.get_mut(w.topic) {
             t.partitions.push(pd);
@@ -205,8 +224,9 @@ pub(crate) async fn handle(
 
 /// Read every wanted partition within the response budget. The first partition with data
 /// gets at least one whole batch even if it exceeds the budget (KIP-74). Ranges of
-/// `MIN_SPLICE` bytes or more stay in the file.
-fn read_all(wants: &[Want], max_bytes: usize) -> Vec<Got> {
+/// `MIN_SPLICE` bytes or more stay in the file. read_committed reads stop at the last
+/// stable offset and list the aborted transactions their records overlap.
+fn read_all(wants: &[Want], max_bytes: usize, read_committed: bool) -> Vec<Got> {
     let mut remaining = max_bytes;
     let mut any = false;
     wants
@@ -223,11 +243,18 @@ fn read_all(wants: &[Want], max_bytes: usize) -> Vec<Got> {
                     code: Code::UnknownServerError,
                     ok: true,
                     hw,
+                    lso: p.last_stable_offset(),
                     log_start,
                     records: Records::Memory(Bytes::new()),
+                    aborted: Vec::new(),
                 };
             }
-            let read = p.read_region(w.offset, limit).and_then(|mut d| {
+            let region = if read_committed {
+                p.read_region_committed(w.offset, limit)
+            } else {
+                p.read_region(w.offset, limit)
+            };
+            let read = region.and_then(|mut d| {
                 let records = match d.region.take() {
                     None => Records::Memory(Bytes::new()),
                     Some(r) if r.len >= MIN_SPLICE => Records::File(r),
@@ -246,8 +273,14 @@ fn read_all(wants: &[Want], max_bytes: usize) -> Vec<Got> {
                         code: Code::UnknownServerError,
                         ok: true,
                         hw: d.high_watermark,
+                        lso: d.last_stable_offset,
                         log_start: d.log_start_offset,
                         records,
+                        aborted: d
+                            .aborted
+                            .iter()
+                            .map(|a| (a.producer_id, a.first_offset))
+                            .collect(),
                     }
                 }
                 Err(ReadError::OutOfRange {

@@ -1,6 +1,8 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
 //! tiered (-5, no tiers: answered like Kafka without remote storage, offset -1), and by
-//! timestamp (first record whose timestamp is at least the target).
+//! timestamp (first record whose timestamp is at least the target). At `read_committed`
+//! (isolation level 1) latest is the last stable offset, and timestamp lookups see nothing
+//! at or past it, as Kafka answers.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -30,6 +32,7 @@ pub(crate) async fn handle(
     } else {
         -1
     };
+    let read_committed = req.isolation_level == 1;
     let topics = blocking(move || {
         req.topics
             .into_iter()
@@ -49,14 +52,20 @@ pub(crate) async fn handle(
                             Err(code) => return base.with_error_code(code.code()),
                         };
                         let (log_start, _, hw, _) = part.offsets();
+                        let visible_end = if read_committed {
+                            part.last_stable_offset()
+                        } else {
+                            hw
+                        };
                         let found = match p.timestamp {
-                            LATEST => Ok(Some((-1, hw))),
+                            LATEST => Ok(Some((-1, visible_end))),
                             EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, log_start))),
                             LATEST_TIERED => Ok(Some((-1, -1))),
                             MAX_TIMESTAMP => part.max_timestamp(),
                             ts if ts >= 0 => part.offset_for_timestamp(ts),
                             _ => return base.with_error_code(Code::InvalidRequest.code()),
-                        };
+                        }
+                        .map(|f| f.filter(|(_, off)| *off < visible_end || p.timestamp == LATEST));
                         match found {
                             Ok(Some((ts, off))) => base
                                 .with_timestamp(ts)

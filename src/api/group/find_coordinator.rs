@@ -1,5 +1,6 @@
-//! FindCoordinator: this broker coordinates every group (v0–3: one key; v4+: a batch of
-//! keys). Transaction coordinators are not available: transactions are not implemented.
+//! FindCoordinator: this broker coordinates every group (key type 0) and every
+//! transactional id (key type 1); v0–3 ask for one key, v4+ for a batch. Other key types
+//! (2, share groups) get COORDINATOR_NOT_AVAILABLE until they exist.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -9,6 +10,7 @@ use kafka_protocol::messages::{
 use crate::api::{sb, ApiError, Code, Ctx};
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 /// Handle FindCoordinator.
 pub(crate) async fn handle(
@@ -18,7 +20,7 @@ pub(crate) async fn handle(
 ) -> Result<FindCoordinatorResponse, ApiError> {
     let (host, port) = ctx.conn.advertised();
     let node = BrokerId(ctx.broker.config.node_id);
-    let supported = req.key_type == KEY_TYPE_GROUP;
+    let supported = req.key_type == KEY_TYPE_GROUP || req.key_type == KEY_TYPE_TRANSACTION;
     if hdr.request_api_version >= 4 {
         let coordinators = req
             .coordinator_keys
@@ -33,7 +35,7 @@ pub(crate) async fn handle(
                     c.with_node_id(BrokerId(-1))
                         .with_port(-1)
                         .with_error_code(Code::CoordinatorNotAvailable.code())
-                        .with_error_message(Some(sb("transactions are not supported")))
+                        .with_error_message(Some(sb("no coordinator of this key type")))
                 }
             })
             .collect();

@@ -1,5 +1,7 @@
 //! OffsetFetch: one group (v1–7, `topics` null = all) or several groups (v8+). Partitions
-//! without a commit answer offset -1, as Kafka does.
+//! without a commit answer offset -1, as Kafka does. With `require_stable` (v7+, what
+//! read_committed consumers send), a partition whose offsets an open transaction has
+//! written gets UNSTABLE_OFFSET_COMMIT, so the consumer waits for the transaction to end.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -7,22 +9,38 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestHeader, TopicName};
 
-use crate::api::{sb, ApiError, Ctx};
+use crate::api::{sb, ApiError, Code, Ctx};
 use crate::group::Coordinator;
 
-/// (topic, [(partition, offset, leader epoch, metadata)]) for a group.
-type Fetched = Vec<(String, Vec<(i32, i64, i32, String)>)>;
+/// (topic, [(partition, offset, leader epoch, metadata, error code)]) for a group.
+type Fetched = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
-fn lookup(groups: &Coordinator, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+fn lookup(
+    groups: &Coordinator,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Fetched {
     match wanted {
         Some(topics) => topics
             .into_iter()
             .map(|(t, parts)| {
                 let rows = parts
                     .into_iter()
-                    .map(|p| match groups.offsets.get(group, &t, p) {
-                        Some(c) => (p, c.offset, c.leader_epoch, c.metadata.unwrap_or_default()),
-                        None => (p, -1, -1, String::new()),
+                    .map(|p| {
+                        if require_stable && groups.offsets.has_pending(group, &t, p) {
+                            return (p, -1, -1, String::new(), Code::UnstableOffsetCommit.code());
+                        }
+                        match groups.offsets.get(group, &t, p) {
+                            Some(c) => (
+                                p,
+                                c.offset,
+                                c.leader_epoch,
+                                c.metadata.unwrap_or_default(),
+                                0,
+                            ),
+                            None => (p, -1, -1, String::new(), 0),
+                        }
                     })
                     .collect();
                 (t, rows)
@@ -31,7 +49,18 @@ fn lookup(groups: &Coordinator, group: &str, wanted: Option<Vec<(String, Vec<i32
         None => {
             let mut out: Fetched = Vec::new();
             for ((t, p), c) in groups.offsets.group(group) {
-                let row = (p, c.offset, c.leader_epoch, c.metadata.unwrap_or_default());
+                let unstable = require_stable && groups.offsets.has_pending(group, &t, p);
+                let row = if unstable {
+                    (p, -1, -1, String::new(), Code::UnstableOffsetCommit.code())
+                } else {
+                    (
+                        p,
+                        c.offset,
+                        c.leader_epoch,
+                        c.metadata.unwrap_or_default(),
+                        0,
+                    )
+                };
                 match out.last_mut() {
                     Some((lt, rows)) if *lt == t => rows.push(row),
                     _ => out.push((t, vec![row])),
@@ -59,7 +88,7 @@ pub(crate) async fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let rows = lookup(groups, g.group_id.0.as_str(), wanted);
+                let rows = lookup(groups, g.group_id.0.as_str(), wanted, req.require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_topics(
@@ -70,9 +99,10 @@ pub(crate) async fn handle(
                                     .with_partitions(
                                         parts
                                             .into_iter()
-                                            .map(|(p, o, e, m)| {
+                                            .map(|(p, o, e, m, code)| {
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
+                                                    .with_error_code(code)
                                                     .with_committed_offset(o)
                                                     .with_committed_leader_epoch(e)
                                                     .with_metadata(Some(sb(m)))
@@ -91,7 +121,8 @@ pub(crate) async fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let rows = lookup(groups, req.group_id.0.as_str(), wanted);
+    let stable = hdr.request_api_version >= 7 && req.require_stable;
+    let rows = lookup(groups, req.group_id.0.as_str(), wanted, stable);
     Ok(OffsetFetchResponse::default().with_topics(
         rows.into_iter()
             .map(|(t, parts)| {
@@ -100,9 +131,10 @@ pub(crate) async fn handle(
                     .with_partitions(
                         parts
                             .into_iter()
-                            .map(|(p, o, e, m)| {
+                            .map(|(p, o, e, m, code)| {
                                 OffsetFetchResponsePartition::default()
                                     .with_partition_index(p)
+                                    .with_error_code(code)
                                     .with_committed_offset(o)
                                     .with_committed_leader_epoch(if hdr.request_api_version >= 5 {
                                         e

@@ -1,6 +1,8 @@
 //! ApiVersions: the supported table, from [`crate::api::advertised`].
 
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 
 use crate::api::{advertised, ApiError, Code, Ctx};
@@ -24,13 +26,50 @@ pub fn fallback_response() -> ApiVersionsResponse {
         .with_api_keys(table())
 }
 
+/// The features advertised from ApiVersions v3, as a Kafka 4.3 broker of a new cluster
+/// finalises them: `transaction.version` 2 (KIP-890: clients add partitions implicitly and
+/// EndTxn bumps the epoch) and `group.version` 1 (KIP-848 consumer groups). Clients read
+/// the finalized levels; the supported ranges are what Sluice can run.
+const FEATURES: &[(&str, i16, i16, i16)] = &[
+    // (name, supported min, supported max, finalized level)
+    ("group.version", 0, 1, 1),
+    ("transaction.version", 0, 2, 2),
+];
+
+/// Epoch of the finalized features; they never change on a running Sluice.
+const FEATURES_EPOCH: i64 = 1;
+
 /// Handle ApiVersions.
 pub(crate) async fn handle(
     _ctx: &Ctx<'_>,
     _hdr: &RequestHeader,
     _req: ApiVersionsRequest,
 ) -> Result<ApiVersionsResponse, ApiError> {
-    Ok(ApiVersionsResponse::default().with_api_keys(table()))
+    Ok(ApiVersionsResponse::default()
+        .with_api_keys(table())
+        .with_supported_features(
+            FEATURES
+                .iter()
+                .map(|(name, min, max, _)| {
+                    SupportedFeatureKey::default()
+                        .with_name(crate::api::sb(*name))
+                        .with_min_version(*min)
+                        .with_max_version(*max)
+                })
+                .collect(),
+        )
+        .with_finalized_features_epoch(FEATURES_EPOCH)
+        .with_finalized_features(
+            FEATURES
+                .iter()
+                .map(|(name, _, _, level)| {
+                    FinalizedFeatureKey::default()
+                        .with_name(crate::api::sb(*name))
+                        .with_min_version_level(*level)
+                        .with_max_version_level(*level)
+                })
+                .collect(),
+        ))
 }
 
 #[cfg(test)]

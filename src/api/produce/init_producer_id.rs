@@ -1,7 +1,8 @@
-//! InitProducerId for idempotent producers (the Java producer's default). A producer that
+//! InitProducerId. For idempotent producers (the Java producer's default) a producer that
 //! sends its current id and epoch (KIP-360, after an error) gets the epoch bumped; a new one
-//! gets a fresh id, unique across restarts. Transactional ids are refused: transactions are
-//! not implemented yet.
+//! gets a fresh id, unique across restarts. With a transactional id the transaction
+//! coordinator answers (`crate::txn`): the id's producer, its epoch bumped, any transaction
+//! the previous incarnation left open aborted.
 
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, RequestHeader,
@@ -13,7 +14,7 @@ use crate::api::{blocking, ApiError, Code, Ctx};
 /// Handle InitProducerId.
 pub(crate) async fn handle(
     ctx: &Ctx<'_>,
-    _hdr: &RequestHeader,
+    hdr: &RequestHeader,
     req: InitProducerIdRequest,
 ) -> Result<InitProducerIdResponse, ApiError> {
     let fail = |code: Code| {
@@ -22,9 +23,34 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        // Kafka needs a transaction coordinator here; Sluice has none yet.
-        return Ok(fail(Code::TransactionalIdAuthorizationFailed));
+    if let Some(id) = &req.transactional_id {
+        let b = ctx.broker;
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        return Ok(
+            match b
+                .txns
+                .init_producer_id(
+                    b.txn_env(),
+                    id.0.as_str(),
+                    req.transaction_timeout_ms,
+                    expected,
+                )
+                .await
+            {
+                Ok((pid, epoch)) => InitProducerIdResponse::default()
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+                Err(code) => {
+                    tracing::info!(transactional_id = %id.0, error = %code, "InitProducerId refused");
+                    // KIP-588: PRODUCER_FENCED from v4; INVALID_PRODUCER_EPOCH before.
+                    fail(crate::api::txn::fenced_for(
+                        code,
+                        hdr.request_api_version,
+                        4,
+                    ))
+                }
+            },
+        );
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return Ok(InitProducerIdResponse::default()

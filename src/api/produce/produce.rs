@@ -15,11 +15,25 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use tracing::{error, warn};
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::log::batch::BatchView;
 use crate::log::validate::Invalid;
 use crate::log::{is_internal_topic, AppendError, AppendInfo, Error as LogError, Partition};
 
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
+/// First Produce version of transaction version 2 clients: the first write to a partition
+/// adds it to the transaction (KIP-890).
+const IMPLICIT_ADD_VERSION: i16 = 12;
+
+/// KIP-1050: TRANSACTION_ABORTABLE goes to clients that know it (Produce v11+); older ones
+/// get INVALID_TXN_STATE, as before it existed.
+fn transaction_abortable_for(code: Code, version: i16) -> Code {
+    if code == Code::TransactionAbortable && version < 11 {
+        Code::InvalidTxnState
+    } else {
+        code
+    }
+}
 
 fn error_code(e: &AppendError) -> Code {
     match e {
@@ -53,12 +67,7 @@ pub(crate) async fn handle(
 ) -> Result<ProduceResponse, ApiError> {
     let logs = &ctx.broker.logs;
     let by_id = hdr.request_api_version >= TOPIC_ID_VERSION;
-    let refuse_all: Option<(Code, &str)> = if req.transactional_id.is_some() {
-        Some((
-            Code::TransactionalIdAuthorizationFailed,
-            "transactions are not supported by this broker",
-        ))
-    } else if !matches!(req.acks, -1..=1) {
+    let refuse_all: Option<(Code, &str)> = if !matches!(req.acks, -1..=1) {
         Some((Code::InvalidRequiredAcks, "acks must be -1, 0 or 1"))
     } else {
         None
@@ -130,11 +139,71 @@ pub(crate) async fn handle(
             slots,
         ));
     }
-    let results: Vec<Result<AppendInfo, AppendError>> = if jobs.is_empty() {
+    // A transactional write: the coordinator checks the producer and that each partition
+    // is in the transaction (or, from Produce v12 with transaction version 2, adds it), and
+    // the transaction cannot end until these appends are done.
+    let mut refused: Vec<Option<(Code, String)>> = vec![None; jobs.len()];
+    let mut txn_guard = None;
+    if let Some(id) = req.transactional_id.as_ref().filter(|_| !jobs.is_empty()) {
+        let parts: Vec<(String, i32)> = jobs
+            .iter()
+            .map(|(p, _)| (p.topic().to_string(), p.index()))
+            .collect();
+        let first = jobs
+            .first()
+            .and_then(|(_, r)| BatchView::split_first(r).ok().flatten())
+            .map(|(b, _)| (b.producer_id(), b.producer_epoch(), b.is_transactional()));
+        match first {
+            Some((pid, epoch, true)) => {
+                let add = hdr.request_api_version >= IMPLICIT_ADD_VERSION;
+                match ctx
+                    .broker
+                    .txns
+                    .begin_write(id.0.as_str(), pid, epoch, &parts, add)
+                    .await
+                {
+                    Ok((guard, codes)) => {
+                        for (slot, code) in refused.iter_mut().zip(codes) {
+                            *slot = code.map(|c| {
+                                (
+                                    transaction_abortable_for(c, hdr.request_api_version),
+                                    "the partition is not in the transaction".to_string(),
+                                )
+                            });
+                        }
+                        txn_guard = Some(guard);
+                    }
+                    Err(code) => {
+                        warn!(transactional_id = %id.0, error = %code, "transactional produce refused");
+                        let code = match code {
+                            // Kafka's produce answers a fenced epoch this way.
+                            Code::ProducerFenced => Code::InvalidProducerEpoch,
+                            c => transaction_abortable_for(c, hdr.request_api_version),
+                        };
+                        refused = vec![Some((code, code.to_string())); jobs.len()];
+                    }
+                }
+            }
+            _ => {
+                let msg =
+                    "a produce request with a transactional id must carry transactional batches";
+                refused = vec![Some((Code::InvalidRecord, msg.to_string())); jobs.len()];
+            }
+        }
+    }
+    let results: Vec<Option<Result<AppendInfo, AppendError>>> = if jobs.is_empty() {
         Vec::new()
     } else {
-        blocking(move || jobs.iter().map(|(p, r)| p.append(r)).collect()).await?
+        let skip: Vec<bool> = refused.iter().map(Option::is_some).collect();
+        blocking(move || {
+            jobs.iter()
+                .zip(skip)
+                .map(|((p, r), skip)| (!skip).then(|| p.append(r)))
+                .collect()
+        })
+        .await?
     };
+    drop(txn_guard);
     let mut responses = Vec::with_capacity(layout.len());
     for (topic_resp, slots) in layout {
         let mut parts = Vec::with_capacity(slots.len());
@@ -143,11 +212,22 @@ pub(crate) async fn handle(
                 Slot::Done(r) => parts.push(r),
                 Slot::Pending(j, index) => {
                     let resp = match results.get(j) {
-                        Some(Ok(info)) => PartitionProduceResponse::default()
+                        Some(None) => {
+                            let (code, msg) = refused
+                                .get(j)
+                                .cloned()
+                                .flatten()
+                                .unwrap_or((Code::UnknownServerError, String::new()));
+                            PartitionProduceResponse::default()
+                                .with_error_code(code.code())
+                                .with_base_offset(-1)
+                                .with_error_message(Some(sb(msg)))
+                        }
+                        Some(Some(Ok(info))) => PartitionProduceResponse::default()
                             .with_base_offset(info.base_offset)
                             .with_log_append_time_ms(info.log_append_time)
                             .with_log_start_offset(info.log_start_offset),
-                        Some(Err(e)) => {
+                        Some(Some(Err(e))) => {
                             let code = error_code(e);
                             if matches!(e, AppendError::Storage(_)) {
                                 error!(error = %e, "append failed");
