@@ -198,11 +198,16 @@ public class TxnScenarios {
     /**
      * Reads every partition of `topic` from the beginning at `isolation` until the consumer's
      * position reaches the end offset it is allowed to see (the LSO for read_committed, the
-     * high watermark otherwise) and `until` holds for what it has read.
+     * high watermark otherwise) and `until` holds for what it has read. With `settled`, it
+     * also waits until no transaction is open on the topic (LSO = high watermark): a
+     * transaction's markers are written after commitTransaction returns, as in Kafka, where
+     * EndTxn is answered once the coordinator has logged its decision.
      */
-    static Read readAll(String topic, String isolation,
+    static Read readAll(String topic, String isolation, boolean settled,
                         java.util.function.Predicate<List<String>> until) throws Exception {
-        try (KafkaConsumer<String, String> c = consumer(isolation, Map.of())) {
+        try (KafkaConsumer<String, String> c = consumer(isolation, Map.of());
+             KafkaConsumer<String, String> committed = consumer("read_committed", Map.of());
+             KafkaConsumer<String, String> uncommitted = consumer("read_uncommitted", Map.of())) {
             List<TopicPartition> tps = partitions(topic);
             c.assign(tps);
             c.seekToBeginning(tps);
@@ -218,9 +223,11 @@ public class TxnScenarios {
                 }
                 Map<TopicPartition, Long> ends = c.endOffsets(tps);
                 boolean atEnd = tps.stream().allMatch(tp -> c.position(tp) >= ends.get(tp));
+                boolean calm = !settled
+                    || committed.endOffsets(tps).equals(uncommitted.endOffsets(tps));
                 List<String> flat = values.values().stream().flatMap(List::stream)
                     .map(v -> v.substring(0, v.indexOf('@'))).toList();
-                if (atEnd && until.test(flat)) {
+                if (atEnd && calm && until.test(flat)) {
                     Map<Integer, Long> pos = new TreeMap<>();
                     Map<Integer, Long> endByP = new TreeMap<>();
                     for (TopicPartition tp : tps) {
@@ -231,14 +238,16 @@ public class TxnScenarios {
                 }
                 if (System.nanoTime() > end) {
                     throw new IllegalStateException("timed out reading " + topic + " at "
-                        + isolation + "; read so far: " + values + "; end offsets " + ends);
+                        + isolation + "; read so far: " + values + "; end offsets " + ends
+                        + "; open transactions: " + !calm);
                 }
             }
         }
     }
 
+    /** Everything on the topic once no transaction is open on it. */
     static Read readAll(String topic, String isolation) throws Exception {
-        return readAll(topic, isolation, v -> true);
+        return readAll(topic, isolation, true, v -> true);
     }
 
     /** End offsets that a consumer at `isolation` sees, as `p0=N p1=N p2=N`. */
@@ -284,7 +293,7 @@ public class TxnScenarios {
             // at its first offset (the LSO), read_uncommitted at the high watermark.
             say(s, "open: read_committed end offsets " + endOffsets(topic, "read_committed"));
             say(s, "open: read_uncommitted end offsets " + endOffsets(topic, "read_uncommitted"));
-            Read held = readAll(topic, "read_committed");
+            Read held = readAll(topic, "read_committed", false, v -> true);
             say(s, "open: read_committed " + held.withOffsets());
             p.abortTransaction();
 
@@ -302,9 +311,16 @@ public class TxnScenarios {
 
     // ---------------------------------------------------------------- consume-transform-produce
 
-    static String groupOffsets(String group, String topic) throws Exception {
-        Map<TopicPartition, OffsetAndMetadata> m =
-            admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata().get();
+    /**
+     * The group's committed offsets for `topic`, `p0=N p1=N p2=N`. With `stable`, OffsetFetch
+     * asks for require_stable, so the coordinator answers UNSTABLE_OFFSET_COMMIT (and Admin
+     * retries) while a transaction that wrote offsets for these partitions has not finished
+     * writing its markers; without it, pending transactional offsets are simply not shown.
+     */
+    static String groupOffsets(String group, String topic, boolean stable) throws Exception {
+        Map<TopicPartition, OffsetAndMetadata> m = admin.listConsumerGroupOffsets(group,
+                new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions().requireStable(stable))
+            .partitionsToOffsetAndMetadata().get();
         List<String> out = new ArrayList<>();
         for (TopicPartition tp : partitions(topic)) {
             OffsetAndMetadata o = m.get(tp);
@@ -347,7 +363,7 @@ public class TxnScenarios {
         p.flush();
         // The offsets sit in the open transaction; the group's committed offsets are still
         // the ones before it (OffsetFetch without require_stable).
-        say(s, (commit ? "commit" : "abort") + " pending: group offsets " + groupOffsets(group, inTopic));
+        say(s, (commit ? "commit" : "abort") + " pending: group offsets " + groupOffsets(group, inTopic, false));
         if (commit) {
             p.commitTransaction();
         } else {
@@ -370,16 +386,16 @@ public class TxnScenarios {
              KafkaProducer<String, String> p = txnProducer(prefix + "-ctp-tx", Map.of())) {
             p.initTransactions();
             c.subscribe(List.of(in));
-            say(s, "before: group offsets " + groupOffsets(group, in));
+            say(s, "before: group offsets " + groupOffsets(group, in, true));
 
             transform(p, c, pollN(c, 12), out, true, s, group, in);
-            say(s, "after commit 1: group offsets " + groupOffsets(group, in));
+            say(s, "after commit 1: group offsets " + groupOffsets(group, in, true));
 
             try (KafkaProducer<String, String> plain = plainProducer()) {
                 sendEach(plain, in, "w2", 2);
             }
             transform(p, c, pollN(c, 6), out, false, s, group, in);
-            say(s, "after abort: group offsets " + groupOffsets(group, in));
+            say(s, "after abort: group offsets " + groupOffsets(group, in, true));
 
             // After an abort the application goes back to the last committed offsets, as
             // Kafka's exactly-once examples do.
@@ -388,7 +404,7 @@ public class TxnScenarios {
                 c.seek(e.getKey(), e.getValue().offset());
             }
             transform(p, c, pollN(c, 6), out, true, s, group, in);
-            say(s, "after commit 2: group offsets " + groupOffsets(group, in));
+            say(s, "after commit 2: group offsets " + groupOffsets(group, in, true));
         }
         Read rc = readAll(out, "read_committed");
         say(s, "output read_committed " + rc.withOffsets());
@@ -473,7 +489,7 @@ public class TxnScenarios {
             p.commitTransaction();
         }
         // Only the coordinator's abort of the timed-out transaction lets the LSO past it.
-        Read rc = readAll(topic, "read_committed",
+        Read rc = readAll(topic, "read_committed", true,
             v -> v.containsAll(List.of("after-p0-0", "after-p1-0", "after-p2-0")));
         say(s, "read_committed " + rc.sortedValues());
         Read ru = readAll(topic, "read_uncommitted");
