@@ -312,21 +312,37 @@ public class TxnScenarios {
     // ---------------------------------------------------------------- consume-transform-produce
 
     /**
-     * The group's committed offsets for `topic`, `p0=N p1=N p2=N`. With `stable`, OffsetFetch
-     * asks for require_stable, so the coordinator answers UNSTABLE_OFFSET_COMMIT (and Admin
-     * retries) while a transaction that wrote offsets for these partitions has not finished
-     * writing its markers; without it, pending transactional offsets are simply not shown.
+     * The group's committed offsets for the partitions of `topic`, `p0=N p1=N p2=N` (`none`
+     * where the group has none). With `stable`, OffsetFetch asks for require_stable: while a
+     * transaction that wrote offsets for a partition has not finished writing its markers, the
+     * coordinator answers UNSTABLE_OFFSET_COMMIT for it, which Admin leaves out of the result,
+     * so this asks again until every partition has an answer. Without it, offsets pending in an
+     * open transaction are simply not shown.
      */
     static String groupOffsets(String group, String topic, boolean stable) throws Exception {
-        Map<TopicPartition, OffsetAndMetadata> m = admin.listConsumerGroupOffsets(group,
-                new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions().requireStable(stable))
-            .partitionsToOffsetAndMetadata().get();
-        List<String> out = new ArrayList<>();
-        for (TopicPartition tp : partitions(topic)) {
-            OffsetAndMetadata o = m.get(tp);
-            out.add("p" + tp.partition() + "=" + (o == null ? "none" : Long.toString(o.offset())));
+        List<TopicPartition> tps = partitions(topic);
+        long end = System.nanoTime() + DEADLINE.toNanos();
+        while (true) {
+            Map<TopicPartition, OffsetAndMetadata> m = admin.listConsumerGroupOffsets(
+                    Map.of(group, new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsSpec()
+                        .topicPartitions(tps)),
+                    new org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions()
+                        .requireStable(stable))
+                .partitionsToOffsetAndMetadata(group).get();
+            if (!m.keySet().containsAll(tps)) {
+                if (System.nanoTime() > end) {
+                    throw new IllegalStateException("group " + group + " offsets still unstable: " + m);
+                }
+                Thread.sleep(100);
+                continue;
+            }
+            List<String> out = new ArrayList<>();
+            for (TopicPartition tp : tps) {
+                OffsetAndMetadata o = m.get(tp);
+                out.add("p" + tp.partition() + "=" + (o == null ? "none" : Long.toString(o.offset())));
+            }
+            return String.join(" ", out);
         }
-        return String.join(" ", out);
     }
 
     /** Polls the group member until it has `n` records; returns them. */
