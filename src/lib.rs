@@ -8,10 +8,12 @@
 //! - [`txn`]: the transaction coordinator and `__transaction_state`.
 //! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
 //! - [`health`]: the `sluice health` check.
+//! - [`failpoint`]: crash points for recovery tests (`SLUICE_FAILPOINT`).
 //! - [`limits`]: process resource limits (open files).
 
 pub mod api;
 pub mod config;
+pub mod failpoint;
 pub mod group;
 pub mod guard;
 pub mod health;

@@ -3,6 +3,7 @@
 //! durably in `__consumer_offsets`. Wire formats live in `api::group`; this module holds
 //! state and rules.
 
+pub mod configs;
 pub mod consumer;
 pub mod offsets;
 pub mod state;
@@ -61,6 +62,8 @@ pub struct Coordinator {
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     /// Committed offsets.
     pub offsets: OffsetStore,
+    /// Per-group configs (resource type GROUP) and their effective values.
+    pub configs: configs::GroupConfigs,
     initial_delay_ms: i64,
     offsets_retention_ms: i64,
 }
@@ -104,6 +107,7 @@ impl Coordinator {
             groups: Mutex::new(groups),
             consumer_groups: Mutex::new(consumer_groups),
             offsets,
+            configs: configs::GroupConfigs::default(),
             initial_delay_ms: i64::try_from(initial_delay_ms).unwrap_or(i64::MAX),
             offsets_retention_ms,
         })

@@ -263,6 +263,7 @@ impl Coordinator {
             }
             Ok(())
         })?;
+        crate::failpoint::hit("txn-after-markers");
         let done = m.complete(now_ms());
         self.transit(m, done)
     }
@@ -278,6 +279,7 @@ impl Coordinator {
     ) -> Result<(), Code> {
         let next = m.prepare_end(commit, tv2, fence, now_ms(), || alloc(env))?;
         self.transit(m, next)?;
+        crate::failpoint::hit("txn-after-prepare");
         info!(
             transactional_id = %m.transactional_id,
             producer_id = m.producer_id,

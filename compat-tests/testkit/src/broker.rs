@@ -206,6 +206,29 @@ impl Broker {
         s
     }
 
+    /// Sets (`Some`) or removes (`None`) an environment variable for the next starts.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.opts.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.opts.env.push((key.to_owned(), v.to_owned()));
+        }
+    }
+
+    /// Waits up to `deadline` for the broker to exit by itself (a crash point, a fatal
+    /// error); its exit status, or `None` if it is still running.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let mut status = None;
+        crate::wait::wait_until(deadline, || {
+            status = child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if status.is_some() {
+            self.child = None;
+        }
+        status
+    }
+
     /// The wrapper for the next start (see [`BrokerBuilder::wrapper`]); empty for none.
     pub fn set_wrapper(&mut self, wrapper: &[&str]) {
         self.opts.wrapper = wrapper.iter().map(|w| (*w).to_owned()).collect();

@@ -25,3 +25,4 @@ mod produce_validation;
 mod python_clients;
 mod rdkafka_client;
 mod transactions_java;
+mod txn_crash;

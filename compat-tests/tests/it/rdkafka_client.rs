@@ -538,3 +538,21 @@ fn large_fetches_across_partitions_are_byte_exact() {
         }
     }
 }
+
+/// ListOffsets earliest and latest on an empty partition are both 0, at either isolation
+/// level: they are positions, not records (a read_committed lookup once hid them).
+#[test]
+fn an_empty_partition_has_watermarks_zero_at_both_isolation_levels() {
+    let broker = Broker::start();
+    let bs = broker.addr();
+    let topic = unique_topic("empty-wm");
+    rk::create_topic(bs, &topic, 1);
+    for iso in ["read_uncommitted", "read_committed"] {
+        let c = rk::consumer(bs, &[("isolation.level", iso)]);
+        assert_eq!(
+            c.fetch_watermarks(&topic, 0, rk::RPC_TIMEOUT).unwrap(),
+            (0, 0),
+            "{iso}"
+        );
+    }
+}

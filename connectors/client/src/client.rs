@@ -21,6 +21,11 @@ use crate::metadata::{BrokerInfo, MetadataCache, TopicInfo, TopicOutcome};
 use crate::pool::Lease;
 use crate::pool::Pool;
 
+/// FindCoordinator key type of a consumer group.
+pub(crate) const GROUP_KEY: i8 = 0;
+/// FindCoordinator key type of a transactional id.
+pub(crate) const TXN_KEY: i8 = 1;
+
 /// An async Kafka client. Cloning is cheap and clones share connections and caches.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -32,8 +37,9 @@ struct Inner {
     config: ClientConfig,
     pool: Pool,
     metadata: RwLock<MetadataCache>,
-    /// Group id → coordinator address.
-    coordinators: Mutex<HashMap<String, String>>,
+    /// (FindCoordinator key type, key) → coordinator address: groups (0) and
+    /// transactional ids (1) live in different namespaces.
+    coordinators: Mutex<HashMap<(i8, String), String>>,
 }
 
 impl Client {
@@ -109,7 +115,7 @@ impl Client {
             Some((_, Err(error))) => Err(Error::kafka("describe", At::topic(topic), error)),
             None => Err(Error::Kafka {
                 op: "describe",
-                at: At::topic(topic),
+                at: Box::new(At::topic(topic)),
                 error: ResponseError::UnknownTopicOrPartition,
                 message: Some("the metadata response does not list it".to_owned()),
             }),
@@ -172,7 +178,7 @@ impl Client {
             }),
             Some((r, error)) => Err(Error::Kafka {
                 op: "create",
-                at: At::topic(name),
+                at: Box::new(At::topic(name)),
                 error,
                 message: r.error_message.as_ref().map(ToString::to_string),
             }),
@@ -290,32 +296,37 @@ impl Client {
         self.write_metadata().invalidate(topic);
     }
 
-    /// The cached coordinator address of `group`.
-    pub(crate) fn cached_coordinator(&self, group: &str) -> Option<String> {
+    /// The cached coordinator address of `key` (of FindCoordinator key type `key_type`).
+    pub(crate) fn cached_coordinator(&self, key_type: i8, key: &str) -> Option<String> {
         self.inner
             .coordinators
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(group)
+            .get(&(key_type, key.to_owned()))
             .cloned()
     }
 
-    /// Remembers the coordinator address of `group`.
-    pub(crate) fn cache_coordinator(&self, group: &str, addr: String) {
+    /// Remembers the coordinator address of `key`.
+    pub(crate) fn cache_coordinator(&self, key_type: i8, key: &str, addr: String) {
         self.inner
             .coordinators
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(group.to_owned(), addr);
+            .insert((key_type, key.to_owned()), addr);
+    }
+
+    /// Forgets the coordinator of `key`, so the next call looks it up again.
+    pub(crate) fn invalidate_coordinator_of(&self, key_type: i8, key: &str) {
+        self.inner
+            .coordinators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(key_type, key.to_owned()));
     }
 
     /// Forgets the coordinator of `group`, so the next call looks it up again.
     pub(crate) fn invalidate_coordinator(&self, group: &str) {
-        self.inner
-            .coordinators
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(group);
+        self.invalidate_coordinator_of(GROUP_KEY, group);
     }
 
     /// One round trip to the broker at `addr`: lease a connection, build the request for

@@ -25,6 +25,44 @@ pub(crate) const DEFAULT_MAX_CONNECTIONS_PER_BROKER: usize = 8;
 /// client drops an idle connection before the broker does.
 pub(crate) const DEFAULT_CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(540);
 
+/// Which records a consumer sees (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// `read_uncommitted` (Kafka's default): every data record up to the high watermark,
+    /// aborted transactions included. Control records are never returned.
+    #[default]
+    ReadUncommitted,
+    /// `read_committed`: only up to the last stable offset, and without the records of
+    /// aborted transactions.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The wire value of Fetch's and ListOffsets' `isolation_level`.
+    pub(crate) fn wire(self) -> i8 {
+        match self {
+            Self::ReadUncommitted => 0,
+            Self::ReadCommitted => 1,
+        }
+    }
+}
+
+impl std::str::FromStr for IsolationLevel {
+    type Err = String;
+
+    /// Parses Kafka's spelling, `read_uncommitted` or `read_committed` (any case, as
+    /// Kafka's config parser lower-cases it).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read_uncommitted" => Ok(Self::ReadUncommitted),
+            "read_committed" => Ok(Self::ReadCommitted),
+            other => Err(format!(
+                "{other:?} is not read_uncommitted or read_committed"
+            )),
+        }
+    }
+}
+
 /// Settings shared by every request a [`Client`](crate::Client) makes.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -53,6 +91,11 @@ pub struct ClientConfig {
     /// Ask the broker to create unknown topics on a metadata lookup (Kafka's producer does;
     /// the broker decides with `auto.create.topics.enable`).
     pub allow_auto_topic_creation: bool,
+    /// Isolation level of [`Client::fetch`](crate::Client::fetch),
+    /// [`Client::fetch_many`](crate::Client::fetch_many) and the `Latest` offset of
+    /// [`Client::list_offsets`](crate::Client::list_offsets) (Kafka's `isolation.level`,
+    /// default `read_uncommitted`).
+    pub isolation_level: IsolationLevel,
 }
 
 impl ClientConfig {
@@ -74,6 +117,7 @@ impl ClientConfig {
             max_connections_per_broker: DEFAULT_MAX_CONNECTIONS_PER_BROKER,
             connections_max_idle: DEFAULT_CONNECTIONS_MAX_IDLE,
             allow_auto_topic_creation: true,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 
@@ -107,6 +151,12 @@ impl ClientConfig {
         self
     }
 
+    /// Sets the isolation level of fetches and `Latest` offset lookups.
+    pub fn with_isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation_level = level;
+        self
+    }
+
     /// The pause before retry number `attempt` (0-based): exponential, capped.
     pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(16)).unwrap_or(u32::MAX);
@@ -124,6 +174,20 @@ mod tests {
     fn bootstrap_list_is_split_and_trimmed() {
         let c = ClientConfig::from_bootstrap_list(" a:9092, b:9093 ,,");
         assert_eq!(c.bootstrap_servers, vec!["a:9092", "b:9093"]);
+    }
+
+    #[test]
+    fn isolation_levels_parse_kafkas_spelling() {
+        assert_eq!("read_committed".parse(), Ok(IsolationLevel::ReadCommitted));
+        assert_eq!(
+            " READ_UNCOMMITTED".parse(),
+            Ok(IsolationLevel::ReadUncommitted)
+        );
+        assert!("committed".parse::<IsolationLevel>().is_err());
+        assert_eq!(
+            ClientConfig::new(["x:1"]).isolation_level,
+            IsolationLevel::ReadUncommitted
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct At {
     pub offset: Option<i64>,
     /// Consumer group the request was about.
     pub group: Option<String>,
+    /// Transactional id the request was about.
+    pub transactional_id: Option<String>,
 }
 
 impl At {
@@ -51,6 +53,20 @@ impl At {
         }
     }
 
+    /// A transactional id.
+    pub fn transaction(transactional_id: &str) -> Self {
+        Self {
+            transactional_id: Some(transactional_id.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// The same place with a transactional id added.
+    pub fn in_transaction(mut self, transactional_id: &str) -> Self {
+        self.transactional_id = Some(transactional_id.to_owned());
+        self
+    }
+
     /// The same place with an offset added.
     pub fn at_offset(mut self, offset: i64) -> Self {
         self.offset = Some(offset);
@@ -66,6 +82,9 @@ impl At {
 
 impl fmt::Display for At {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(t) = &self.transactional_id {
+            write!(f, " transactional id {t}")?;
+        }
         if let Some(g) = &self.group {
             write!(f, " group {g}")?;
         }
@@ -155,8 +174,9 @@ pub enum Error {
     Kafka {
         /// The operation, e.g. "produce" or "commit offsets".
         op: &'static str,
-        /// Topic, partition, offset and group the error applies to.
-        at: At,
+        /// Topic, partition, offset, group and transactional id the error applies to
+        /// (boxed, to keep `Result`s small).
+        at: Box<At>,
         /// The Kafka error.
         error: ResponseError,
         /// The broker's error message, when it sent one.
@@ -173,6 +193,18 @@ pub enum Error {
     /// The caller passed something this client cannot send.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A transactional producer call that its state does not allow: a send outside a
+    /// transaction, a commit after an abortable error, anything after a fatal error
+    /// (fencing among them; `cause` says which).
+    #[error("transactional id {transactional_id}: {message}")]
+    TransactionState {
+        /// The transactional id.
+        transactional_id: String,
+        /// What is wrong, naming the earlier error that caused it, if any.
+        message: String,
+        /// The Kafka error that put the producer in this state, if one did.
+        cause: Option<ResponseError>,
+    },
     /// A group operation did not finish within its deadline.
     #[error("group {group}: {what} did not finish within {after:?}")]
     GroupTimeout {
@@ -202,7 +234,7 @@ impl Error {
     pub(crate) fn kafka(op: &'static str, at: At, error: ResponseError) -> Self {
         Self::Kafka {
             op,
-            at,
+            at: Box::new(at),
             error,
             message: None,
         }
@@ -264,6 +296,15 @@ impl Error {
                 message: message.clone(),
             },
             Self::InvalidArgument(m) => Self::InvalidArgument(m.clone()),
+            Self::TransactionState {
+                transactional_id,
+                message,
+                cause,
+            } => Self::TransactionState {
+                transactional_id: transactional_id.clone(),
+                message: message.clone(),
+                cause: *cause,
+            },
             Self::GroupTimeout { group, what, after } => Self::GroupTimeout {
                 group: group.clone(),
                 what,
@@ -316,6 +357,32 @@ impl Error {
         }
     }
 
+    /// Whether another producer with the same transactional id took over (Kafka's
+    /// PRODUCER_FENCED, INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED), directly or
+    /// as the cause of a [`Error::TransactionState`]. The producer must be closed: no
+    /// further call on it can succeed.
+    pub fn is_fenced(&self) -> bool {
+        let code = match self {
+            Self::Kafka { error, .. } => Some(*error),
+            Self::TransactionState { cause, .. } => *cause,
+            _ => None,
+        };
+        code.is_some_and(is_fencing_code)
+    }
+
+    /// Whether a transactional producer that saw this error can never be used again
+    /// (fencing, authorization, a broker that refuses the transaction protocol), as the
+    /// Java producer's fatal errors. Other failures inside a transaction are abortable:
+    /// abort, then begin again.
+    pub fn is_fatal_for_producer(&self) -> bool {
+        match self {
+            Self::Kafka { error, .. } => is_fatal_producer_code(*error),
+            Self::TransactionState { cause, .. } => cause.is_some_and(is_fatal_producer_code),
+            Self::UnsupportedVersion { .. } => true,
+            _ => false,
+        }
+    }
+
     /// Whether the error means the group coordinator moved or is not ready.
     pub fn needs_coordinator_lookup(&self) -> bool {
         match self {
@@ -339,6 +406,34 @@ pub(crate) fn is_retriable_code(e: ResponseError) -> bool {
             ResponseError::CoordinatorLoadInProgress
                 | ResponseError::CoordinatorNotAvailable
                 | ResponseError::NotCoordinator
+                // The coordinator is still finishing the previous transaction (writing
+                // its markers) or another call on this transactional id.
+                | ResponseError::ConcurrentTransactions
+        )
+}
+
+/// Codes meaning a newer producer instance owns the transactional id.
+pub(crate) fn is_fencing_code(e: ResponseError) -> bool {
+    matches!(
+        e,
+        ResponseError::ProducerFenced
+            | ResponseError::InvalidProducerEpoch
+            | ResponseError::TransactionCoordinatorFenced
+    )
+}
+
+/// Codes after which a transactional producer is unusable, as the Java producer's
+/// `TransactionManager` treats them (it moves to FATAL_ERROR).
+pub(crate) fn is_fatal_producer_code(e: ResponseError) -> bool {
+    is_fencing_code(e)
+        || matches!(
+            e,
+            ResponseError::TransactionalIdAuthorizationFailed
+                | ResponseError::ClusterAuthorizationFailed
+                | ResponseError::InvalidTxnState
+                | ResponseError::InvalidTransactionTimeout
+                | ResponseError::UnsupportedVersion
+                | ResponseError::UnsupportedForMessageFormat
         )
 }
 

@@ -2,12 +2,21 @@
 //! ListOffsets (earliest, latest, or first offset at a timestamp).
 //!
 //! A fetch returns whole record batches, so records below the requested offset are dropped
-//! here. Control batches (transaction markers) are skipped. Batches are walked by their
-//! `lastOffsetDelta`, not by their last record, so offsets removed by compaction (even a
-//! whole batch's worth) never stall the caller: [`FetchResult::next_offset`] is where to
-//! fetch next. Reads are READ_UNCOMMITTED, Kafka's consumer default.
+//! here. Control batches (transaction markers) are never returned, at either isolation
+//! level. Batches are walked by their `lastOffsetDelta`, not by their last record, so
+//! offsets removed by compaction (even a whole batch's worth), markers and aborted batches
+//! never stall the caller: [`FetchResult::next_offset`] is where to fetch next.
+//!
+//! Isolation ([`IsolationLevel`]): READ_UNCOMMITTED (Kafka's consumer default) returns every
+//! data record. READ_COMMITTED sends `isolation_level` 1, so the broker returns data only up
+//! to the last stable offset plus the list of aborted transactions overlapping it; the
+//! batches of those transactions are dropped here with the Java consumer's rule
+//! (`CompletedFetch.nextFetchedRecord`): aborted transactions are taken from a min-heap by
+//! first offset as the walk reaches them, a transactional batch of a producer with an
+//! aborted transaction taken is skipped, and that producer's ABORT marker ends the skipping.
 
-use std::collections::{BTreeMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +27,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ListOffset
 use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 
 use crate::client::{millis_i32, topic_name, Client};
+use crate::config::IsolationLevel;
 use crate::error::{At, Error, Result};
 use crate::produce::Header;
 
@@ -38,10 +48,14 @@ mod layout {
     pub(super) const ATTRIBUTES_AT: usize = 21;
     pub(super) const LAST_OFFSET_DELTA_AT: usize = 23;
     pub(super) const MAX_TIMESTAMP_AT: usize = 35;
+    pub(super) const PRODUCER_ID_AT: usize = 43;
     /// The whole magic-2 header.
     pub(super) const HEADER_LEN: usize = 61;
     pub(super) const CONTROL_FLAG: i16 = 1 << 5;
     pub(super) const LOG_APPEND_TIME_FLAG: i16 = 1 << 3;
+    pub(super) const TRANSACTIONAL_FLAG: i16 = 1 << 4;
+    /// Control record key `type` of an ABORT marker (`ControlRecordType.ABORT`); COMMIT is 1.
+    pub(super) const ABORT_MARKER: i16 = 0;
 }
 
 /// A record read from a partition.
@@ -74,6 +88,10 @@ pub struct FetchResult {
     pub high_watermark: i64,
     /// The partition's log start offset, -1 if the broker did not say.
     pub log_start_offset: i64,
+    /// The partition's last stable offset (the first offset of the oldest open
+    /// transaction, or the high watermark when none is open); -1 if the broker did not say.
+    /// A READ_COMMITTED fetch returns nothing at or past it.
+    pub last_stable_offset: i64,
 }
 
 /// A partition and the offset to fetch it from, for [`Client::fetch_many`].
@@ -92,7 +110,8 @@ pub struct FetchPosition {
 pub enum OffsetSpec {
     /// The log start offset.
     Earliest,
-    /// The high watermark: the offset the next record will get.
+    /// The high watermark: the offset the next record will get. At READ_COMMITTED, the
+    /// last stable offset instead (as Kafka answers ListOffsets with `isolation_level` 1).
     Latest,
     /// The first offset whose timestamp is at or after this many ms since the epoch.
     Timestamp(i64),
@@ -115,7 +134,90 @@ struct BatchView {
     magic: i8,
     attributes: i16,
     max_timestamp: i64,
+    producer_id: i64,
     bytes: Bytes,
+}
+
+impl BatchView {
+    fn is_control(&self) -> bool {
+        self.attributes & layout::CONTROL_FLAG != 0
+    }
+
+    fn is_transactional(&self) -> bool {
+        self.attributes & layout::TRANSACTIONAL_FLAG != 0
+    }
+
+    /// Whether this is a control batch holding an ABORT marker. A control record's key is
+    /// `version: i16, type: i16`; a control batch holds exactly one record.
+    fn is_abort_marker(&self) -> std::result::Result<bool, String> {
+        if !self.is_control() {
+            return Ok(false);
+        }
+        let mut bytes = self.bytes.clone();
+        let set = RecordBatchDecoder::decode(&mut bytes)
+            .map_err(|e| format!("control batch at offset {}: {e}", self.base_offset))?;
+        let kind = set
+            .records
+            .first()
+            .and_then(|r| r.key.as_ref())
+            .and_then(|k| be_i16(k, 2))
+            .ok_or_else(|| {
+                format!(
+                    "control batch at offset {} has no control record key",
+                    self.base_offset
+                )
+            })?;
+        Ok(kind == layout::ABORT_MARKER)
+    }
+}
+
+/// An aborted transaction from a READ_COMMITTED fetch response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortedTxn {
+    pub(crate) producer_id: i64,
+    pub(crate) first_offset: i64,
+}
+
+/// The Java consumer's READ_COMMITTED filter: aborted transactions ordered by first
+/// offset, and the producers whose aborted transaction the walk is inside of.
+struct AbortFilter {
+    pending: BinaryHeap<Reverse<(i64, i64)>>,
+    aborting: HashSet<i64>,
+}
+
+impl AbortFilter {
+    fn new(aborted: &[AbortedTxn]) -> Self {
+        Self {
+            pending: aborted
+                .iter()
+                .map(|a| Reverse((a.first_offset, a.producer_id)))
+                .collect(),
+            aborting: HashSet::new(),
+        }
+    }
+
+    /// Whether `batch` belongs to an aborted transaction and must be skipped. Batches
+    /// without a producer id are never transactional and pass untouched.
+    fn skips(&mut self, batch: &BatchView) -> std::result::Result<bool, String> {
+        if batch.producer_id < 0 {
+            return Ok(false);
+        }
+        // Every aborted transaction that started at or before this batch's last offset is
+        // now open for its producer (Kafka's `consumeAbortedTransactionsUpTo`).
+        while let Some(Reverse((first, pid))) = self.pending.peek().copied() {
+            if first > batch.last_offset {
+                break;
+            }
+            self.pending.pop();
+            self.aborting.insert(pid);
+        }
+        if batch.is_abort_marker()? {
+            // The producer's aborted transaction ends here; its later batches are good.
+            self.aborting.remove(&batch.producer_id);
+            return Ok(false);
+        }
+        Ok(batch.is_transactional() && self.aborting.contains(&batch.producer_id))
+    }
 }
 
 fn be_i64(b: &[u8], at: usize) -> Option<i64> {
@@ -175,6 +277,7 @@ fn split_batches(mut records: Bytes) -> std::result::Result<(Vec<BatchView>, usi
         let attributes = be_i16(&bytes, layout::ATTRIBUTES_AT).unwrap_or(0);
         let delta = be_i32(&bytes, layout::LAST_OFFSET_DELTA_AT).unwrap_or(0);
         let max_timestamp = be_i64(&bytes, layout::MAX_TIMESTAMP_AT).unwrap_or(-1);
+        let producer_id = be_i64(&bytes, layout::PRODUCER_ID_AT).unwrap_or(-1);
         let last_offset = base_offset
             .checked_add(i64::from(delta))
             .ok_or_else(|| format!("batch at offset {base_offset} overflows"))?;
@@ -184,6 +287,7 @@ fn split_batches(mut records: Bytes) -> std::result::Result<(Vec<BatchView>, usi
             magic,
             attributes,
             max_timestamp,
+            producer_id,
             bytes,
         });
     }
@@ -191,9 +295,12 @@ fn split_batches(mut records: Bytes) -> std::result::Result<(Vec<BatchView>, usi
 }
 
 /// Decodes a fetch's record bytes: records at or after `from`, and the next offset to fetch.
+/// `aborted` is `Some` for a READ_COMMITTED fetch: the response's aborted transactions,
+/// whose batches are dropped.
 pub(crate) fn decode_fetched(
     records: Bytes,
     from: i64,
+    aborted: Option<&[AbortedTxn]>,
 ) -> std::result::Result<(Vec<FetchedRecord>, i64), String> {
     let total = records.len();
     let (batches, partial) = split_batches(records)?;
@@ -204,11 +311,18 @@ pub(crate) fn decode_fetched(
             "fetch at offset {from} returned {total} bytes holding no complete batch"
         ));
     }
+    let mut filter = aborted.map(AbortFilter::new);
     let mut out = Vec::new();
     let mut next = from;
     for batch in batches {
+        // Skipped batches, markers included, still move the position past them.
         next = next.max(batch.last_offset.saturating_add(1));
-        if batch.attributes & layout::CONTROL_FLAG != 0 || batch.last_offset < from {
+        if let Some(f) = &mut filter {
+            if f.skips(&batch)? {
+                continue;
+            }
+        }
+        if batch.is_control() || batch.last_offset < from {
             continue;
         }
         debug_assert_eq!(batch.magic, 2);
@@ -260,12 +374,27 @@ impl Client {
         max_bytes: i32,
         max_wait: Duration,
     ) -> Result<FetchResult> {
+        let isolation = self.config().isolation_level;
+        self.fetch_isolated(topic, partition, offset, max_bytes, max_wait, isolation)
+            .await
+    }
+
+    /// [`fetch`](Self::fetch) at the given isolation level instead of the client's.
+    pub async fn fetch_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: i32,
+        max_wait: Duration,
+        isolation: IsolationLevel,
+    ) -> Result<FetchResult> {
         let position = FetchPosition {
             topic: topic.to_owned(),
             partition,
             offset,
         };
-        self.fetch_many(&[position], max_bytes, max_wait)
+        self.fetch_many_isolated(&[position], max_bytes, max_wait, isolation)
             .await
             .into_iter()
             .next()
@@ -280,6 +409,20 @@ impl Client {
         positions: &[FetchPosition],
         partition_max_bytes: i32,
         max_wait: Duration,
+    ) -> Vec<Result<FetchResult>> {
+        let isolation = self.config().isolation_level;
+        self.fetch_many_isolated(positions, partition_max_bytes, max_wait, isolation)
+            .await
+    }
+
+    /// [`fetch_many`](Self::fetch_many) at the given isolation level instead of the
+    /// client's.
+    pub async fn fetch_many_isolated(
+        &self,
+        positions: &[FetchPosition],
+        partition_max_bytes: i32,
+        max_wait: Duration,
+        isolation: IsolationLevel,
     ) -> Vec<Result<FetchResult>> {
         let mut results: Vec<Option<Result<FetchResult>>> =
             positions.iter().map(|_| None).collect();
@@ -329,7 +472,7 @@ impl Client {
                     .with_max_wait_ms(millis_i32(max_wait))
                     .with_min_bytes(1)
                     .with_max_bytes(partition_max_bytes.saturating_mul(count))
-                    .with_isolation_level(0)
+                    .with_isolation_level(isolation.wire())
                     .with_topics(
                         per_topic
                             .into_iter()
@@ -360,7 +503,7 @@ impl Client {
                     Ok((_, resp)) => {
                         for &i in &idxs {
                             let Some(p) = positions.get(i) else { continue };
-                            let r = fetch_partition_result(&resp, p).await;
+                            let r = fetch_partition_result(&resp, p, isolation).await;
                             match r {
                                 Ok(fr) => {
                                     if let Some(slot) = results.get_mut(i) {
@@ -409,6 +552,19 @@ impl Client {
         partitions: &[(String, i32)],
         spec: OffsetSpec,
     ) -> Vec<Result<Option<i64>>> {
+        let isolation = self.config().isolation_level;
+        self.list_offsets_many_isolated(partitions, spec, isolation)
+            .await
+    }
+
+    /// [`list_offsets_many`](Self::list_offsets_many) at the given isolation level instead
+    /// of the client's: at READ_COMMITTED, [`OffsetSpec::Latest`] is the last stable offset.
+    pub async fn list_offsets_many_isolated(
+        &self,
+        partitions: &[(String, i32)],
+        spec: OffsetSpec,
+        isolation: IsolationLevel,
+    ) -> Vec<Result<Option<i64>>> {
         let mut results: Vec<Option<Result<Option<i64>>>> =
             partitions.iter().map(|_| None).collect();
         let mut attempt = 0;
@@ -447,6 +603,7 @@ impl Client {
                 let timeout_ms = millis_i32(self.config().request_timeout);
                 let request = ListOffsetsRequest::default()
                     .with_replica_id(BrokerId(-1))
+                    .with_isolation_level(isolation.wire())
                     .with_timeout_ms(timeout_ms)
                     .with_topics(
                         per_topic
@@ -544,7 +701,11 @@ impl Client {
 }
 
 /// The result for one position in a Fetch response, records decoded.
-async fn fetch_partition_result(resp: &FetchResponse, pos: &FetchPosition) -> Result<FetchResult> {
+async fn fetch_partition_result(
+    resp: &FetchResponse,
+    pos: &FetchPosition,
+    isolation: IsolationLevel,
+) -> Result<FetchResult> {
     let at = At::partition(&pos.topic, pos.partition).at_offset(pos.offset);
     if let Some(error) = ResponseError::try_from_code(resp.error_code) {
         return Err(Error::kafka("fetch", at, error));
@@ -567,13 +728,26 @@ async fn fetch_partition_result(resp: &FetchResponse, pos: &FetchPosition) -> Re
     }
     let bytes = data.records.clone().unwrap_or_default();
     let from = pos.offset;
+    // Kafka sends the aborted list (possibly null: none) only for READ_COMMITTED; at
+    // READ_UNCOMMITTED aborted records are returned like any other.
+    let aborted: Option<Vec<AbortedTxn>> =
+        (isolation == IsolationLevel::ReadCommitted).then(|| {
+            data.aborted_transactions
+                .iter()
+                .flatten()
+                .map(|a| AbortedTxn {
+                    producer_id: a.producer_id.0,
+                    first_offset: a.first_offset,
+                })
+                .collect()
+        });
     let decoded = if bytes.len() >= BLOCKING_DECODE_BYTES {
-        tokio::task::spawn_blocking(move || decode_fetched(bytes, from))
+        tokio::task::spawn_blocking(move || decode_fetched(bytes, from, aborted.as_deref()))
             .await
             .map_err(|e| format!("decoder task failed: {e}"))
             .and_then(|r| r)
     } else {
-        decode_fetched(bytes, from)
+        decode_fetched(bytes, from, aborted.as_deref())
     };
     let (records, next_offset) = decoded.map_err(|message| Error::Records { at, message })?;
     Ok(FetchResult {
@@ -581,13 +755,14 @@ async fn fetch_partition_result(resp: &FetchResponse, pos: &FetchPosition) -> Re
         next_offset,
         high_watermark: data.high_watermark,
         log_start_offset: data.log_start_offset,
+        last_stable_offset: data.last_stable_offset,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::produce::{encode_batch, Compression, ProduceRecord};
+    use crate::produce::{encode_batch, encode_stamped, Compression, ProduceRecord, ProducerStamp};
     use bytes::BytesMut;
 
     /// An encoded batch with its base offset rewritten, as the broker assigns it.
@@ -619,7 +794,7 @@ mod tests {
     #[test]
     fn records_below_the_fetch_offset_are_dropped() {
         let bytes = concat(&[&batch_at(10, &["a", "b", "c"]), &batch_at(13, &["d"])]);
-        let (records, next) = decode_fetched(bytes, 11).unwrap();
+        let (records, next) = decode_fetched(bytes, 11, None).unwrap();
         assert_eq!(values(&records), vec!["b", "c", "d"]);
         assert_eq!(records.first().unwrap().offset, 11);
         assert_eq!(next, 14);
@@ -632,7 +807,7 @@ mod tests {
             &batch_at(0, &["a", "b", "c"]),
             &second.slice(..second.len() - 5),
         ]);
-        let (records, next) = decode_fetched(bytes, 0).unwrap();
+        let (records, next) = decode_fetched(bytes, 0, None).unwrap();
         assert_eq!(values(&records), vec!["a", "b", "c"]);
         assert_eq!(next, 3);
     }
@@ -640,13 +815,13 @@ mod tests {
     #[test]
     fn only_a_partial_batch_is_an_error() {
         let b = batch_at(0, &["a"]);
-        let err = decode_fetched(b.slice(..20), 0).unwrap_err();
+        let err = decode_fetched(b.slice(..20), 0, None).unwrap_err();
         assert!(err.contains("no complete batch"), "{err}");
     }
 
     #[test]
     fn empty_response_keeps_the_position() {
-        let (records, next) = decode_fetched(Bytes::new(), 7).unwrap();
+        let (records, next) = decode_fetched(Bytes::new(), 7, None).unwrap();
         assert!(records.is_empty());
         assert_eq!(next, 7);
     }
@@ -660,7 +835,7 @@ mod tests {
         // Re-seal the CRC over attributes..end, as the broker's cleaner does.
         let crc = crc32c_of(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        let (records, next) = decode_fetched(b.freeze(), 5).unwrap();
+        let (records, next) = decode_fetched(b.freeze(), 5, None).unwrap();
         assert_eq!(values(&records), vec!["only"]);
         assert_eq!(next, 10);
     }
@@ -677,7 +852,7 @@ mod tests {
             &control.freeze(),
             &batch_at(5, &["e"]),
         ]);
-        let (records, next) = decode_fetched(bytes, 0).unwrap();
+        let (records, next) = decode_fetched(bytes, 0, None).unwrap();
         assert_eq!(values(&records), vec!["a", "b", "c", "d", "e"]);
         let offsets: Vec<i64> = records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, vec![0, 1, 2, 3, 5]);
@@ -696,7 +871,7 @@ mod tests {
         b[35..43].copy_from_slice(&5_000i64.to_be_bytes());
         let crc = crc32c_of(&b[21..]);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
-        let (records, _) = decode_fetched(b.freeze(), 0).unwrap();
+        let (records, _) = decode_fetched(b.freeze(), 0, None).unwrap();
         assert!(records.iter().all(|r| r.timestamp == 5_000));
         assert!(records
             .iter()
@@ -708,7 +883,7 @@ mod tests {
         let mut b = BytesMut::from(&batch_at(42, &["a"])[..]);
         let last = b.len() - 1;
         b[last] ^= 0xff;
-        let err = decode_fetched(b.freeze(), 42).unwrap_err();
+        let err = decode_fetched(b.freeze(), 42, None).unwrap_err();
         assert!(err.contains("offset 42"), "{err}");
     }
 
@@ -716,8 +891,128 @@ mod tests {
     fn old_message_format_is_refused() {
         let mut b = BytesMut::from(&batch_at(0, &["a"])[..]);
         b[16] = 1;
-        let err = decode_fetched(b.freeze(), 0).unwrap_err();
+        let err = decode_fetched(b.freeze(), 0, None).unwrap_err();
         assert!(err.contains("message format v1"), "{err}");
+    }
+
+    /// A transactional batch of producer `pid` at `base`.
+    fn txn_batch(base: i64, pid: i64, values: &[&str]) -> Bytes {
+        let records: Vec<ProduceRecord> = values
+            .iter()
+            .map(|v| ProduceRecord::new(v.to_string()))
+            .collect();
+        let stamp = ProducerStamp {
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: 0,
+            transactional: true,
+        };
+        let encoded = encode_stamped(&records, Compression::None, 1_000, Some(stamp)).unwrap();
+        let mut b = BytesMut::from(&encoded[..]);
+        b[..8].copy_from_slice(&base.to_be_bytes());
+        b.freeze()
+    }
+
+    /// A transaction marker of producer `pid` at `offset`: ABORT (0) or COMMIT (1), written
+    /// as Kafka's `EndTransactionMarker` (key: version 0, type; value: version 0,
+    /// coordinator epoch).
+    fn marker(offset: i64, pid: i64, kind: i16) -> Bytes {
+        let mut key = BytesMut::new();
+        key.extend_from_slice(&0i16.to_be_bytes());
+        key.extend_from_slice(&kind.to_be_bytes());
+        let mut value = BytesMut::new();
+        value.extend_from_slice(&0i16.to_be_bytes());
+        value.extend_from_slice(&0i32.to_be_bytes());
+        let record = kafka_protocol::records::Record {
+            transactional: true,
+            control: true,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: -1,
+            timestamp: 1_000,
+            key: Some(key.freeze()),
+            value: Some(value.freeze()),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        kafka_protocol::records::RecordBatchEncoder::encode(
+            &mut buf,
+            [&record],
+            &kafka_protocol::records::RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.freeze()
+    }
+
+    const ABORT: i16 = 0;
+    const COMMIT: i16 = 1;
+
+    #[test]
+    fn read_committed_drops_aborted_transactions_until_their_marker() {
+        // Producer 7 aborts offsets 0-1 (marker at 2); producer 8 commits 3 (marker at 5);
+        // producer 7's next transaction (6, marker 7) commits; 4 is non-transactional.
+        let bytes = concat(&[
+            &txn_batch(0, 7, &["a0", "a1"]),
+            &marker(2, 7, ABORT),
+            &txn_batch(3, 8, &["c3"]),
+            &batch_at(4, &["n4"]),
+            &marker(5, 8, COMMIT),
+            &txn_batch(6, 7, &["c6"]),
+            &marker(7, 7, COMMIT),
+        ]);
+        let aborted = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 0,
+        }];
+        let (records, next) = decode_fetched(bytes.clone(), 0, Some(&aborted)).unwrap();
+        assert_eq!(values(&records), vec!["c3", "n4", "c6"]);
+        assert_eq!(
+            next, 8,
+            "markers and aborted batches still advance the position"
+        );
+        // READ_UNCOMMITTED returns everything but the markers.
+        let (records, next) = decode_fetched(bytes, 0, None).unwrap();
+        assert_eq!(values(&records), vec!["a0", "a1", "c3", "n4", "c6"]);
+        assert_eq!(next, 8);
+    }
+
+    #[test]
+    fn an_aborted_transaction_is_dropped_only_from_its_first_offset() {
+        // Producer 7 commits at 0 (marker 1) and then aborts at 2 (marker 3); only the
+        // second transaction is in the aborted list.
+        let bytes = concat(&[
+            &txn_batch(0, 7, &["keep"]),
+            &marker(1, 7, COMMIT),
+            &txn_batch(2, 7, &["drop"]),
+            &marker(3, 7, ABORT),
+        ]);
+        let aborted = [AbortedTxn {
+            producer_id: 7,
+            first_offset: 2,
+        }];
+        let (records, next) = decode_fetched(bytes, 0, Some(&aborted)).unwrap();
+        assert_eq!(values(&records), vec!["keep"]);
+        assert_eq!(next, 4);
+    }
+
+    #[test]
+    fn a_fetch_starting_inside_an_aborted_transaction_still_drops_it() {
+        // The aborted transaction began at 0, before the fetch offset 2.
+        let bytes = concat(&[&txn_batch(2, 9, &["x", "y"]), &marker(4, 9, ABORT)]);
+        let aborted = [AbortedTxn {
+            producer_id: 9,
+            first_offset: 0,
+        }];
+        let (records, next) = decode_fetched(bytes, 2, Some(&aborted)).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(next, 5);
     }
 
     /// CRC-32C (Castagnoli), bitwise; only for re-sealing test batches.

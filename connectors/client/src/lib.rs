@@ -16,6 +16,7 @@
 //! - `offsets`: [`Client::find_coordinator`], [`Client::commit_offsets`],
 //!   [`Client::fetch_committed`].
 //! - `group`: [`GroupMember`]: classic-protocol membership with the range assignor.
+//! - `txn`: [`TransactionalProducer`]: transactions (KIP-98, transaction version 1).
 
 mod client;
 mod config;
@@ -28,10 +29,11 @@ mod metadata;
 mod offsets;
 mod pool;
 mod produce;
+mod txn;
 mod versions;
 
 pub use client::Client;
-pub use config::ClientConfig;
+pub use config::{ClientConfig, IsolationLevel};
 pub use connection::Connection;
 pub use error::{At, Error, Result};
 pub use fetch::{FetchPosition, FetchResult, FetchedRecord, OffsetSpec};
@@ -43,5 +45,9 @@ pub use metadata::{BrokerInfo, PartitionInfo, TopicInfo};
 pub use offsets::{CommitOffset, CommittedOffset, Coordinator, Generation};
 pub use produce::{
     encode_batch, Acks, Compression, Header, ProduceBatch, ProduceOptions, ProduceRecord,
+};
+pub use txn::{
+    TransactionConfig, TransactionalProducer, DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_BLOCK,
+    DEFAULT_TRANSACTION_TIMEOUT,
 };
 pub use versions::{Versions, IMPLEMENTED};

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::{topic_name, Client};
+use crate::client::{topic_name, Client, GROUP_KEY};
 use crate::error::{At, Error, Result};
 use crate::metadata::host_port;
 
@@ -100,33 +100,46 @@ pub struct CommittedOffset {
 impl Client {
     /// Asks any broker which broker coordinates `group`.
     pub async fn find_coordinator(&self, group: &str) -> Result<Coordinator> {
-        self.retrying(true, |_| {}, || self.find_coordinator_once(group))
-            .await
+        self.retrying(
+            true,
+            |_| {},
+            || self.find_coordinator_once(GROUP_KEY, group),
+        )
+        .await
     }
 
-    async fn find_coordinator_once(&self, group: &str) -> Result<Coordinator> {
-        let at = At::group(group);
+    /// One FindCoordinator for `key` of type `key_type` (0 group, 1 transactional id).
+    pub(crate) async fn find_coordinator_once(
+        &self,
+        key_type: i8,
+        key: &str,
+    ) -> Result<Coordinator> {
+        let at = if key_type == GROUP_KEY {
+            At::group(key)
+        } else {
+            At::transaction(key)
+        };
         let addr = self.any_broker_addr();
         let (_, resp) = self
             .call_at(&addr, Duration::ZERO, |_| {
-                // v4+ batches keys; key_type 0 is a consumer group.
+                // v4+ batches keys.
                 FindCoordinatorRequest::default()
-                    .with_key_type(0)
-                    .with_coordinator_keys(vec![StrBytes::from_string(group.to_owned())])
+                    .with_key_type(key_type)
+                    .with_coordinator_keys(vec![StrBytes::from_string(key.to_owned())])
             })
             .await?;
         let c = resp
             .coordinators
             .iter()
-            .find(|c| c.key.as_str() == group)
+            .find(|c| c.key.as_str() == key)
             .ok_or_else(|| Error::Protocol {
                 addr: addr.clone(),
-                message: format!("FindCoordinator response does not mention group {group}"),
+                message: format!("FindCoordinator response does not mention{at}"),
             })?;
         if let Some(error) = ResponseError::try_from_code(c.error_code) {
             return Err(Error::Kafka {
                 op: "find coordinator",
-                at,
+                at: Box::new(at),
                 error,
                 message: c.error_message.as_ref().map(ToString::to_string),
             });
@@ -136,13 +149,13 @@ impl Client {
             host: c.host.to_string(),
             port: c.port,
         };
-        self.cache_coordinator(group, coordinator.addr());
+        self.cache_coordinator(key_type, key, coordinator.addr());
         Ok(coordinator)
     }
 
     /// The coordinator address of `group`, from the cache or looked up.
     pub(crate) async fn coordinator_addr(&self, group: &str) -> Result<String> {
-        if let Some(addr) = self.cached_coordinator(group) {
+        if let Some(addr) = self.cached_coordinator(GROUP_KEY, group) {
             return Ok(addr);
         }
         Ok(self.find_coordinator(group).await?.addr())
@@ -244,6 +257,19 @@ impl Client {
         group: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<CommittedOffset>> {
+        self.fetch_committed_with(group, partitions, false).await
+    }
+
+    /// [`fetch_committed`](Self::fetch_committed) with OffsetFetch's `require_stable`: while
+    /// a transaction holds an offset commit for a partition that is not yet decided, Kafka
+    /// answers UNSTABLE_OFFSET_COMMIT (retried here) instead of the older offset. Kafka's
+    /// consumer asks for this at `read_committed`.
+    pub async fn fetch_committed_with(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+        require_stable: bool,
+    ) -> Result<Vec<CommittedOffset>> {
         let mut topics: Vec<OffsetFetchRequestTopics> = Vec::new();
         for (topic, partition) in partitions {
             match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
@@ -260,11 +286,11 @@ impl Client {
             async move {
                 let (_, resp) = self
                     .call_at(&addr, Duration::ZERO, |_| {
-                        OffsetFetchRequest::default().with_groups(vec![
-                            OffsetFetchRequestGroup::default()
+                        OffsetFetchRequest::default()
+                            .with_require_stable(require_stable)
+                            .with_groups(vec![OffsetFetchRequestGroup::default()
                                 .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
-                                .with_topics(Some(topics)),
-                        ])
+                                .with_topics(Some(topics))])
                     })
                     .await?;
                 let g = resp

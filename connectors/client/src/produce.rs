@@ -1,7 +1,9 @@
 //! Producing: records are encoded into one record batch (magic 2) per partition with
 //! `kafka-protocol`'s `RecordBatchEncoder`, and sent to the partition leader in a Produce
-//! request. There is no idempotence or transactions (producer id -1), no buffering and no
-//! lingering: each call sends what it is given and waits for the acknowledgement.
+//! request. These calls are not idempotent (producer id -1); the transactional producer in
+//! `txn` stamps its batches with a producer id, epoch and sequences through the same
+//! encoder. There is no buffering and no lingering: each call sends what it is given and
+//! waits for the acknowledgement.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -159,6 +161,28 @@ pub fn encode_batch(
     compression: Compression,
     now_ms: i64,
 ) -> std::result::Result<Bytes, String> {
+    encode_stamped(records, compression, now_ms, None)
+}
+
+/// The idempotence fields of a batch from an idempotent or transactional producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerStamp {
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+    /// Sequence of the batch's first record; record `i` gets `base_sequence + i`, wrapping
+    /// at `i32::MAX` as Kafka's `DefaultRecordBatch.incrementSequence` does.
+    pub(crate) base_sequence: i32,
+    pub(crate) transactional: bool,
+}
+
+/// [`encode_batch`] with an optional producer stamp (producer id, epoch, sequences,
+/// transactional flag).
+pub(crate) fn encode_stamped(
+    records: &[ProduceRecord],
+    compression: Compression,
+    now_ms: i64,
+    stamp: Option<ProducerStamp>,
+) -> std::result::Result<Bytes, String> {
     if records.is_empty() {
         return Err("a batch needs at least one record".to_owned());
     }
@@ -174,20 +198,25 @@ pub fn encode_batch(
                 return Err(format!("record {i} has header key {:?} twice", h.key));
             }
         }
+        let index = i32::try_from(i).map_err(|_| "too many records".to_owned())?;
+        // The encoder starts a new batch wherever `offset - sequence` changes, and Produce
+        // v3+ takes exactly one batch per partition. Without a stamp, sequence `offset - 1`
+        // keeps the difference constant and makes the batch's base sequence -1
+        // (NO_SEQUENCE), which is what a non-idempotent Java producer writes.
+        let sequence = match stamp {
+            Some(st) => st.base_sequence.wrapping_add(index),
+            None => index - 1,
+        };
         wire.push(Record {
-            transactional: false,
+            transactional: stamp.is_some_and(|st| st.transactional),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
+            producer_id: stamp.map_or(NO_PRODUCER_ID, |st| st.producer_id),
+            producer_epoch: stamp.map_or(NO_PRODUCER_EPOCH, |st| st.producer_epoch),
             timestamp_type: TimestampType::Creation,
             offset,
-            // The encoder starts a new batch wherever `offset - sequence` changes, and
-            // Produce v3+ takes exactly one batch per partition. Sequence `offset - 1` keeps
-            // the difference constant and makes the batch's base sequence -1 (NO_SEQUENCE),
-            // which is what a non-idempotent Java producer writes.
-            sequence: i32::try_from(offset - 1).map_err(|_| "too many records".to_owned())?,
+            sequence,
             timestamp: r.timestamp.unwrap_or(now_ms),
             key: r.key.clone(),
             value: r.value.clone(),
@@ -213,16 +242,26 @@ async fn encode_batch_async(
     compression: Compression,
     at: &At,
 ) -> Result<Bytes> {
+    encode_stamped_async(records, compression, at, None).await
+}
+
+/// [`encode_stamped`] on the blocking pool when the batch is big.
+pub(crate) async fn encode_stamped_async(
+    records: &[ProduceRecord],
+    compression: Compression,
+    at: &At,
+    stamp: Option<ProducerStamp>,
+) -> Result<Bytes> {
     let now = now_ms();
     let size: usize = records.iter().map(ProduceRecord::approx_size).sum();
     let encoded = if size >= BLOCKING_ENCODE_BYTES {
         let owned = records.to_vec();
-        tokio::task::spawn_blocking(move || encode_batch(&owned, compression, now))
+        tokio::task::spawn_blocking(move || encode_stamped(&owned, compression, now, stamp))
             .await
             .map_err(|e| format!("encoder task failed: {e}"))
             .and_then(|r| r)
     } else {
-        encode_batch(records, compression, now)
+        encode_stamped(records, compression, now, stamp)
     };
     encoded.map_err(|message| Error::Records {
         at: at.clone(),
@@ -412,7 +451,7 @@ fn needs_send(results: &[Option<Result<i64>>], i: usize) -> bool {
     }
 }
 
-fn produce_request<'a>(
+pub(crate) fn produce_request<'a>(
     options: &ProduceOptions,
     topics: impl Iterator<Item = (&'a str, Vec<(i32, Bytes)>)>,
 ) -> ProduceRequest {
@@ -440,7 +479,7 @@ fn produce_request<'a>(
 }
 
 /// The base offset for `topic`/`partition` in a Produce response, or its error.
-fn partition_result(resp: &ProduceResponse, topic: &str, partition: i32) -> Result<i64> {
+pub(crate) fn partition_result(resp: &ProduceResponse, topic: &str, partition: i32) -> Result<i64> {
     let at = At::partition(topic, partition);
     let p = resp
         .responses
@@ -471,7 +510,7 @@ fn partition_result(resp: &ProduceResponse, topic: &str, partition: i32) -> Resu
             }
             Err(Error::Kafka {
                 op: "produce",
-                at,
+                at: Box::new(at),
                 error,
                 message,
             })

@@ -8,6 +8,11 @@
 //! shape this client builds begins (FindCoordinator v4 and OffsetFetch v8 batch groups,
 //! JoinGroup v4 has MEMBER_ID_REQUIRED, LeaveGroup v3 lists members): every Kafka since 3.0,
 //! and Sluice, offers them.
+//!
+//! The transaction APIs stop at transaction version 1's client forms: AddPartitionsToTxn v3
+//! (v4+ is the brokers' batched form), TxnOffsetCommit v4 and EndTxn v4 (v5 of either
+//! declares transaction version 2). InitProducerId starts at v3, which can bump the epoch of
+//! a known producer id (KIP-360).
 
 use std::fmt;
 
@@ -28,6 +33,11 @@ pub const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::InitProducerId, 3, 5),
+    (ApiKey::AddPartitionsToTxn, 1, 3),
+    (ApiKey::AddOffsetsToTxn, 1, 4),
+    (ApiKey::TxnOffsetCommit, 3, 4),
+    (ApiKey::EndTxn, 1, 4),
 ];
 
 /// The range this client implements for `api`, if it sends it at all.

@@ -90,12 +90,13 @@ impl Batch {
                             let topic = range.topic.clone();
                             async move {
                                 client
-                                    .fetch(
+                                    .fetch_isolated(
                                         &topic,
                                         range.partition,
                                         offset,
                                         max_bytes,
                                         FETCH_MAX_WAIT,
+                                        options.isolation,
                                     )
                                     .await
                             }

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use sluice_client::IsolationLevel;
+
 use crate::error::{Error, Result};
 
 /// Spark's `spark.streaming.kafka.minRatePerPartition` default (since 2.4).
@@ -105,6 +107,12 @@ pub struct StreamConfig {
     pub allow_non_consecutive_offsets: bool,
     /// Kafka's `max.partition.fetch.bytes`: bytes asked for per partition per fetch.
     pub max_partition_fetch_bytes: i32,
+    /// Kafka's `isolation.level` (default `read_uncommitted`). At `read_committed` a
+    /// batch's ranges end at most at the last stable offset (the `latest` offset Kafka
+    /// reports at that level), the ranges' aborted records are never read, and committed
+    /// offsets are read with `require_stable`. Markers and aborted records leave gaps, so
+    /// Spark's `allowNonConsecutiveOffsets` is needed, as with Spark.
+    pub isolation_level: IsolationLevel,
 }
 
 impl StreamConfig {
@@ -122,6 +130,7 @@ impl StreamConfig {
             poll_timeout: DEFAULT_POLL_TIMEOUT,
             allow_non_consecutive_offsets: false,
             max_partition_fetch_bytes: DEFAULT_MAX_PARTITION_FETCH_BYTES,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 
@@ -150,7 +159,7 @@ impl StreamConfig {
     }
 
     /// Sets one setting by its Spark or Kafka name:
-    /// `group.id`, `auto.offset.reset`, `max.partition.fetch.bytes`,
+    /// `group.id`, `auto.offset.reset`, `max.partition.fetch.bytes`, `isolation.level`,
     /// `spark.streaming.kafka.maxRatePerPartition`, `spark.streaming.kafka.minRatePerPartition`,
     /// `spark.streaming.backpressure.enabled`, `spark.streaming.backpressure.initialRate`,
     /// `spark.streaming.backpressure.pid.{proportional,integral,derived,minRate}`,
@@ -163,6 +172,11 @@ impl StreamConfig {
             "group.id" => self.group_id = Some(v.to_owned()).filter(|g| !g.is_empty()),
             "auto.offset.reset" => self.auto_offset_reset = v.parse()?,
             "max.partition.fetch.bytes" => self.max_partition_fetch_bytes = parse(key, v)?,
+            "isolation.level" => {
+                self.isolation_level = v
+                    .parse()
+                    .map_err(|e: String| Error::Config(format!("isolation.level: {e}")))?;
+            }
             "enable.auto.commit" => {
                 if v != "false" {
                     return Err(Error::Config(format!(

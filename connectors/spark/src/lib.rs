@@ -14,6 +14,7 @@
 //! - `commit`: [`CommitQueue`] (`CanCommitOffsets`): commits sent with the next batch.
 //! - `wordcount`: the built-in job, `DirectKafkaWordCount`'s word splitting and counting.
 //! - `redis_sink`: [`RedisSink`]: counts and offsets applied atomically (exactly-once).
+//! - `kafka_sink`: [`KafkaSink`]: results and offsets in one Kafka transaction (exactly-once).
 //! - `flume`: Flume receivers: [`FlumePushStream`] (an avro source for Flume's avro sink)
 //!   and [`FlumePullStream`] (polls Spark's SparkSink, acks after the job).
 //! - `error`: [`Error`].
@@ -23,6 +24,7 @@ mod commit;
 mod config;
 mod error;
 mod flume;
+mod kafka_sink;
 mod range;
 mod rate;
 mod read;
@@ -39,10 +41,11 @@ pub use flume::{
     FlumeBatch, FlumePullStream, FlumePushStream, PullOptions, PushOptions, DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_PARALLELISM, DEFAULT_PUSH_CAPACITY,
 };
+pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};
 pub use redis_sink::{Applied, RedisSink, DEFAULT_PREFIX};
-pub use sluice_client::{Client, ClientConfig, FetchedRecord};
+pub use sluice_client::{Client, ClientConfig, FetchedRecord, IsolationLevel};
 pub use sluice_flume_rpc::Event;
 pub use strategy::ConsumerStrategy;
 pub use stream::{BatchTiming, DirectStream};

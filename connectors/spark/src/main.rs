@@ -1,8 +1,10 @@
 //! The `sluice-spark` binary: `sluice-spark wordcount ...` runs the built-in word count
 //! (Spark's `DirectKafkaWordCount`) over a direct stream, printing each batch's offset
 //! ranges (`topic partition fromOffset untilOffset`, as the seed job prints them) and its
-//! top words, and with `--redis` keeping exactly-once counts in Redis. Ctrl-C or SIGTERM
-//! finishes the batch in flight, sends the queued commits and exits 0.
+//! top words, and with `--redis` keeping exactly-once counts in Redis, or with
+//! `--output kafka:TOPIC` writing each batch's counts and offsets to Kafka in one
+//! transaction (exactly-once). Ctrl-C or SIGTERM finishes the batch in flight, sends the
+//! queued commits and exits 0.
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sluice_spark::wordcount::{self, Counts};
 use sluice_spark::{
     Applied, AutoOffsetReset, Client, ClientConfig, ConsumerStrategy, DirectStream, FlumeBatch,
-    FlumePullStream, FlumePushStream, PullOptions, PushOptions, RedisSink, StreamConfig,
+    FlumePullStream, FlumePushStream, KafkaSink, PullOptions, PushOptions, RedisSink, StreamConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -75,8 +77,17 @@ struct WordcountArgs {
     batch_interval: Duration,
     /// Keep exactly-once counts and offsets in Redis (`redis://HOST:PORT/DB`); the stream
     /// starts from the offsets stored there.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "output")]
     redis: Option<String>,
+    /// Exactly-once output to Kafka: `kafka:TOPIC`. Each batch's counts (key word, value
+    /// count) and its offsets (committed to `--group`) go in one transaction; the stream
+    /// restarts from the group's offsets. Needs `--group` and `--transactional-id`.
+    #[arg(long, value_name = "kafka:TOPIC", requires_all = ["group", "transactional_id"])]
+    output: Option<String>,
+    /// The Kafka `transactional.id` of `--output kafka:...`: a restarted process with the
+    /// same id fences the old one and aborts its unfinished batch.
+    #[arg(long)]
+    transactional_id: Option<String>,
     /// Key prefix in Redis: `<prefix>:counts` and `<prefix>:offsets`.
     #[arg(long, default_value = sluice_spark::DEFAULT_PREFIX)]
     redis_prefix: String,
@@ -244,16 +255,35 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
     let client = Client::connect(client_config)
         .await
         .with_context(|| format!("connect to {bootstrap}"))?;
+    // The Kafka output starts before the stream: its InitProducerId aborts whatever a killed
+    // predecessor left open, so the group's offsets are settled when the stream reads them.
+    let kafka_out = match &args.output {
+        None => None,
+        Some(spec) => {
+            let Some(topic) = spec.strip_prefix("kafka:").filter(|t| !t.is_empty()) else {
+                bail!("--output {spec:?}: expected kafka:TOPIC");
+            };
+            let (Some(group), Some(id)) = (&args.group, &args.transactional_id) else {
+                bail!("--output kafka:... needs --group and --transactional-id");
+            };
+            let sink = KafkaSink::create(&client, topic, id, group)
+                .await
+                .with_context(|| format!("start the kafka output to {topic}"))?;
+            Some(std::sync::Arc::new(tokio::sync::Mutex::new(sink)))
+        }
+    };
     let mut stream = DirectStream::create(client, strategy, config)
         .await
         .context("create the direct stream")?;
     let commits = stream.commit_queue();
-    let commit = args.group.is_some();
+    // With the Kafka output the offsets go in each batch's transaction instead.
+    let commit = args.group.is_some() && kafka_out.is_none();
     let top = args.top;
 
     stream
         .for_each_batch(shutdown.wait(), move |batch| {
             let sink = sink.clone();
+            let kafka_out = kafka_out.clone();
             let commits = commits.clone();
             async move {
                 let per_partition = batch.map_partitions(wordcount::count_records).await?;
@@ -269,6 +299,10 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
                             "batch already in redis; not applied again"
                         );
                     }
+                }
+                if let Some(out) = &kafka_out {
+                    let records = KafkaSink::word_count_records(batch.time_ms(), ranges, &counts);
+                    out.lock().await.apply(ranges, records).await?;
                 }
                 print_batch(batch.time_ms(), ranges, &counts, top)?;
                 if commit {

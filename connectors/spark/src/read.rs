@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use sluice_client::{FetchResult, FetchedRecord};
+use sluice_client::{FetchResult, FetchedRecord, IsolationLevel};
 
 use crate::error::{Error, Result};
 use crate::range::OffsetRange;
@@ -21,6 +21,8 @@ pub(crate) struct ReadOptions {
     pub(crate) allow_non_consecutive: bool,
     /// Fail when no progress is made for this long.
     pub(crate) poll_timeout: Duration,
+    /// Kafka's `isolation.level` of the fetches.
+    pub(crate) isolation: IsolationLevel,
 }
 
 /// Reads `range` with `fetch(offset)` and hands each non-empty chunk of in-range records to
@@ -113,6 +115,7 @@ mod tests {
             next_offset: next,
             high_watermark: 100,
             log_start_offset: 0,
+            last_stable_offset: 100,
         }
     }
 
@@ -129,6 +132,7 @@ mod tests {
         let options = ReadOptions {
             allow_non_consecutive: allow,
             poll_timeout: Duration::from_millis(50),
+            isolation: IsolationLevel::ReadUncommitted,
         };
         let r = read_range(
             &range,

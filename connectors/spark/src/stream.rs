@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sluice_client::{Client, OffsetSpec};
+use sluice_client::{Client, IsolationLevel, OffsetSpec};
 
 use crate::batch::Batch;
 use crate::commit::{CommitQueue, Committer};
@@ -167,6 +167,7 @@ impl DirectStream {
             ReadOptions {
                 allow_non_consecutive: self.config.allow_non_consecutive_offsets,
                 poll_timeout: self.config.poll_timeout,
+                isolation: self.config.isolation_level,
             },
             self.config.max_partition_fetch_bytes,
         ))
@@ -298,9 +299,15 @@ impl DirectStream {
             .map(|tp| (tp.topic.clone(), tp.partition))
             .collect();
         let committed: Vec<Option<i64>> = match &self.config.group_id {
+            // At read_committed, an offset commit still inside an undecided transaction is
+            // waited out rather than read past, as Kafka's consumer does.
             Some(group) => self
                 .client
-                .fetch_committed(group, &keys)
+                .fetch_committed_with(
+                    group,
+                    &keys,
+                    self.config.isolation_level == IsolationLevel::ReadCommitted,
+                )
                 .await?
                 .into_iter()
                 .map(|c| c.offset)
@@ -331,7 +338,8 @@ impl DirectStream {
         Ok(out)
     }
 
-    /// Each tracked partition's latest offset (Spark's `latestOffsets`: `seekToEnd`).
+    /// Each tracked partition's latest offset (Spark's `latestOffsets`: `seekToEnd`); at
+    /// read_committed, the last stable offset, as Kafka's consumer's `seekToEnd` gives.
     async fn latest_offsets(&self) -> Result<BTreeMap<TopicPartition, i64>> {
         let keys: Vec<(String, i32)> = self
             .current
@@ -346,7 +354,7 @@ impl DirectStream {
         let mut out = Vec::with_capacity(keys.len());
         for (r, (topic, partition)) in self
             .client
-            .list_offsets_many(keys, spec)
+            .list_offsets_many_isolated(keys, spec, self.config.isolation_level)
             .await
             .into_iter()
             .zip(keys)

@@ -65,7 +65,12 @@ pub(crate) async fn handle(
                             ts if ts >= 0 => part.offset_for_timestamp(ts),
                             _ => return base.with_error_code(Code::InvalidRequest.code()),
                         }
-                        .map(|f| f.filter(|(_, off)| *off < visible_end || p.timestamp == LATEST));
+                        .map(|f| {
+                            // Only lookups that find a record hide what read_committed may
+                            // not see yet; earliest and latest are positions.
+                            let finds_a_record = p.timestamp >= 0 || p.timestamp == MAX_TIMESTAMP;
+                            f.filter(|(_, off)| !finds_a_record || *off < visible_end)
+                        });
                         match found {
                             Ok(Some((ts, off))) => base
                                 .with_timestamp(ts)

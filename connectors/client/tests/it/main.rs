@@ -7,3 +7,4 @@ mod groups;
 mod harness;
 mod offsets;
 mod produce_fetch;
+mod txn;

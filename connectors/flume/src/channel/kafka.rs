@@ -9,7 +9,9 @@
 //! `kafka.pollTimeout` 500 ms (the documented `pollTimeout` is never read, as in Flume),
 //! `defaultPartitionId`, `partitionIdHeader`, producer `acks` all, consumer
 //! `auto.offset.reset` earliest (the guide says latest; the code says earliest),
-//! `kafka.producer.*` / `kafka.consumer.*` passthrough as for the Kafka sink and source.
+//! `kafka.producer.*` / `kafka.consumer.*` passthrough as for the Kafka sink and source
+//! (so `kafka.consumer.isolation.level=read_committed` makes takes skip the records of
+//! aborted transactions and stop at the last stable offset).
 //!
 //! Transactions, as Flume's:
 //! - put: the record is built (key = the `key` header, partition from the header or the

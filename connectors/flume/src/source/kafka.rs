@@ -29,8 +29,10 @@
 //! `kafka.consumer.*` passthrough: `auto.offset.reset` (latest, as Kafka's consumer
 //! default; earliest; none), `session.timeout.ms`, `heartbeat.interval.ms`,
 //! `max.poll.interval.ms` (the rebalance timeout), `max.partition.fetch.bytes`,
-//! `metadata.max.age.ms`, `client.id`, `request.timeout.ms`, `retry.backoff.ms` are
-//! honoured; `enable.auto.commit` (forced off, as Flume), the deserializers and fetch-size
+//! `metadata.max.age.ms`, `client.id`, `request.timeout.ms`, `retry.backoff.ms`,
+//! `isolation.level` (read_uncommitted, Kafka's default; read_committed: reads stop at the
+//! last stable offset, records of aborted transactions are never delivered, and `latest`
+//! resets go to the last stable offset) are honoured; `enable.auto.commit` (forced off, as Flume), the deserializers and fetch-size
 //! tuning are accepted without effect; `security.protocol` other than PLAINTEXT is
 //! refused; anything else is ignored with one warning.
 
@@ -42,7 +44,7 @@ use bytes::Bytes;
 use regex::Regex;
 use sluice_client::{
     Client, ClientConfig, CommitOffset, FetchPosition, FetchedRecord, GroupConfig, GroupMember,
-    OffsetSpec, ResponseError,
+    IsolationLevel, OffsetSpec, ResponseError,
 };
 
 use super::{Source, SourceContext};
@@ -111,6 +113,9 @@ pub(crate) struct ConsumerSettings {
     pub(crate) max_partition_fetch_bytes: i32,
     /// `metadata.max.age.ms`: how often subscriptions and partition counts are checked.
     pub(crate) metadata_max_age: Duration,
+    /// `isolation.level`. The Kafka channel's consumer shares the producer's client, so the
+    /// level goes with each fetch rather than with the client.
+    pub(crate) isolation: IsolationLevel,
 }
 
 fn opt_ms(ctx: &Context, key: &str) -> Result<Option<Duration>, ConfigError> {
@@ -154,6 +159,10 @@ pub(crate) fn consumer_settings(
     if max_partition_fetch_bytes <= 0 {
         return Err(c.error("max.partition.fetch.bytes", "must be greater than 0"));
     }
+    let isolation: IsolationLevel = c
+        .string("isolation.level", "read_uncommitted")
+        .parse()
+        .map_err(|e: String| c.error("isolation.level", &e))?;
     const HONOURED: &[&str] = &[
         "group.id",
         "auto.offset.reset",
@@ -162,6 +171,7 @@ pub(crate) fn consumer_settings(
         "max.poll.interval.ms",
         "max.partition.fetch.bytes",
         "metadata.max.age.ms",
+        "isolation.level",
         "client.id",
         "request.timeout.ms",
         "retries",
@@ -188,6 +198,7 @@ pub(crate) fn consumer_settings(
         rebalance_timeout: opt_ms(&c, "max.poll.interval.ms")?,
         max_partition_fetch_bytes,
         metadata_max_age: opt_ms(&c, "metadata.max.age.ms")?.unwrap_or(DEFAULT_METADATA_MAX_AGE),
+        isolation,
     })
 }
 
@@ -403,7 +414,12 @@ impl GroupConsumer {
             .collect();
         let results = self
             .client
-            .fetch_many(&wanted, self.settings.max_partition_fetch_bytes, max_wait)
+            .fetch_many_isolated(
+                &wanted,
+                self.settings.max_partition_fetch_bytes,
+                max_wait,
+                self.settings.isolation,
+            )
             .await;
         let mut out = Vec::new();
         let mut errors = Vec::new();
@@ -417,7 +433,7 @@ impl GroupConsumer {
                     out.extend(f.records.into_iter().map(|r| (tp.clone(), r)));
                 }
                 Err(e) if e.kafka_error() == Some(ResponseError::OffsetOutOfRange) => {
-                    match reset_position(&self.client, self.settings.reset, &tp).await {
+                    match reset_position(&self.client, &self.settings, &tp).await {
                         Ok(Some(o)) => {
                             tracing::warn!(
                                 "{}: offset {} of {}-{} is out of range; resetting to {o} (auto.offset.reset)",
@@ -463,16 +479,23 @@ impl GroupConsumer {
     }
 }
 
-/// Where `tp` starts per `auto.offset.reset` (`None` for `none`).
-async fn reset_position(client: &Client, reset: Reset, tp: &Tp) -> Result<Option<i64>, String> {
-    let spec = match reset {
+/// Where `tp` starts per `auto.offset.reset` (`None` for `none`). At read_committed,
+/// `latest` is the last stable offset, as Kafka's consumer resets.
+async fn reset_position(
+    client: &Client,
+    settings: &ConsumerSettings,
+    tp: &Tp,
+) -> Result<Option<i64>, String> {
+    let spec = match settings.reset {
         Reset::Earliest => OffsetSpec::Earliest,
         Reset::Latest => OffsetSpec::Latest,
         Reset::None => return Ok(None),
     };
     client
-        .list_offsets(&tp.0, tp.1, spec)
+        .list_offsets_many_isolated(std::slice::from_ref(tp), spec, settings.isolation)
         .await
+        .pop()
+        .unwrap_or(Ok(None))
         .map(|o| o.or(Some(0)))
         .map_err(|e| format!("looking up the {spec:?} offset of {}-{}: {e}", tp.0, tp.1))
 }
@@ -504,7 +527,7 @@ async fn start_positions(
             Some(o) if o >= 0 => {
                 out.insert(tp, o);
             }
-            _ => match reset_position(client, settings.reset, &tp).await? {
+            _ => match reset_position(client, settings, &tp).await? {
                 Some(o) => {
                     out.insert(tp, o);
                 }
@@ -956,6 +979,22 @@ mod tests {
         assert_eq!(s.batch_size(), Some(5));
         assert_eq!(s.settings.group_id, "g");
         assert_eq!(s.settings.reset, Reset::Earliest);
+        assert_eq!(s.settings.isolation, IsolationLevel::ReadUncommitted);
+        let s = source(&[
+            ("kafka.topics", "a"),
+            ("kafka.consumer.isolation.level", "read_committed"),
+        ]);
+        assert_eq!(s.settings.isolation, IsolationLevel::ReadCommitted);
+        let ctx = Context::from_pairs(
+            "a1.sources.r1.",
+            [
+                ("kafka.bootstrap.servers", "h:1"),
+                ("kafka.topics", "a"),
+                ("kafka.consumer.isolation.level", "committed"),
+            ],
+        );
+        let err = configure("r1", &ctx).err().unwrap();
+        assert!(err.to_string().contains("isolation.level"), "{err}");
 
         let ctx = Context::from_pairs("a1.sources.r1.", [("kafka.bootstrap.servers", "h:1")]);
         let err = configure("r1", &ctx).err().unwrap();

@@ -18,24 +18,36 @@ pub fn flume_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice-flume"))
 }
 
-/// A running `sluice` broker (the kit's, plus a client for it).
-pub struct Broker(sluice_testkit::Broker);
+/// A running `sluice` broker (the kit's, plus a client for it), or an external broker.
+///
+/// With `SLUICE_FLUME_IT_BOOTSTRAP=host:port` the tests that call [`Broker::start_or_external`]
+/// run against that broker instead (Apache Kafka with `group.initial.rebalance.delay.ms=0`,
+/// say), to check that the agent behaves the same on Kafka and on Sluice.
+pub struct Broker(Option<sluice_testkit::Broker>, String);
 
 impl Broker {
     /// Start a broker on an ephemeral port with groups forming at once.
     pub fn start() -> Broker {
-        Broker(
-            sluice_testkit::Broker::builder()
-                .bin(sluice_testkit::sluice_bin_beside_test_exe())
-                .temp_prefix("sluice-flume-broker-")
-                .config("[group]\ninitial_rebalance_delay_ms = 0\n")
-                .start(),
-        )
+        let b = sluice_testkit::Broker::builder()
+            .bin(sluice_testkit::sluice_bin_beside_test_exe())
+            .temp_prefix("sluice-flume-broker-")
+            .config("[group]\ninitial_rebalance_delay_ms = 0\n")
+            .start();
+        let addr = b.addr().to_owned();
+        Broker(Some(b), addr)
+    }
+
+    /// `$SLUICE_FLUME_IT_BOOTSTRAP` when set, else [`Broker::start`].
+    pub fn start_or_external() -> Broker {
+        match std::env::var("SLUICE_FLUME_IT_BOOTSTRAP") {
+            Ok(addr) if !addr.is_empty() => Broker(None, addr),
+            _ => Broker::start(),
+        }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
-        self.0.addr()
+        &self.1
     }
 
     /// A Kafka client for this broker with short retries.

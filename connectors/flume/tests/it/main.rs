@@ -14,3 +14,4 @@ mod routing;
 mod seed;
 mod sinks;
 mod sources;
+mod transactions;

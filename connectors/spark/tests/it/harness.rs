@@ -26,24 +26,35 @@ pub fn spark_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sluice-spark"))
 }
 
-/// A running broker process (the kit's, plus a client for it).
-pub struct Broker(sluice_testkit::Broker);
+/// A running broker process (the kit's, plus a client for it), or an external broker.
+///
+/// With `SLUICE_SPARK_IT_BOOTSTRAP=host:port`, tests that call
+/// [`Broker::start_or_external`] run against that broker instead (Apache Kafka, say).
+pub struct Broker(Option<sluice_testkit::Broker>, String);
 
 impl Broker {
     /// Starts a broker on an ephemeral port.
     pub fn start() -> Broker {
-        Broker(
-            sluice_testkit::Broker::builder()
-                .bin(sluice_testkit::sluice_bin_beside_test_exe())
-                .temp_prefix("sluice-spark-it-")
-                .config(BROKER_CONFIG)
-                .start(),
-        )
+        let b = sluice_testkit::Broker::builder()
+            .bin(sluice_testkit::sluice_bin_beside_test_exe())
+            .temp_prefix("sluice-spark-it-")
+            .config(BROKER_CONFIG)
+            .start();
+        let addr = b.addr().to_owned();
+        Broker(Some(b), addr)
+    }
+
+    /// `$SLUICE_SPARK_IT_BOOTSTRAP` when set, else [`Broker::start`].
+    pub fn start_or_external() -> Broker {
+        match std::env::var("SLUICE_SPARK_IT_BOOTSTRAP") {
+            Ok(addr) if !addr.is_empty() => Broker(None, addr),
+            _ => Broker::start(),
+        }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> &str {
-        self.0.addr()
+        &self.1
     }
 
     /// A client for this broker with short retry pauses.

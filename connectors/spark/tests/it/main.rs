@@ -10,3 +10,4 @@ mod kafka;
 mod pipeline;
 mod redis_sink;
 mod stream;
+mod transactions;

@@ -1,0 +1,252 @@
+//! [`KafkaSink`]: exactly-once output to a Kafka topic. Each batch's results and its offset
+//! ranges go into one Kafka transaction: the result records are produced to the output
+//! topic, and every range's `untilOffset` is committed to the stream's group with
+//! `sendOffsetsToTransaction`; then the transaction commits. A reader at `read_committed`
+//! sees a batch's results if and only if the group's offsets moved past the batch, so a
+//! stream that restarts from the group's committed offsets neither loses nor repeats a
+//! batch, wherever it was killed. (This is Spark's "transactional output" pattern with Kafka
+//! itself as the store, the consume-transform-produce loop of Kafka's exactly-once
+//! semantics.)
+//!
+//! Restart order matters: the sink must be created (its InitProducerId fences the previous
+//! process and aborts its open transaction) before the stream reads the group's offsets.
+//!
+//! Records are keyed and partitioned as Kafka's default partitioner does for keyed records
+//! (murmur2 of the key), so a word always lands in the same output partition.
+
+use sluice_client::{
+    Client, CommitOffset, Generation, ProduceBatch, ProduceRecord, TransactionConfig,
+    TransactionalProducer,
+};
+
+use crate::error::{Error, Result};
+use crate::range::OffsetRange;
+use crate::wordcount::Counts;
+
+/// Header naming the batch time (ms) on every record a batch writes.
+pub const BATCH_TIME_HEADER: &str = "spark.batch.time";
+/// Header listing the batch's offset ranges, `topic:partition:from:until` joined by `,`.
+pub const OFFSET_RANGES_HEADER: &str = "spark.offset.ranges";
+
+/// Exactly-once output of batch results to one Kafka topic.
+#[derive(Debug)]
+pub struct KafkaSink {
+    producer: TransactionalProducer,
+    topic: String,
+    partitions: i32,
+    group: String,
+}
+
+impl KafkaSink {
+    /// Starts the transactional producer for `transactional_id` (fencing any earlier process
+    /// with the same id and aborting what it left open) and looks up `topic`'s partitions.
+    /// `group` is the stream's `group.id`, where the batches' offsets are committed.
+    pub async fn create(
+        client: &Client,
+        topic: &str,
+        transactional_id: &str,
+        group: &str,
+    ) -> Result<Self> {
+        let partitions = client.partitions(topic).await?;
+        let count = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
+        if count == 0 {
+            return Err(Error::Config(format!(
+                "output topic {topic} has no partitions"
+            )));
+        }
+        let producer = client
+            .transactional_producer(TransactionConfig::new(transactional_id))
+            .await?;
+        tracing::info!(
+            topic,
+            transactional_id,
+            group,
+            partitions = count,
+            "kafka output ready"
+        );
+        Ok(Self {
+            producer,
+            topic: topic.to_owned(),
+            partitions: count,
+            group: group.to_owned(),
+        })
+    }
+
+    /// Writes one batch: `records` to the output topic and every range's `untilOffset` to
+    /// the group, in one transaction. A batch that covers no offsets writes nothing. On a
+    /// failure the transaction is aborted (unless the producer was fenced) and the error
+    /// returned: nothing of the batch is visible, and a restart reads its ranges again.
+    pub async fn apply(
+        &mut self,
+        ranges: &[OffsetRange],
+        records: Vec<ProduceRecord>,
+    ) -> Result<()> {
+        if ranges.iter().all(|r| r.count() == 0) {
+            return Ok(());
+        }
+        let mut per_partition: Vec<Vec<ProduceRecord>> =
+            (0..self.partitions).map(|_| Vec::new()).collect();
+        for r in records {
+            let p = partition_for(r.key.as_deref(), self.partitions);
+            if let Some(v) = usize::try_from(p)
+                .ok()
+                .and_then(|p| per_partition.get_mut(p))
+            {
+                v.push(r);
+            }
+        }
+        let batches: Vec<ProduceBatch> = per_partition
+            .into_iter()
+            .zip(0..)
+            .filter(|(records, _)| !records.is_empty())
+            .map(|(records, partition)| ProduceBatch {
+                topic: self.topic.clone(),
+                partition,
+                records,
+            })
+            .collect();
+        let offsets: Vec<CommitOffset> = ranges
+            .iter()
+            .map(|r| CommitOffset::new(&r.topic, r.partition, r.until_offset))
+            .collect();
+        self.producer.begin()?;
+        let written = self.write(&batches, &offsets).await;
+        if let Err(e) = written {
+            if !e.is_fatal_for_producer() {
+                if let Err(abort) = self.producer.abort().await {
+                    tracing::warn!("aborting the failed batch's transaction: {abort}");
+                }
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    async fn write(
+        &mut self,
+        batches: &[ProduceBatch],
+        offsets: &[CommitOffset],
+    ) -> sluice_client::Result<()> {
+        if !batches.is_empty() {
+            self.producer.send_batches(batches).await?;
+        }
+        // The stream is no group member (it assigns partitions itself), so the commit is
+        // a simple one, as the stream's own commits are.
+        self.producer
+            .send_offsets_to_transaction(offsets, &self.group, &Generation::simple())
+            .await?;
+        self.producer.commit().await
+    }
+
+    /// The output records of a word-count batch: one per word, key the word, value the
+    /// count in decimal, with the batch time and offset ranges as headers.
+    pub fn word_count_records(
+        time_ms: i64,
+        ranges: &[OffsetRange],
+        counts: &Counts,
+    ) -> Vec<ProduceRecord> {
+        let ranges_text = ranges
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}:{}:{}:{}",
+                    r.topic, r.partition, r.from_offset, r.until_offset
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut words: Vec<(&String, &i64)> = counts.iter().collect();
+        words.sort();
+        words
+            .into_iter()
+            .map(|(w, c)| {
+                ProduceRecord::new(c.to_string())
+                    .with_key(w.clone())
+                    .with_header(BATCH_TIME_HEADER, time_ms.to_string())
+                    .with_header(OFFSET_RANGES_HEADER, ranges_text.clone())
+            })
+            .collect()
+    }
+}
+
+/// Kafka's default partition for a keyed record: `toPositive(murmur2(key)) % partitions`.
+/// Keyless records go to partition 0 (the sink writes only keyed ones).
+fn partition_for(key: Option<&[u8]>, partitions: i32) -> i32 {
+    match key {
+        Some(k) if partitions > 0 => {
+            let positive = i32::try_from(murmur2(k) & 0x7fff_ffff).unwrap_or(0);
+            positive % partitions
+        }
+        _ => 0,
+    }
+}
+
+/// MurmurHash2 (32-bit) with Kafka's seed, as Kafka's `Utils.murmur2` computes it.
+fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    // Kafka hashes `length` as a Java int; keys are far shorter than 2^31.
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    let mut h = SEED ^ len;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        for (i, b) in tail.iter().enumerate().rev() {
+            h ^= u32::from(*b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_kafkas() {
+        // Values from Kafka's UtilsTest.testMurmur2 (as Java ints).
+        assert_eq!(murmur2(b"21") as i32, -973_932_308);
+        assert_eq!(murmur2(b"foobar") as i32, -790_332_482);
+    }
+
+    #[test]
+    fn records_carry_the_batch_and_its_ranges() {
+        let mut counts = Counts::new();
+        counts.insert("b".to_owned(), 2);
+        counts.insert("a".to_owned(), 1);
+        let ranges = [
+            OffsetRange::new("t", 0, 3, 5),
+            OffsetRange::new("t", 1, 0, 2),
+        ];
+        let records = KafkaSink::word_count_records(77, &ranges, &counts);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].key.as_deref(), Some(&b"a"[..]));
+        assert_eq!(records[1].value.as_deref(), Some(&b"2"[..]));
+        let h = &records[0].headers;
+        assert_eq!(h[0].value.as_deref(), Some(&b"77"[..]));
+        assert_eq!(h[1].value.as_deref(), Some(&b"t:0:3:5,t:1:0:2"[..]));
+    }
+
+    #[test]
+    fn partitions_follow_the_key() {
+        for key in [&b"spark"[..], b"kafka", b"x"] {
+            let p = partition_for(Some(key), 6);
+            assert!((0..6).contains(&p));
+            assert_eq!(p, partition_for(Some(key), 6));
+        }
+        assert_eq!(partition_for(None, 6), 0);
+    }
+}
