@@ -10,6 +10,7 @@
 //                 control records' offsets skipped; the LSO holds at an open transaction.
 //   ctp           consume-transform-produce in a consumer group with sendOffsetsToTransaction:
 //                 the group's committed offsets move only when a transaction commits.
+//   ctp-848       the same with a KIP-848 member (group.protocol=consumer).
 //   fence         a second producer with the same transactional.id fences the first.
 //   hang-open     opens a transaction (transaction.timeout.ms=3000), writes to 3 partitions and
 //                 halts the JVM without ending it. Must be the last scenario of its run.
@@ -78,7 +79,8 @@ public class TxnScenarios {
                 String s = args[i];
                 switch (s) {
                     case "commit-abort" -> commitAbort();
-                    case "ctp" -> consumeTransformProduce();
+                    case "ctp" -> consumeTransformProduce("ctp", "classic");
+                    case "ctp-848" -> consumeTransformProduce("ctp-848", "consumer");
                     case "fence" -> fence();
                     case "hang-open" -> hangOpen();
                     case "hang-check" -> hangCheck();
@@ -387,19 +389,21 @@ public class TxnScenarios {
         }
     }
 
-    static void consumeTransformProduce() throws Exception {
-        String s = "ctp";
-        String in = prefix + "-ctp-in";
-        String out = prefix + "-ctp-out";
-        String group = prefix + "-ctp-group";
+    /** `protocol` is the member's group.protocol: `classic` (JoinGroup/SyncGroup, the
+     *  transactional offsets carry the generation) or `consumer` (KIP-848 heartbeats, they
+     *  carry the member epoch). */
+    static void consumeTransformProduce(String s, String protocol) throws Exception {
+        String in = prefix + "-" + s + "-in";
+        String out = prefix + "-" + s + "-out";
+        String group = prefix + "-" + s + "-group";
         createTopic(in);
         createTopic(out);
         try (KafkaProducer<String, String> plain = plainProducer()) {
             sendEach(plain, in, "w1", 4);
         }
         try (KafkaConsumer<String, String> c = consumer("read_committed",
-                 Map.of("group.id", group, "max.poll.records", "1000"));
-             KafkaProducer<String, String> p = txnProducer(prefix + "-ctp-tx", Map.of())) {
+                 Map.of("group.id", group, "max.poll.records", "1000", "group.protocol", protocol));
+             KafkaProducer<String, String> p = txnProducer(prefix + "-" + s + "-tx", Map.of())) {
             p.initTransactions();
             c.subscribe(List.of(in));
             say(s, "before: group offsets " + groupOffsets(group, in, true));
