@@ -2,12 +2,12 @@
 // feed it and to check its output:
 //
 //   CP='compat-tests/.cache/kafka-4.3.1/libs/*:compat-tests/.cache/kafka-streams-4.3.1/libs/*'
-//   java -cp "$CP" WordCount.java produce BOOTSTRAP INPUT LINES
+//   java -cp "$CP" WordCount.java produce BOOTSTRAP INPUT OUTPUT LINES
 //   java -cp "$CP" WordCount.java run BOOTSTRAP APP_ID STATE_DIR INPUT OUTPUT [slow]
 //   java -cp "$CP" WordCount.java check BOOTSTRAP OUTPUT LINES [some]
 //
-// produce  creates INPUT with 3 partitions and writes LINES known lines to it (line i to
-//          partition i % 3), then prints `produced LINES`.
+// produce  creates INPUT and OUTPUT with 3 partitions each and writes LINES known lines to
+//          INPUT (line i to partition i % 3), then prints `produced LINES`.
 // run      the Streams app: splits lines into words, groups by word (so Streams makes a
 //          repartition topic) and counts them (a changelog topic), writing each new count to
 //          OUTPUT. Runs until killed; prints `state S` on each state change. With `slow` it
@@ -84,7 +84,7 @@ public class WordCount {
 
     public static void main(String[] args) throws Exception {
         switch (args[0]) {
-            case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]));
+            case "produce" -> produce(args[1], args[2], args[3], Integer.parseInt(args[4]));
             case "run" -> run(args[1], args[2], args[3], args[4], args[5],
                 args.length > 6 && args[6].equals("slow"));
             case "check" -> System.exit(check(args[1], args[2], Integer.parseInt(args[3]),
@@ -93,11 +93,13 @@ public class WordCount {
         }
     }
 
-    static void produce(String bootstrap, String topic, int lines) throws Exception {
+    static void produce(String bootstrap, String topic, String output, int lines) throws Exception {
         Properties ap = new Properties();
         ap.put("bootstrap.servers", bootstrap);
         try (Admin admin = Admin.create(ap)) {
-            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get();
+            // The output topic too, so nothing depends on auto-creation's partition count.
+            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1),
+                new NewTopic(output, PARTITIONS, (short) 1))).all().get();
         }
         Properties p = new Properties();
         p.put("bootstrap.servers", bootstrap);

@@ -514,7 +514,7 @@ fn streams_word_count(bootstrap: &str) {
         .expect("state dir");
     let state_dir = state.path().to_str().expect("utf-8 temp path").to_owned();
     let out = run_with_timeout(
-        wordcount(&["produce", bootstrap, &input, "10000"]),
+        wordcount(&["produce", bootstrap, &input, &output, "10000"]),
         None,
         TOOL_TIMEOUT,
     );
