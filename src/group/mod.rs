@@ -341,6 +341,26 @@ impl Coordinator {
         r.map(|()| CommitScope::All)
     }
 
+    /// Validate a TxnOffsetCommit: as OffsetCommit, except that a KIP-848 member may use
+    /// any version (Kafka's `validateOffsetCommit` asks consumer-protocol members for
+    /// OffsetCommit v9 only when the commit is not transactional).
+    pub fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<CommitScope, Code> {
+        if let Some(r) = self
+            .consumers()
+            .get(group_id)
+            .map(|g| g.check_commit(member_id, generation, 9))
+        {
+            return r;
+        }
+        self.check_commit(group_id, member_id, instance_id, generation, 8)
+    }
+
     /// Store commits durably. Blocking.
     pub fn commit(
         &self,
