@@ -15,6 +15,7 @@
 //! Each JVM start costs 1-2 s, so the scenarios are bundled into few runs.
 
 use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::thread;
@@ -216,14 +217,15 @@ fn txn_scenarios_match_kafka() {
         let kafka = Kafka::start(KAFKA_CONFIG);
         run_scenarios(kafka.addr(), &unique_topic("txn-kafka"))
     });
-    let on_sluice = {
+    // A failure on Sluice must still wait for the Kafka thread: a test process that ends
+    // with the thread running never drops its Kafka, and the JVM would outlive the test.
+    let on_sluice = panic::catch_unwind(AssertUnwindSafe(|| {
         let broker = Broker::start_with_config(SLUICE_CONFIG);
         run_scenarios(broker.addr(), &unique_topic("txn-sluice"))
-    };
-    let on_kafka = match kafka_run.join() {
-        Ok(facts) => facts,
-        Err(e) => std::panic::resume_unwind(e),
-    };
+    }));
+    let on_kafka = kafka_run.join();
+    let on_sluice = on_sluice.unwrap_or_else(|e| panic::resume_unwind(e));
+    let on_kafka = on_kafka.unwrap_or_else(|e| panic::resume_unwind(e));
     assert_same_facts(
         "Kafka 4.3.1 no longer gives the recorded facts",
         &on_kafka,
