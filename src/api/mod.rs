@@ -48,6 +48,7 @@ impl Broker {
             config.group_initial_rebalance_delay_ms,
             config.offsets_retention_ms,
         )?;
+        groups.configs.set_settings(config.group.clone());
         let txns = crate::txn::Coordinator::open(
             crate::txn::Env {
                 logs: &logs,
@@ -135,6 +136,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
+    // v0 was removed in Kafka 4.0 (KIP-896).
+    (ApiKey::DescribeAcls, 1, 3),
 ];
 
 /// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
@@ -316,6 +319,9 @@ async fn dispatch_plain(
         ),
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(txn::list_transactions::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(meta::describe_acls::handle(ctx, hdr, r).await?)
         }
         other => {
             return Err(ApiError::Internal(format!(
@@ -768,6 +774,9 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
         RequestKind::ListTransactions(_) => ResponseKind::ListTransactions(
             ListTransactionsResponse::default().with_error_code(code),
         ),
+        RequestKind::DescribeAcls(_) => {
+            ResponseKind::DescribeAcls(DescribeAclsResponse::default().with_error_code(code))
+        }
         _ => return None,
     })
 }
@@ -874,6 +883,7 @@ mod tests {
                     RequestKind::DescribeTransactions(Default::default())
                 }
                 ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
+                ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");

@@ -76,6 +76,7 @@ impl Coordinator {
         offsets_retention_ms: i64,
     ) -> Result<Self, offsets::Error> {
         let offsets = OffsetStore::open(logs)?;
+        let configs = configs::GroupConfigs::open(logs.dir()).map_err(offsets::Error::Load)?;
         let now = now_ms();
         // Groups come back as they were stored, so members that outlive a broker restart
         // carry on without a rebalance, as with Kafka.
@@ -107,7 +108,7 @@ impl Coordinator {
             groups: Mutex::new(groups),
             consumer_groups: Mutex::new(consumer_groups),
             offsets,
-            configs: configs::GroupConfigs::default(),
+            configs,
             initial_delay_ms: i64::try_from(initial_delay_ms).unwrap_or(i64::MAX),
             offsets_retention_ms,
         })
@@ -524,8 +525,10 @@ impl Coordinator {
         for g in self.lock().values_mut() {
             g.tick(now);
         }
-        for g in self.consumers().values_mut() {
-            g.tick(now);
+        for (id, g) in self.consumers().iter_mut() {
+            // `consumer.session.timeout.ms` of the group, else the broker's default.
+            let session = i64::from(self.configs.consumer(id).session_timeout_ms);
+            g.tick(now, session);
         }
     }
 
