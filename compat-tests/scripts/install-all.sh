@@ -7,6 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bash "$here/install-build-deps.sh"
 bash "$here/install-java.sh"
+bash "$here/install-kafka-streams.sh"
 bash "$here/install-python.sh"
 bash "$here/install-kcat.sh"
 bash "$here/install-go.sh"

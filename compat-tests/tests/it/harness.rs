@@ -192,7 +192,8 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    fn spawn(mut cmd: Command) -> Background {
+    /// Starts `cmd` with its stdout and stderr collected.
+    pub(crate) fn spawn(mut cmd: Command) -> Background {
         let what = format!("{cmd:?}");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())

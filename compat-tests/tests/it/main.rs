@@ -27,4 +27,5 @@ mod produce_validation;
 mod python_clients;
 mod rdkafka_client;
 mod transactions;
+mod transactions_java;
 mod txn_crash;
