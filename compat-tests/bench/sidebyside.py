@@ -72,6 +72,10 @@ SYSTEMS = ("kafka", "sluice")
 LATENCY_LINGER_MS = 1.0
 DEFAULT_LINGER_MS = 5.0
 NO_LINGER_MS = 0.0
+# Length of each transaction in the transactional produce phase (ProducerPerformance's
+# --transaction-duration-ms; its own default is 3000). Short, so the phase runs many
+# transactions: their commit round trips and markers are what it measures.
+TXN_DURATION_MS = 100
 # Probe rate when no Kafka run precedes it (--only sluice) and --latency-rate isn't given.
 DEFAULT_RATE = 5000
 LABEL = {"kafka": f"Apache Kafka {KAFKA_VERSION}", "sluice": "Sluice"}
@@ -492,10 +496,12 @@ def finish_tool(t: ToolRun, broker: Broker, notes: list[str]) -> list[tuple[floa
 
 
 def producer_perf(broker: Broker, topic: str, records: int, producers: int, record_size: int,
-                  logdir: Path, notes: list[str], compression: str = "none") -> dict:
-    """`producers` ProducerPerformance JVMs at once, each sending its share unthrottled.
-    Throughput = all records / (first start .. last end), where each JVM's start is its
-    reported end minus its own elapsed time (records / its records/sec)."""
+                  logdir: Path, notes: list[str], compression: str = "none",
+                  extra: tuple[str, ...] = (), tag: str = "") -> dict:
+    """`producers` ProducerPerformance JVMs at once, each sending its share unthrottled, with
+    `extra` arguments (the transactional phase's). Throughput = all records / (first start ..
+    last end), where each JVM's start is its reported end minus its own elapsed time
+    (records / its records/sec)."""
     runs = []
     for i in range(producers):
         share = records // producers + (1 if i < records % producers else 0)
@@ -503,8 +509,8 @@ def producer_perf(broker: Broker, topic: str, records: int, producers: int, reco
             "--bootstrap-server", broker.bootstrap, "--topic", topic,
             "--num-records", str(share), "--record-size", str(record_size),
             "--throughput", "-1", "--command-property", "acks=all",
-            f"client.id=bench-producer-{i}", f"compression.type={compression}"])
-        runs.append((share, start_tool(f"producer-perf-{producers}p-{compression}-{i}", cmd,
+            f"client.id=bench-producer-{i}", f"compression.type={compression}", *extra])
+        runs.append((share, start_tool(f"producer-perf-{producers}p-{compression}{tag}-{i}", cmd,
                                        logdir)))
     starts, ends, lat = [], [], []
     for share, t in runs:
@@ -537,12 +543,14 @@ def producer_perf(broker: Broker, topic: str, records: int, producers: int, reco
 
 
 def consumer_perf(broker: Broker, topic: str, records: int, logdir: Path,
-                  notes: list[str]) -> dict:
+                  notes: list[str], isolation: str = "read_uncommitted") -> dict:
     cmd = java_cmd(TOOL_HEAP, "org.apache.kafka.tools.ConsumerPerformance", [
         "--bootstrap-server", broker.bootstrap, "--topic", topic,
         "--num-records", str(records), "--timeout", "30000",
-        "--group", f"bench-consumer-{uuid.uuid4().hex[:8]}"])
-    lines = [l for _, l in finish_tool(start_tool("consumer-perf", cmd, logdir), broker, notes)]
+        "--group", f"bench-consumer-{uuid.uuid4().hex[:8]}",
+        "--command-property", f"isolation.level={isolation}"])
+    name = "consumer-perf" if isolation == "read_uncommitted" else f"consumer-perf-{isolation}"
+    lines = [l for _, l in finish_tool(start_tool(name, cmd, logdir), broker, notes)]
     header = next((i for i, l in enumerate(lines) if l.startswith("start.time")), None)
     if header is None or header + 1 >= len(lines):
         raise BenchError(f"consumer-perf against {broker.system} printed no stats: {lines[-5:]}")
@@ -626,7 +634,8 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
         sampler.start()
         t1, t4, tl = "bench-produce-1p", "bench-produce-4p", "bench-e2e-latency"
         tz = "bench-produce-1p-lz4"
-        create_topics(broker.bootstrap, [t1, t4, tz], sizes.partitions)
+        tt = "bench-produce-1p-txn"
+        create_topics(broker.bootstrap, [t1, t4, tz, tt], sizes.partitions)
         # Let start-up work settle (Kafka's JIT and background threads) before the idle figure.
         time.sleep(sizes.idle_secs)
         broker.check_alive("while idle")
@@ -657,6 +666,19 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
               lambda: producer_perf(broker, tz, sizes.records, 1, rs, logdir, notes, "lz4"))
         phase("consume", lambda o: o["records"] * rs,
               lambda: consumer_perf(broker, t1, sizes.records, logdir, notes))
+        # Transactions: one producer committing every TXN_DURATION_MS (InitProducerId with a
+        # transactional id, AddPartitionsToTxn, EndTxn and a marker on each of the topic's
+        # partitions per transaction), then a read_committed consumer over what it wrote,
+        # control batches and all.
+        phase("produce_1p_txn", lambda o: o["records"] * rs,
+              lambda: producer_perf(broker, tt, sizes.records, 1, rs, logdir, notes,
+                                    extra=("--transactional-id",
+                                           f"bench-txn-{uuid.uuid4().hex[:8]}",
+                                           "--transaction-duration-ms", str(TXN_DURATION_MS)),
+                                    tag="-txn"))
+        phase("consume_rc", lambda o: o["records"] * rs,
+              lambda: consumer_perf(broker, tt, sizes.records, logdir, notes,
+                                    isolation="read_committed"))
         if system == "kafka" and "rate" not in rate_box:
             best = max(res["produce_1p"]["records_s"], res["produce_4p"]["records_s"])
             rate_box["rate"] = round(best / 2)
@@ -731,6 +753,14 @@ METRICS = [
      lambda r: r["consume"]["fetch_records_s"]),
     ("consume_join_ms", "consumer group join", "ms", False,
      lambda r: r["consume"]["rebalance_ms"]),
+    ("produce_txn_mib_s", f"produce, 1 transactional producer ({TXN_DURATION_MS} ms transactions)",
+     "MiB/s", True, lambda r: r["produce_1p_txn"]["mib_s"]),
+    ("produce_txn_rec_s", f"produce, 1 transactional producer ({TXN_DURATION_MS} ms transactions)",
+     "records/s", True, lambda r: r["produce_1p_txn"]["records_s"]),
+    ("consume_rc_mib_s", "consume read_committed (fetch phase)", "MiB/s", True,
+     lambda r: r["consume_rc"]["fetch_mib_s"]),
+    ("consume_rc_rec_s", "consume read_committed (fetch phase)", "records/s", True,
+     lambda r: r["consume_rc"]["fetch_records_s"]),
     ("e2e_p50", "end-to-end latency p50", "ms", False, lambda r: r["latency"]["p50_ms"]),
     ("e2e_p99", "end-to-end latency p99", "ms", False, lambda r: r["latency"]["p99_ms"]),
     ("e2e_p999", "end-to-end latency p99.9", "ms", False, lambda r: r["latency"]["p999_ms"]),
@@ -761,6 +791,10 @@ METRICS = [
      lambda r: r["produce_1p_lz4"]["cpu_s_per_gib"]),
     ("cpu_c", "broker CPU per GiB, consume", "CPU s/GiB", False,
      lambda r: r["consume"]["cpu_s_per_gib"]),
+    ("cpu_txn", "broker CPU per GiB, transactional produce", "CPU s/GiB", False,
+     lambda r: r["produce_1p_txn"]["cpu_s_per_gib"]),
+    ("cpu_rc", "broker CPU per GiB, consume read_committed", "CPU s/GiB", False,
+     lambda r: r["consume_rc"]["cpu_s_per_gib"]),
     ("cpu_lat", "broker CPU per GiB, latency phase (in+out)", "CPU s/GiB", False,
      lambda r: r["latency"]["cpu_s_per_gib"]),
     ("cpu_lat5", "broker CPU per GiB, latency phase, linger.ms=5", "CPU s/GiB", False,

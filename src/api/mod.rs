@@ -51,6 +51,7 @@ impl Broker {
             config.group_initial_rebalance_delay_ms,
             config.offsets_retention_ms,
         )?;
+        groups.configs.set_settings(config.group.clone());
         let txns = crate::txn::Coordinator::open(
             crate::txn::Env {
                 logs: &logs,
@@ -149,6 +150,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeShareGroupOffsets, 0, 0),
     (ApiKey::AlterShareGroupOffsets, 0, 0),
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
+    // v0 was removed in Kafka 4.0 (KIP-896).
+    (ApiKey::DescribeAcls, 1, 3),
 ];
 
 /// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
@@ -352,6 +355,9 @@ async fn dispatch_plain(
         RequestKind::DeleteShareGroupOffsets(r) => ResponseKind::DeleteShareGroupOffsets(
             share::delete_share_group_offsets::handle(ctx, hdr, r).await?,
         ),
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(meta::describe_acls::handle(ctx, hdr, r).await?)
+        }
         other => {
             return Err(ApiError::Internal(format!(
                 "no handler for {:?}",
@@ -842,6 +848,9 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
         RequestKind::DeleteShareGroupOffsets(_) => ResponseKind::DeleteShareGroupOffsets(
             DeleteShareGroupOffsetsResponse::default().with_error_code(code),
         ),
+        RequestKind::DescribeAcls(_) => {
+            ResponseKind::DescribeAcls(DescribeAclsResponse::default().with_error_code(code))
+        }
         _ => return None,
     })
 }
@@ -961,6 +970,7 @@ mod tests {
                 ApiKey::DeleteShareGroupOffsets => {
                     RequestKind::DeleteShareGroupOffsets(Default::default())
                 }
+                ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");

@@ -214,10 +214,18 @@ pub fn apply(
                 }
             }
             "group.initial.rebalance.delay.ms" => {
-                config.group_initial_rebalance_delay_ms = num(var, v)?
+                config.group_initial_rebalance_delay_ms = num(var, v)?;
+                config.group.initial_rebalance_delay_ms = config.group_initial_rebalance_delay_ms;
             }
-            "group.consumer.heartbeat.interval.ms" => {
-                config.consumer_heartbeat_interval_ms = num(var, v)?
+            p if config.group.int_mut(p).is_some() => {
+                let n: i32 = num(var, v)?;
+                if n < 1 {
+                    return Err(bad(var, "must be at least 1"));
+                }
+                if let Some(field) = config.group.int_mut(p) {
+                    *field = n;
+                }
+                config.consumer_heartbeat_interval_ms = config.group.consumer_heartbeat_interval_ms;
             }
             "offsets.retention.minutes" => {
                 config.offsets_retention_ms = num::<i64>(var, v)?.saturating_mul(60_000);
@@ -304,6 +312,9 @@ pub fn apply(
             adv
         };
     }
+    if let Err((key, msg)) = config.group.check() {
+        return Err(bad(&key, msg));
+    }
     Ok(report)
 }
 
@@ -316,6 +327,34 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn group_keys_set_the_group_config_defaults_and_bounds() {
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            env(&[
+                ("KAFKA_GROUP_CONSUMER_SESSION_TIMEOUT_MS", "50000"),
+                ("KAFKA_GROUP_SHARE_MIN_RECORD_LOCK_DURATION_MS", "1000"),
+                ("KAFKA_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", "500"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.group.consumer_session_timeout_ms, 50_000);
+        assert_eq!(c.group.share_min_record_lock_duration_ms, 1_000);
+        assert_eq!(c.consumer_heartbeat_interval_ms, 500);
+        let mut c = Config::default();
+        let e = apply(
+            &mut c,
+            env(&[("KAFKA_GROUP_SHARE_MIN_DELIVERY_COUNT_LIMIT", "20")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("group.share.min.delivery.count.limit"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Command-line flags are applied on top of the file by `main`.
 
 pub mod env;
+pub mod kafka_keys;
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +63,7 @@ struct RawConfig {
     broker: RawBroker,
     socket: RawSocket,
     log: RawLog,
-    group: RawGroup,
+    group: GroupSettings,
     offsets: RawOffsets,
     transaction: RawTransaction,
 }
@@ -161,21 +162,249 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The `group.*` broker keys: `[group]` in the TOML file. The `consumer_*` and `share_*`
+/// ones are the defaults of the group configs (resource type GROUP,
+/// `consumer.session.timeout.ms`, `share.record.lock.duration.ms`, ...) and the bounds a
+/// group's own value must keep to, as Kafka's `group.consumer.*` and `group.share.*`. Kafka
+/// lets none of them change at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawGroup {
-    initial_rebalance_delay_ms: u64,
-    consumer_heartbeat_interval_ms: i32,
+pub struct GroupSettings {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.consumer.session.timeout.ms`.
+    pub consumer_session_timeout_ms: i32,
+    /// `group.consumer.min.session.timeout.ms`.
+    pub consumer_min_session_timeout_ms: i32,
+    /// `group.consumer.max.session.timeout.ms`.
+    pub consumer_max_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.min.heartbeat.interval.ms`.
+    pub consumer_min_heartbeat_interval_ms: i32,
+    /// `group.consumer.max.heartbeat.interval.ms`.
+    pub consumer_max_heartbeat_interval_ms: i32,
+    /// `group.share.session.timeout.ms`.
+    pub share_session_timeout_ms: i32,
+    /// `group.share.min.session.timeout.ms`.
+    pub share_min_session_timeout_ms: i32,
+    /// `group.share.max.session.timeout.ms`.
+    pub share_max_session_timeout_ms: i32,
+    /// `group.share.heartbeat.interval.ms`.
+    pub share_heartbeat_interval_ms: i32,
+    /// `group.share.min.heartbeat.interval.ms`.
+    pub share_min_heartbeat_interval_ms: i32,
+    /// `group.share.max.heartbeat.interval.ms`.
+    pub share_max_heartbeat_interval_ms: i32,
+    /// `group.share.record.lock.duration.ms`.
+    pub share_record_lock_duration_ms: i32,
+    /// `group.share.min.record.lock.duration.ms`.
+    pub share_min_record_lock_duration_ms: i32,
+    /// `group.share.max.record.lock.duration.ms`.
+    pub share_max_record_lock_duration_ms: i32,
+    /// `group.share.delivery.count.limit`.
+    pub share_delivery_count_limit: i32,
+    /// `group.share.min.delivery.count.limit`.
+    pub share_min_delivery_count_limit: i32,
+    /// `group.share.max.delivery.count.limit`.
+    pub share_max_delivery_count_limit: i32,
+    /// `group.share.partition.max.record.locks`.
+    pub share_partition_max_record_locks: i32,
+    /// `group.share.min.partition.max.record.locks`.
+    pub share_min_partition_max_record_locks: i32,
+    /// `group.share.max.partition.max.record.locks`.
+    pub share_max_partition_max_record_locks: i32,
 }
 
-impl Default for RawGroup {
+impl Default for GroupSettings {
     fn default() -> Self {
-        // Kafka's default is 3000 ms.
-        RawGroup {
+        // Kafka 4.3's defaults.
+        GroupSettings {
             initial_rebalance_delay_ms: 3000,
-            // Kafka's `group.consumer.heartbeat.interval.ms` default.
-            consumer_heartbeat_interval_ms: 5000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_min_session_timeout_ms: 45_000,
+            consumer_max_session_timeout_ms: 60_000,
+            consumer_heartbeat_interval_ms: 5_000,
+            consumer_min_heartbeat_interval_ms: 5_000,
+            consumer_max_heartbeat_interval_ms: 15_000,
+            share_session_timeout_ms: 45_000,
+            share_min_session_timeout_ms: 45_000,
+            share_max_session_timeout_ms: 60_000,
+            share_heartbeat_interval_ms: 5_000,
+            share_min_heartbeat_interval_ms: 5_000,
+            share_max_heartbeat_interval_ms: 15_000,
+            share_record_lock_duration_ms: 30_000,
+            share_min_record_lock_duration_ms: 15_000,
+            share_max_record_lock_duration_ms: 60_000,
+            share_delivery_count_limit: 5,
+            share_min_delivery_count_limit: 2,
+            share_max_delivery_count_limit: 10,
+            share_partition_max_record_locks: 2_000,
+            share_min_partition_max_record_locks: 100,
+            share_max_partition_max_record_locks: 4_000,
         }
+    }
+}
+
+impl GroupSettings {
+    /// Every `i32` key under its Kafka name, for DescribeConfigs and the environment.
+    pub fn int_keys(&self) -> [(&'static str, i32); 21] {
+        [
+            (
+                "group.consumer.session.timeout.ms",
+                self.consumer_session_timeout_ms,
+            ),
+            (
+                "group.consumer.min.session.timeout.ms",
+                self.consumer_min_session_timeout_ms,
+            ),
+            (
+                "group.consumer.max.session.timeout.ms",
+                self.consumer_max_session_timeout_ms,
+            ),
+            (
+                "group.consumer.heartbeat.interval.ms",
+                self.consumer_heartbeat_interval_ms,
+            ),
+            (
+                "group.consumer.min.heartbeat.interval.ms",
+                self.consumer_min_heartbeat_interval_ms,
+            ),
+            (
+                "group.consumer.max.heartbeat.interval.ms",
+                self.consumer_max_heartbeat_interval_ms,
+            ),
+            (
+                "group.share.session.timeout.ms",
+                self.share_session_timeout_ms,
+            ),
+            (
+                "group.share.min.session.timeout.ms",
+                self.share_min_session_timeout_ms,
+            ),
+            (
+                "group.share.max.session.timeout.ms",
+                self.share_max_session_timeout_ms,
+            ),
+            (
+                "group.share.heartbeat.interval.ms",
+                self.share_heartbeat_interval_ms,
+            ),
+            (
+                "group.share.min.heartbeat.interval.ms",
+                self.share_min_heartbeat_interval_ms,
+            ),
+            (
+                "group.share.max.heartbeat.interval.ms",
+                self.share_max_heartbeat_interval_ms,
+            ),
+            (
+                "group.share.record.lock.duration.ms",
+                self.share_record_lock_duration_ms,
+            ),
+            (
+                "group.share.min.record.lock.duration.ms",
+                self.share_min_record_lock_duration_ms,
+            ),
+            (
+                "group.share.max.record.lock.duration.ms",
+                self.share_max_record_lock_duration_ms,
+            ),
+            (
+                "group.share.delivery.count.limit",
+                self.share_delivery_count_limit,
+            ),
+            (
+                "group.share.min.delivery.count.limit",
+                self.share_min_delivery_count_limit,
+            ),
+            (
+                "group.share.max.delivery.count.limit",
+                self.share_max_delivery_count_limit,
+            ),
+            (
+                "group.share.partition.max.record.locks",
+                self.share_partition_max_record_locks,
+            ),
+            (
+                "group.share.min.partition.max.record.locks",
+                self.share_min_partition_max_record_locks,
+            ),
+            (
+                "group.share.max.partition.max.record.locks",
+                self.share_max_partition_max_record_locks,
+            ),
+        ]
+    }
+
+    /// The field behind a Kafka key of [`Self::int_keys`].
+    pub fn int_mut(&mut self, kafka_key: &str) -> Option<&mut i32> {
+        Some(match kafka_key {
+            "group.consumer.session.timeout.ms" => &mut self.consumer_session_timeout_ms,
+            "group.consumer.min.session.timeout.ms" => &mut self.consumer_min_session_timeout_ms,
+            "group.consumer.max.session.timeout.ms" => &mut self.consumer_max_session_timeout_ms,
+            "group.consumer.heartbeat.interval.ms" => &mut self.consumer_heartbeat_interval_ms,
+            "group.consumer.min.heartbeat.interval.ms" => {
+                &mut self.consumer_min_heartbeat_interval_ms
+            }
+            "group.consumer.max.heartbeat.interval.ms" => {
+                &mut self.consumer_max_heartbeat_interval_ms
+            }
+            "group.share.session.timeout.ms" => &mut self.share_session_timeout_ms,
+            "group.share.min.session.timeout.ms" => &mut self.share_min_session_timeout_ms,
+            "group.share.max.session.timeout.ms" => &mut self.share_max_session_timeout_ms,
+            "group.share.heartbeat.interval.ms" => &mut self.share_heartbeat_interval_ms,
+            "group.share.min.heartbeat.interval.ms" => &mut self.share_min_heartbeat_interval_ms,
+            "group.share.max.heartbeat.interval.ms" => &mut self.share_max_heartbeat_interval_ms,
+            "group.share.record.lock.duration.ms" => &mut self.share_record_lock_duration_ms,
+            "group.share.min.record.lock.duration.ms" => {
+                &mut self.share_min_record_lock_duration_ms
+            }
+            "group.share.max.record.lock.duration.ms" => {
+                &mut self.share_max_record_lock_duration_ms
+            }
+            "group.share.delivery.count.limit" => &mut self.share_delivery_count_limit,
+            "group.share.min.delivery.count.limit" => &mut self.share_min_delivery_count_limit,
+            "group.share.max.delivery.count.limit" => &mut self.share_max_delivery_count_limit,
+            "group.share.partition.max.record.locks" => &mut self.share_partition_max_record_locks,
+            "group.share.min.partition.max.record.locks" => {
+                &mut self.share_min_partition_max_record_locks
+            }
+            "group.share.max.partition.max.record.locks" => {
+                &mut self.share_max_partition_max_record_locks
+            }
+            _ => return None,
+        })
+    }
+
+    /// Every value at least 1 and every min no larger than its max. A default outside its
+    /// own bounds is let through, unlike Kafka, so development configs can heartbeat faster
+    /// than Kafka's 5 s floor; the bounds still apply to each group's own values.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let keys = self.int_keys();
+        for (k, v) in keys {
+            if v < 1 {
+                return Err((k.to_string(), format!("must be at least 1, got {v}")));
+            }
+        }
+        for (k, v) in keys {
+            let Some(rest) = k.strip_prefix("group.") else {
+                continue;
+            };
+            let Some((family, name)) = rest.split_once(".min.") else {
+                continue;
+            };
+            let max_key = format!("group.{family}.max.{name}");
+            if let Some((_, max)) = keys.iter().find(|(mk, _)| *mk == max_key) {
+                if v > *max {
+                    return Err((
+                        k.to_string(),
+                        format!("must not be above {max_key} ({max})"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -271,8 +500,11 @@ pub struct Config {
     pub cleaner_backoff_ms: u64,
     /// `group.initial.rebalance.delay.ms`.
     pub group_initial_rebalance_delay_ms: u64,
-    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups); the same as
+    /// `group.consumer_heartbeat_interval_ms`.
     pub consumer_heartbeat_interval_ms: i32,
+    /// The `group.*` keys: group config defaults and bounds.
+    pub group: GroupSettings,
     /// `offsets.retention.minutes`, in ms.
     pub offsets_retention_ms: i64,
     /// `transaction.*` keys.
@@ -351,11 +583,9 @@ impl RawConfig {
                 ),
             ));
         }
-        if self.group.consumer_heartbeat_interval_ms < 1 {
-            return Err(invalid(
-                "group.consumer_heartbeat_interval_ms",
-                "must be at least 1".into(),
-            ));
+        if let Err((key, msg)) = self.group.check() {
+            let key = key.strip_prefix("group.").unwrap_or(&key).replace('.', "_");
+            return Err(invalid(&format!("group.{key}"), msg));
         }
         if self.offsets.retention_minutes < 1 {
             return Err(invalid(
@@ -449,6 +679,7 @@ impl RawConfig {
             retention_check_interval_ms: l.retention_check_interval_ms,
             group_initial_rebalance_delay_ms: self.group.initial_rebalance_delay_ms,
             consumer_heartbeat_interval_ms: self.group.consumer_heartbeat_interval_ms,
+            group: self.group.clone(),
             offsets_retention_ms: self.offsets.retention_minutes.saturating_mul(60_000),
             txn: {
                 let t = self.transaction;

@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::api::Code;
 
-/// Kafka's `group.consumer.session.timeout.ms` default.
+/// Kafka's `group.consumer.session.timeout.ms` default; a group's own
+/// `consumer.session.timeout.ms` (group configs) is what [`ConsumerGroup::tick`] is given.
 pub const SESSION_TIMEOUT_MS: i64 = 45_000;
 /// Assignors offered, first is the default (Kafka: uniform).
 pub const ASSIGNORS: &[&str] = &["uniform", "range"];
@@ -199,7 +200,9 @@ fn subscribed(m: &ConsumerMember, catalog: &Catalog) -> Vec<String> {
         names.extend(
             catalog
                 .keys()
-                .filter(|t| !t.starts_with("__") && re.is_match(t))
+                // Kafka matches the regex against every topic, internal ones included
+                // (franz-go's Test848RegexBrokerResolves subscribes `__consumer_offsets`).
+                .filter(|t| re.is_match(t))
                 .cloned(),
         );
     }
@@ -580,12 +583,13 @@ impl ConsumerGroup {
         })
     }
 
-    /// Expire members whose session ran out. Returns whether anything changed.
-    pub fn tick(&mut self, now: i64) -> bool {
+    /// Expire members not heard from for `session_timeout_ms`. Returns whether anything
+    /// changed.
+    pub fn tick(&mut self, now: i64, session_timeout_ms: i64) -> bool {
         let dead: Vec<String> = self
             .members
             .values()
-            .filter(|m| now - m.last_seen_ms > SESSION_TIMEOUT_MS)
+            .filter(|m| now - m.last_seen_ms > session_timeout_ms)
             .map(|m| m.id.clone())
             .collect();
         for id in &dead {
@@ -789,7 +793,7 @@ mod tests {
             1,
         );
         assert_eq!(r, Err(Code::FencedMemberEpoch));
-        assert!(g.tick(SESSION_TIMEOUT_MS + 1));
+        assert!(g.tick(SESSION_TIMEOUT_MS + 1, SESSION_TIMEOUT_MS));
         assert!(g.members.is_empty());
     }
 

@@ -76,6 +76,7 @@ impl Coordinator {
         offsets_retention_ms: i64,
     ) -> Result<Self, offsets::Error> {
         let offsets = OffsetStore::open(logs)?;
+        let configs = configs::GroupConfigs::open(logs.dir()).map_err(offsets::Error::Load)?;
         let now = now_ms();
         // Groups come back as they were stored, so members that outlive a broker restart
         // carry on without a rebalance, as with Kafka.
@@ -107,7 +108,7 @@ impl Coordinator {
             groups: Mutex::new(groups),
             consumer_groups: Mutex::new(consumer_groups),
             offsets,
-            configs: configs::GroupConfigs::default(),
+            configs,
             initial_delay_ms: i64::try_from(initial_delay_ms).unwrap_or(i64::MAX),
             offsets_retention_ms,
         })
@@ -341,6 +342,26 @@ impl Coordinator {
         r.map(|()| CommitScope::All)
     }
 
+    /// Validate a TxnOffsetCommit: as OffsetCommit, except that a KIP-848 member may use
+    /// any version (Kafka's `validateOffsetCommit` asks consumer-protocol members for
+    /// OffsetCommit v9 only when the commit is not transactional).
+    pub fn check_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<CommitScope, Code> {
+        if let Some(r) = self
+            .consumers()
+            .get(group_id)
+            .map(|g| g.check_commit(member_id, generation, 9))
+        {
+            return r;
+        }
+        self.check_commit(group_id, member_id, instance_id, generation, 8)
+    }
+
     /// Store commits durably. Blocking.
     pub fn commit(
         &self,
@@ -504,8 +525,10 @@ impl Coordinator {
         for g in self.lock().values_mut() {
             g.tick(now);
         }
-        for g in self.consumers().values_mut() {
-            g.tick(now);
+        for (id, g) in self.consumers().iter_mut() {
+            // `consumer.session.timeout.ms` of the group, else the broker's default.
+            let session = i64::from(self.configs.consumer(id).session_timeout_ms);
+            g.tick(now, session);
         }
     }
 

@@ -138,6 +138,11 @@ pub const ACCEPTED_NO_EFFECT: &[&str] = &[
     "remote.storage.enable",
     "segment.jitter.ms",
     "message.timestamp.difference.max.ms",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
 ];
 
 impl LogConfig {
@@ -278,6 +283,21 @@ pub const BROKER_SYNONYMS: &[(&str, &str)] = &[
         "log.cleaner.min.cleanable.ratio",
     ),
     ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+    // Keys a single node doesn't act on; their broker-wide defaults are still kept and
+    // reported, as Kafka reports them.
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms"),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+    ("preallocate", "log.preallocate"),
+    ("local.retention.ms", "log.local.retention.ms"),
+    ("local.retention.bytes", "log.local.retention.bytes"),
+    ("compression.gzip.level", "compression.gzip.level"),
+    ("compression.lz4.level", "compression.lz4.level"),
+    ("compression.zstd.level", "compression.zstd.level"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
 ];
 
 /// The broker property behind a topic key.

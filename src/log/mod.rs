@@ -77,7 +77,10 @@ const RECOVERY_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 const TOPICS_DIR: &str = "sluice-topics";
 const META_PROPERTIES: &str = "meta.properties";
+/// Broker properties changed at run time for this broker (resource name "1").
 const DYNAMIC_CONFIG: &str = "sluice-broker-dynamic.properties";
+/// Broker properties changed at run time as the cluster-wide default (resource name "").
+const DYNAMIC_DEFAULT_CONFIG: &str = "sluice-broker-dynamic-default.properties";
 /// In `TOPICS_DIR`: written once the topic files are known to cover every partition. Data
 /// directories of older versions lack it; their first start adopts partition directories
 /// without a topic file, as those versions did on every start.
@@ -89,15 +92,70 @@ const DELETE_SUFFIX: &str = "-delete";
 /// Suffix of a partition directory that no topic covers but holds records.
 const STRAY_SUFFIX: &str = "-stray";
 
-/// Translate Kafka-named broker properties into the topic keys they default.
-fn to_topic_keys(dynamic: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
-    dynamic
+/// Translate Kafka-named broker properties into the topic keys they default: the cluster
+/// default first, this broker's own values over it, as Kafka orders them. Properties that
+/// default no topic key are kept and reported by DescribeConfigs but play no part here.
+fn to_topic_keys(
+    default: &BTreeMap<String, String>,
+    per_broker: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    default
         .iter()
-        .map(|(k, v)| match config::topic_key(k) {
-            Some(t) => Ok((t.to_string(), v.clone())),
-            None => Err(format!("cannot update broker config {k} at run time")),
-        })
+        .chain(per_broker.iter())
+        .filter_map(|(k, v)| config::topic_key(k).map(|t| (t.to_string(), v.clone())))
         .collect()
+}
+
+/// Read a dynamic-config file; values were escaped by [`write_dynamic`].
+fn read_dynamic(path: &Path) -> Result<BTreeMap<String, String>, Error> {
+    if !path.exists() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(read_properties(path)?
+        .into_iter()
+        .map(|(k, v)| (k, unescape_value(&v)))
+        .collect())
+}
+
+/// Write a dynamic-config file atomically, one `key=value` line each; `\`, newlines and
+/// carriage returns in values are escaped so multi-line values (JAAS configs) stay on a line.
+fn write_dynamic(path: &Path, values: &BTreeMap<String, String>) -> Result<(), Error> {
+    let mut text = String::from("# broker configs changed at run time, written by sluice\n");
+    for (k, v) in values {
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r");
+        text.push_str(&format!("{k}={v}\n"));
+    }
+    write_atomic(path, &text)
+}
+
+fn unescape_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Which set of run-time broker properties: this broker's, or the cluster default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicLevel {
+    /// Resource name = the broker id (source DYNAMIC_BROKER_CONFIG).
+    Broker,
+    /// Resource name "" (source DYNAMIC_DEFAULT_BROKER_CONFIG).
+    ClusterDefault,
 }
 
 /// Storage errors. Messages name the path or offset involved.
@@ -292,6 +350,8 @@ pub struct LogManager {
     static_defaults: Arc<LogConfig>,
     /// Broker properties changed at run time, Kafka-named; persisted in `DYNAMIC_CONFIG`.
     dynamic: RwLock<BTreeMap<String, String>>,
+    /// Cluster-default broker properties changed at run time; in `DYNAMIC_DEFAULT_CONFIG`.
+    dynamic_default: RwLock<BTreeMap<String, String>>,
     topics: RwLock<TopicMap>,
     /// Committed topics that could not be opened at start-up (out of file descriptors):
     /// (id, partitions) by name. They are not served, but their names stay taken.
@@ -354,7 +414,9 @@ pub fn base64_id(id: &Uuid) -> String {
 
 /// Replace `path` with `contents` atomically and durably: temp file, fsync, rename, fsync of
 /// the directory.
-fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
+/// Replace `path` with `contents` atomically: write a temp file, fsync it, rename it over
+/// the old one and fsync the directory, so a crash leaves the old or the new file whole.
+pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
     let dir = path
         .parent()
@@ -467,17 +529,11 @@ impl LogManager {
         let cluster_id = Self::load_meta(dir, node_id)?;
         let static_defaults = Arc::new(defaults);
         let dynamic_path = dir.join(DYNAMIC_CONFIG);
-        let dynamic = if dynamic_path.exists() {
-            read_properties(&dynamic_path)?
-        } else {
-            BTreeMap::new()
-        };
+        let dynamic = read_dynamic(&dynamic_path)?;
+        let dynamic_default = read_dynamic(&dir.join(DYNAMIC_DEFAULT_CONFIG))?;
         let defaults = Arc::new(
             static_defaults
-                .with_overrides(&to_topic_keys(&dynamic).map_err(|msg| Error::Corrupt {
-                    path: dynamic_path.clone(),
-                    msg,
-                })?)
+                .with_overrides(&to_topic_keys(&dynamic_default, &dynamic))
                 .map_err(|msg| Error::Corrupt {
                     path: dynamic_path.clone(),
                     msg,
@@ -706,6 +762,7 @@ impl LogManager {
             defaults: RwLock::new(defaults),
             static_defaults,
             dynamic: RwLock::new(dynamic),
+            dynamic_default: RwLock::new(dynamic_default),
             topics: RwLock::new(map),
             offline: Mutex::new(offline),
             offline_checkpoints: Mutex::new(offline_checkpoints),
@@ -769,47 +826,92 @@ impl LogManager {
         Arc::clone(&self.defaults.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Broker properties changed at run time.
+    /// Broker properties changed at run time for this broker.
     pub fn dynamic_broker_configs(&self) -> BTreeMap<String, String> {
-        self.dynamic
+        self.dynamic_configs(DynamicLevel::Broker)
+    }
+
+    /// Broker properties changed at run time, at `level`.
+    pub fn dynamic_configs(&self, level: DynamicLevel) -> BTreeMap<String, String> {
+        self.dynamic_lock(level)
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    /// Replace the run-time broker properties (Kafka-named, e.g. `log.retention.ms`):
-    /// validated, persisted, and applied live to every topic without its own override.
+    fn dynamic_lock(&self, level: DynamicLevel) -> &RwLock<BTreeMap<String, String>> {
+        match level {
+            DynamicLevel::Broker => &self.dynamic,
+            DynamicLevel::ClusterDefault => &self.dynamic_default,
+        }
+    }
+
+    /// Replace this broker's run-time properties; see [`Self::set_dynamic_configs`].
     pub fn set_dynamic_broker_configs(
         &self,
         dynamic: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), CreateError> {
-        let translated = to_topic_keys(&dynamic).map_err(CreateError::InvalidConfig)?;
+        self.set_dynamic_configs(DynamicLevel::Broker, dynamic, validate_only)
+    }
+
+    /// Replace the run-time broker properties at `level` (Kafka-named, e.g.
+    /// `log.retention.ms`): the topic-default ones are validated and applied live to every
+    /// topic without its own override; all are persisted. Which keys may change at all is
+    /// the caller's check (Kafka's table of dynamic keys).
+    pub fn set_dynamic_configs(
+        &self,
+        level: DynamicLevel,
+        values: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), CreateError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let (default, per_broker) = match level {
+            DynamicLevel::Broker => (
+                self.dynamic_configs(DynamicLevel::ClusterDefault),
+                values.clone(),
+            ),
+            DynamicLevel::ClusterDefault => {
+                (values.clone(), self.dynamic_configs(DynamicLevel::Broker))
+            }
+        };
+        let translated = to_topic_keys(&default, &per_broker);
         let defaults = Arc::new(
             self.static_defaults
                 .with_overrides(&translated)
                 .map_err(|m| {
-                    CreateError::InvalidConfig(m.replace("topic config", "broker config"))
+                    // Name the broker property, as Kafka's message does.
+                    let mut m = m;
+                    for (t, b) in config::BROKER_SYNONYMS {
+                        m = m.replace(
+                            &format!("configuration {t}:"),
+                            &format!("configuration {b}:"),
+                        );
+                        m = m.replace(&format!("configuration {t}"), &format!("configuration {b}"));
+                    }
+                    CreateError::InvalidConfig(m)
                 })?,
         );
         if validate_only {
             return Ok(());
         }
-        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
-        let mut text = String::from("# broker configs changed at run time, written by sluice\n");
-        for (k, v) in &dynamic {
-            text.push_str(&format!("{k}={v}\n"));
-        }
-        write_atomic(&self.dir.join(DYNAMIC_CONFIG), &text)?;
+        let file = match level {
+            DynamicLevel::Broker => DYNAMIC_CONFIG,
+            DynamicLevel::ClusterDefault => DYNAMIC_DEFAULT_CONFIG,
+        };
+        write_dynamic(&self.dir.join(file), &values)?;
         *self.defaults.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&defaults);
-        *self.dynamic.write().unwrap_or_else(|p| p.into_inner()) = dynamic;
+        *self
+            .dynamic_lock(level)
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = values;
         for t in self.topics() {
             let Ok(config) = defaults.with_overrides(&t.overrides) else {
                 continue;
             };
             self.apply_config(&t, t.overrides.clone(), Arc::new(config));
         }
-        info!("broker configs changed at run time");
+        info!(?level, "broker configs changed at run time");
         Ok(())
     }
 

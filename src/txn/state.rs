@@ -277,6 +277,17 @@ impl TxnMeta {
         if self.producer_id != pid && !retry_on_overflow {
             return EndTxnPlan::Fail(Code::InvalidProducerIdMapping);
         }
+        // Kafka 4.3.1 (read off it with a probe, 2026-12-05; its 4.0 source did not yet):
+        // with transaction version 2 an abort at the current epoch after a finished
+        // transaction is an abort of an empty one, answered NONE with the epoch bumped.
+        // franz-go relies on it to clear what a dropped batch may have registered.
+        let completed = matches!(
+            self.state,
+            TxnState::CompleteCommit | TxnState::CompleteAbort
+        );
+        if tv2 && completed && !commit && epoch == self.producer_epoch && self.producer_id == pid {
+            return EndTxnPlan::AbortEmpty;
+        }
         let valid_epoch = if tv2_meta {
             match self.state {
                 TxnState::Ongoing | TxnState::Empty | TxnState::Dead => {
@@ -480,9 +491,15 @@ mod tests {
         assert_eq!(p2.producer_epoch, 1);
         let d2 = p2.complete(12);
         assert_eq!(d2.end_txn(7, 0, false, true), EndTxnPlan::AlreadyDone);
-        // Kafka: after a version 2 completion only a retry (the old epoch) is valid.
+        // Kafka 4.3.1: after a version 2 completion, an abort at the current epoch is an
+        // empty abort (epoch bumped); a commit there is fenced; the old epoch is a retry.
+        assert_eq!(d2.end_txn(7, 1, false, true), EndTxnPlan::AbortEmpty);
         assert_eq!(
-            d2.end_txn(7, 1, false, true),
+            d2.end_txn(7, 1, true, true),
+            EndTxnPlan::Fail(Code::ProducerFenced)
+        );
+        assert_eq!(
+            d2.end_txn(7, 2, false, true),
             EndTxnPlan::Fail(Code::ProducerFenced)
         );
     }

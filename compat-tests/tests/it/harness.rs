@@ -192,7 +192,7 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    /// Starts `cmd` with its output collected.
+    /// Starts `cmd` with its stdout and stderr collected.
     pub(crate) fn spawn(mut cmd: Command) -> Background {
         let what = format!("{cmd:?}");
         cmd.stdin(Stdio::null())

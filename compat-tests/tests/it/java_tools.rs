@@ -207,3 +207,36 @@ fn rdkafka_produce_console_consumer_reads() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `kafka-features describe` (Admin.describeFeatures) lists the features a Kafka 4.3.1
+/// broker finalises, among them `transaction.version` 2 and `metadata.version` 4.3-IV0
+/// (read off a real 4.3.1 with the same tool).
+#[test]
+fn kafka_features_describe_shows_kafka_4_3_levels() {
+    let broker = Broker::start();
+    let out = java_tool(
+        "org.apache.kafka.tools.FeatureCommand",
+        &["--bootstrap-server", broker.addr(), "describe"],
+        None,
+    );
+    assert_success(&out, "kafka-features describe");
+    let text = stdout(&out);
+    let level = |feature: &str| {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(feature))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .skip_while(|w| *w != "FinalizedVersionLevel:")
+                    .nth(1)
+                    .map(str::to_owned)
+            })
+    };
+    assert_eq!(level("transaction.version").as_deref(), Some("2"), "{text}");
+    assert_eq!(level("group.version").as_deref(), Some("1"), "{text}");
+    assert_eq!(level("share.version").as_deref(), Some("1"), "{text}");
+    assert_eq!(
+        level("metadata.version").as_deref(),
+        Some("4.3-IV0"),
+        "{text}"
+    );
+}

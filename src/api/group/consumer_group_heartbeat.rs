@@ -46,7 +46,13 @@ pub(crate) async fn handle(
     hdr: &RequestHeader,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Result<ConsumerGroupHeartbeatResponse, ApiError> {
-    let interval = ctx.broker.config.consumer_heartbeat_interval_ms;
+    // The group's `consumer.heartbeat.interval.ms`, else the broker's default.
+    let interval = ctx
+        .broker
+        .groups
+        .configs
+        .consumer(req.group_id.0.as_str())
+        .heartbeat_interval_ms;
     let fail = |code: Code, msg: &str| {
         ConsumerGroupHeartbeatResponse::default()
             .with_error_code(code.code())

@@ -26,14 +26,18 @@ pub fn fallback_response() -> ApiVersionsResponse {
         .with_api_keys(table())
 }
 
-/// The features advertised from ApiVersions v3, as a Kafka 4.3 broker of a new cluster
-/// finalises them: `transaction.version` 2 (KIP-890: clients add partitions implicitly and
-/// EndTxn bumps the epoch), `group.version` 1 (KIP-848 consumer groups) and `share.version`
-/// 1 (KIP-932 share groups; Kafka 4.2+ finalises it on a new cluster). Clients read the
-/// finalized levels; the supported ranges are what Sluice can run.
+/// The features advertised from ApiVersions v3, as a Kafka 4.3.1 broker of a new cluster
+/// answers them (read off one: `kafka-features describe` and its ApiVersions answer), less
+/// those of what Sluice does not serve (KIP-1071's `streams.version`). Clients read the
+/// finalized levels: `transaction.version` 2 (KIP-890: partitions added implicitly, EndTxn
+/// bumps the epoch), `group.version` 1 (KIP-848), `share.version` 1 (KIP-932 share groups).
 const FEATURES: &[(&str, i16, i16, i16)] = &[
     // (name, supported min, supported max, finalized level)
+    ("eligible.leader.replicas.version", 0, 1, 1),
     ("group.version", 0, 1, 1),
+    ("kraft.version", 0, 1, 1),
+    // 7 is 3.3-IV3, the oldest KRaft level; 30 is 4.3-IV0.
+    ("metadata.version", 7, 30, 30),
     ("share.version", 0, 1, 1),
     ("transaction.version", 0, 2, 2),
 ];

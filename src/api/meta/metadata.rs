@@ -68,9 +68,10 @@ pub(crate) async fn handle(
     let mut topics = Vec::new();
     match req.topics {
         None => {
-            // All topics. Internal topics are left out unless asked for by name
-            // (docs/DESIGN.md "Internal topics").
-            for t in b.logs.topics().iter().filter(|t| !t.is_internal()) {
+            // All topics, the internal ones included and flagged `is_internal`, as Kafka
+            // 4.3 answers (franz-go's TestConsumeRegex checks it; clients and tools leave
+            // them out by that flag).
+            for t in b.logs.topics().iter() {
                 topics.push(topic_entry(t, node, ops));
             }
         }

@@ -1,8 +1,14 @@
-//! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs (SET, DELETE,
-//! APPEND, SUBTRACT per key). Values are validated before anything changes, persisted, and
-//! applied live to the topic's partitions. Broker properties that default topic configs
-//! (`log.retention.ms`, `log.segment.bytes`, ...) may change at run time too, as in Kafka;
-//! they are persisted and applied to every topic without its own override.
+//! AlterConfigs (replace a resource's settings) and IncrementalAlterConfigs (SET, DELETE,
+//! APPEND, SUBTRACT per key) for topics, the broker and groups. Values are validated before
+//! anything changes, persisted, and applied live.
+//!
+//! - Topics: the topic's overrides, applied to its partitions.
+//! - Broker (resource name = the broker id, or "" for the cluster-wide default): every key
+//!   Kafka 4.3 lets change at run time may be set. Those that default topic configs
+//!   (`log.retention.ms`, ...) apply to every topic without its own override; the others are
+//!   kept and reported, and keys Kafka doesn't know are kept too, as Kafka keeps them. Keys
+//!   Kafka refuses at run time (`broker.id`, `log.dirs`, ...) are refused with its message.
+//! - Groups (resource type GROUP, 32): `group::configs`.
 
 use std::collections::BTreeMap;
 
@@ -14,10 +20,100 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
-use crate::log::{CreateError, LogManager};
+use crate::config::kafka_keys;
+use crate::group::configs::{AlterError, GroupConfigs};
+use crate::log::{CreateError, DynamicLevel, LogManager};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
+/// Broker keys Kafka lets change at run time only per broker, never as the cluster default
+/// (its `DynamicBrokerConfig.PerBrokerConfigs`: listener and security settings).
+fn per_broker_only(key: &str) -> bool {
+    matches!(
+        key,
+        "listeners"
+            | "advertised.listeners"
+            | "listener.security.protocol.map"
+            | "principal.builder.class"
+    ) || key.starts_with("ssl.")
+        || key.starts_with("sasl.")
+        || key.starts_with("listener.name.")
+}
+
+/// Listener keys Kafka can change at run time and Sluice can't: the sockets are bound at
+/// start-up. Refused rather than reported as in force.
+const FIXED_LISTENER_KEYS: &[&str] = &[
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+];
+
+/// Check broker keys being set as Kafka's `DynamicBrokerConfig.validateConfigs` does; the
+/// message is Kafka's (INVALID_REQUEST).
+fn check_broker_keys(keys: &[(String, String)], cluster_default: bool) -> Result<(), String> {
+    let fixed: Vec<&str> = keys
+        .iter()
+        .filter(|(k, _)| kafka_keys::find(kafka_keys::BROKER_KEYS, k).is_some_and(|i| !i.dynamic))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !fixed.is_empty() {
+        return Err(format!(
+            "Cannot update these configs dynamically: [{}]",
+            fixed.join(", ")
+        ));
+    }
+    if cluster_default {
+        let per: Vec<&str> = keys
+            .iter()
+            .filter(|(k, _)| per_broker_only(k))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        if !per.is_empty() {
+            return Err(format!(
+                "Cannot update these configs at default cluster level, broker id must be specified: [{}]",
+                per.join(", ")
+            ));
+        }
+    }
+    for (k, v) in keys {
+        if FIXED_LISTENER_KEYS.contains(&k.as_str()) {
+            return Err(format!(
+                "Sluice binds its listeners at start-up; {k} can't change at run time"
+            ));
+        }
+        let Some(info) = kafka_keys::find(kafka_keys::BROKER_KEYS, k) else {
+            continue;
+        };
+        let t = v.trim();
+        let ok = match info.ty {
+            kafka_keys::TYPE_INT => t.parse::<i32>().is_ok(),
+            kafka_keys::TYPE_SHORT => t.parse::<i16>().is_ok(),
+            kafka_keys::TYPE_LONG => t.parse::<i64>().is_ok(),
+            kafka_keys::TYPE_DOUBLE => t.parse::<f64>().is_ok(),
+            kafka_keys::TYPE_BOOLEAN => {
+                t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("false")
+            }
+            _ => true,
+        };
+        if !ok {
+            let msg = match info.ty {
+                kafka_keys::TYPE_BOOLEAN => "Expected value to be either true or false".to_string(),
+                ty => format!(
+                    "Not a number of type {}",
+                    match ty {
+                        kafka_keys::TYPE_INT => "INT",
+                        kafka_keys::TYPE_SHORT => "SHORT",
+                        kafka_keys::TYPE_LONG => "LONG",
+                        _ => "DOUBLE",
+                    }
+                ),
+            };
+            return Err(format!("Invalid value {v} for configuration {k}: {msg}"));
+        }
+    }
+    Ok(())
+}
 /// Topic configs whose values are lists (APPEND / SUBTRACT apply).
 const LIST_KEYS: &[&str] = &[
     "cleanup.policy",
@@ -34,6 +130,7 @@ const OP_SUBTRACT: i8 = 3;
 /// Apply one resource's change; `Err((code, message))` on refusal.
 fn apply(
     logs: &LogManager,
+    groups: &GroupConfigs,
     node_id: i32,
     resource_type: i8,
     name: &str,
@@ -59,23 +156,50 @@ fn apply(
             }
         }
         RESOURCE_BROKER => {
-            // The single broker by id, or "" for the cluster-wide default: the same here.
-            if !name.is_empty() && name.parse::<i32>().ok() != Some(node_id) {
+            // The broker by id, or "" for the cluster-wide default (Kafka's two levels).
+            let level = if name.is_empty() {
+                DynamicLevel::ClusterDefault
+            } else if name.parse::<i32>().ok() == Some(node_id) {
+                DynamicLevel::Broker
+            } else {
                 return Err((
                     Code::InvalidRequest,
                     format!("broker {name} does not exist; this is broker {node_id}"),
                 ));
-            }
-            let mut dynamic = logs.dynamic_broker_configs();
-            change(&mut dynamic).map_err(|m| (Code::InvalidConfig, m))?;
-            match logs.set_dynamic_broker_configs(dynamic, validate_only) {
+            };
+            let before = logs.dynamic_configs(level);
+            let mut dynamic = before.clone();
+            change(&mut dynamic).map_err(|m| (Code::InvalidRequest, m))?;
+            let set: Vec<(String, String)> = dynamic
+                .iter()
+                .filter(|(k, v)| before.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            check_broker_keys(&set, level == DynamicLevel::ClusterDefault)
+                .map_err(|m| (Code::InvalidRequest, m))?;
+            // Kafka answers INVALID_REQUEST for a bad broker value (its ConfigException).
+            match logs.set_dynamic_configs(level, dynamic, validate_only) {
                 Ok(()) => Ok(()),
-                Err(CreateError::InvalidConfig(m)) => Err((Code::InvalidConfig, m)),
+                Err(CreateError::InvalidConfig(m)) => Err((Code::InvalidRequest, m)),
                 Err(e) => {
                     tracing::error!(error = %e, "alter broker configs failed");
                     Err((Code::KafkaStorageError, e.to_string()))
                 }
             }
+        }
+        RESOURCE_GROUP => {
+            if name.is_empty() {
+                return Err((Code::InvalidRequest, "group id can't be empty".into()));
+            }
+            groups
+                .alter(name, change, validate_only)
+                .map_err(|e| match e {
+                    AlterError::Invalid(m) => (Code::InvalidConfig, m),
+                    AlterError::Storage(m) => {
+                        tracing::error!(group = name, error = %m, "alter group configs failed");
+                        (Code::KafkaStorageError, m)
+                    }
+                })
         }
         other => Err((
             Code::InvalidRequest,
@@ -118,7 +242,9 @@ pub(crate) async fn handle_incremental(
                                 ov.remove(&key);
                             }
                             OP_APPEND | OP_SUBTRACT => {
-                                if !LIST_KEYS.contains(&key.as_str()) {
+                                let listed = kafka_keys::find(kafka_keys::BROKER_KEYS, &key)
+                                    .is_some_and(|k| k.ty == kafka_keys::TYPE_LIST);
+                                if !LIST_KEYS.contains(&key.as_str()) && !listed {
                                     return Err(format!("config {key} is not a list; APPEND and SUBTRACT need a list config"));
                                 }
                                 let current = ov.get(&key).cloned().unwrap_or_else(|| {
@@ -141,7 +267,7 @@ pub(crate) async fn handle_incremental(
                     }
                     Ok(())
                 };
-                let result = apply(&broker.logs, broker.config.node_id, r.resource_type, r.resource_name.as_str(), change, req.validate_only);
+                let result = apply(&broker.logs, &broker.groups.configs, broker.config.node_id, r.resource_type, r.resource_name.as_str(), change, req.validate_only);
                 let base = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name);
@@ -182,6 +308,7 @@ pub(crate) async fn handle(
                 };
                 let result = apply(
                     &broker.logs,
+                    &broker.groups.configs,
                     broker.config.node_id,
                     r.resource_type,
                     r.resource_name.as_str(),

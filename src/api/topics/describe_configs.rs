@@ -1,59 +1,77 @@
-//! DescribeConfigs for topics (every topic-level key with its value and source) and for the
-//! broker (its Kafka-named properties). Tools and UIs break on empty answers, so every key is
-//! always listed. Broker-logger resources get an empty list.
+//! DescribeConfigs for topics, the broker and groups: every key Kafka 4.3.1 lists for the
+//! resource (`config::kafka_keys`), with the value in force and where it comes from. Tools and
+//! UIs break on empty answers, so every key is always listed. Broker-logger resources get an
+//! empty list.
+//!
+//! Sources follow Kafka's order: a topic's or group's own value, then this broker's run-time
+//! value (DYNAMIC_BROKER_CONFIG), the cluster-wide run-time default
+//! (DYNAMIC_DEFAULT_BROKER_CONFIG), the broker's config file or environment
+//! (STATIC_BROKER_CONFIG), and Kafka's default (DEFAULT_CONFIG).
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, RequestHeader};
 
+use std::collections::BTreeMap;
+
 use crate::api::{sb, ApiError, Code, Ctx};
-use crate::config::Config;
+use crate::config::{kafka_keys, Config};
+use crate::log::DynamicLevel;
 
 /// `ConfigSource.DYNAMIC_TOPIC_CONFIG`.
 pub const CONFIG_SOURCE_DYNAMIC_TOPIC: i8 = 1;
 /// `ConfigSource.DYNAMIC_BROKER_CONFIG`.
 pub const CONFIG_SOURCE_DYNAMIC_BROKER: i8 = 2;
+/// `ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG`.
+pub const CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 /// `ConfigSource.STATIC_BROKER_CONFIG`.
 pub const CONFIG_SOURCE_STATIC_BROKER: i8 = 4;
 /// `ConfigSource.DEFAULT_CONFIG`.
 pub const CONFIG_SOURCE_DEFAULT: i8 = 5;
+/// `ConfigSource.GROUP_CONFIG` (DYNAMIC_GROUP_CONFIG in the Admin client).
+pub const CONFIG_SOURCE_DYNAMIC_GROUP: i8 = 8;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
 
-// ConfigType values (DescribeConfigs v3+).
-const T_BOOLEAN: i8 = 1;
-const T_STRING: i8 = 2;
-const T_INT: i8 = 3;
-const T_LONG: i8 = 5;
-const T_DOUBLE: i8 = 6;
-const T_LIST: i8 = 7;
-
-/// Type and one-line documentation of a config key.
-fn describe(key: &str) -> (i8, &'static str) {
+/// One-line documentation of the keys Sluice acts on (`include_documentation`).
+fn documentation(key: &str) -> &'static str {
     match key {
-        "cleanup.policy" | "log.cleanup.policy" => (T_LIST, "The retention policy for old log segments: delete or compact."),
-        "compression.type" => (T_STRING, "Final compression type of the topic; 'producer' keeps what the producer sent."),
-        "flush.messages" | "log.flush.interval.messages" => {
-            (T_LONG, "Messages accumulated before the log is fsynced; 1 fsyncs before every acknowledgement.")
+        "cleanup.policy" | "log.cleanup.policy" => {
+            "The retention policy for old log segments: delete or compact."
         }
-        "flush.ms" | "log.flush.interval.ms" => (T_LONG, "Maximum time a message stays in memory before being fsynced."),
-        "max.message.bytes" | "message.max.bytes" => (T_INT, "Largest record batch size allowed."),
-        "message.timestamp.type" | "log.message.timestamp.type" => (T_STRING, "CreateTime or LogAppendTime."),
-        "min.cleanable.dirty.ratio" => (T_DOUBLE, "Dirty ratio above which the log is compacted."),
-        "preallocate" | "unclean.leader.election.enable" | "auto.create.topics.enable" => (T_BOOLEAN, ""),
-        "retention.ms" | "log.retention.ms" => (T_LONG, "How long a log segment is kept before it is deleted."),
-        "retention.bytes" | "log.retention.bytes" => (T_LONG, "Maximum size a partition can grow to before old segments are deleted."),
-        "segment.bytes" | "log.segment.bytes" => (T_INT, "Segment file size."),
-        "segment.ms" | "log.roll.ms" => (T_LONG, "Time after which a new segment is rolled even if not full."),
-        "listeners" | "advertised.listeners" | "log.dirs" | "log.dir" => (T_STRING, ""),
-        "min.insync.replicas" | "num.partitions" | "node.id" | "broker.id" | "index.interval.bytes"
-        | "segment.index.bytes" | "default.replication.factor" | "socket.request.max.bytes"
-        | "log.index.interval.bytes" | "log.index.size.max.bytes" | "group.initial.rebalance.delay.ms"
-        | "offsets.topic.replication.factor" | "transaction.state.log.replication.factor" | "max.connections" => (T_INT, ""),
-        _ => (T_LONG, ""),
+        "compression.type" => {
+            "Final compression type of the topic; 'producer' keeps what the producer sent."
+        }
+        "flush.messages" | "log.flush.interval.messages" => {
+            "Messages accumulated before the log is fsynced; 1 fsyncs before every acknowledgement."
+        }
+        "flush.ms" | "log.flush.interval.ms" => {
+            "Maximum time a message stays in memory before being fsynced."
+        }
+        "max.message.bytes" | "message.max.bytes" => "Largest record batch size allowed.",
+        "message.timestamp.type" | "log.message.timestamp.type" => "CreateTime or LogAppendTime.",
+        "min.cleanable.dirty.ratio" => "Dirty ratio above which the log is compacted.",
+        "retention.ms" | "log.retention.ms" => {
+            "How long a log segment is kept before it is deleted."
+        }
+        "retention.bytes" | "log.retention.bytes" => {
+            "Maximum size a partition can grow to before old segments are deleted."
+        }
+        "segment.bytes" | "log.segment.bytes" => "Segment file size.",
+        "segment.ms" | "log.roll.ms" => {
+            "Time after which a new segment is rolled even if not full."
+        }
+        "consumer.session.timeout.ms" | "group.consumer.session.timeout.ms" => {
+            "Time after which a KIP-848 consumer group member that sent no heartbeat is removed."
+        }
+        "consumer.heartbeat.interval.ms" | "group.consumer.heartbeat.interval.ms" => {
+            "How often KIP-848 consumer group members heartbeat."
+        }
+        _ => "",
     }
 }
 
@@ -62,13 +80,9 @@ pub fn broker_synonym(topic_key: &str) -> Option<&'static str> {
     crate::log::config::broker_key(topic_key)
 }
 
-/// The broker's properties under Kafka's names, with whether each is at its default.
-pub fn broker_entries(
-    c: &Config,
-    effective: &crate::log::LogConfig,
-    dynamic: &std::collections::BTreeMap<String, String>,
-) -> Vec<BrokerEntry> {
-    let d = Config::default();
+/// The values the broker's config file and environment give the broker keys Sluice knows,
+/// under Kafka's names. Keys Sluice doesn't act on are absent (Kafka's default applies).
+fn static_values(c: &Config) -> Vec<(&'static str, String)> {
     let joined = |v: &[String]| {
         v.iter()
             .map(|l| {
@@ -81,114 +95,294 @@ pub fn broker_entries(
             .collect::<Vec<_>>()
             .join(",")
     };
-    let v = vec![
-        ("node.id", c.node_id.to_string(), c.node_id == d.node_id),
-        ("broker.id", c.node_id.to_string(), c.node_id == d.node_id),
-        (
-            "listeners",
-            joined(&c.listeners),
-            c.listeners == d.listeners,
-        ),
-        (
-            "advertised.listeners",
-            joined(&c.advertised_listeners),
-            c.advertised_listeners.is_empty(),
-        ),
-        (
-            "log.dirs",
-            c.data_dir.display().to_string(),
-            c.data_dir == d.data_dir,
-        ),
-        (
-            "num.partitions",
-            c.num_partitions.to_string(),
-            c.num_partitions == d.num_partitions,
-        ),
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("node.id", c.node_id.to_string()),
+        ("broker.id", c.node_id.to_string()),
+        ("process.roles", "broker,controller".into()),
+        ("listeners", joined(&c.listeners)),
+        ("advertised.listeners", joined(&c.advertised_listeners)),
+        ("log.dirs", c.data_dir.display().to_string()),
+        ("log.dir", c.data_dir.display().to_string()),
+        ("num.partitions", c.num_partitions.to_string()),
         (
             "auto.create.topics.enable",
             c.auto_create_topics.to_string(),
-            c.auto_create_topics == d.auto_create_topics,
         ),
         (
             "default.replication.factor",
             c.default_replication_factor.to_string(),
-            c.default_replication_factor == d.default_replication_factor,
         ),
-        ("offsets.topic.replication.factor", "1".into(), true),
-        ("transaction.state.log.replication.factor", "1".into(), true),
-        ("min.insync.replicas", "1".into(), true),
+        // One node: every internal topic has one replica.
+        ("offsets.topic.replication.factor", "1".into()),
+        ("offsets.topic.num.partitions", "1".into()),
+        ("transaction.state.log.replication.factor", "1".into()),
+        ("transaction.state.log.min.isr", "1".into()),
+        ("transaction.state.log.num.partitions", "1".into()),
         (
-            "socket.request.max.bytes",
-            c.request_max_bytes.to_string(),
-            c.request_max_bytes == d.request_max_bytes,
+            "share.coordinator.state.topic.replication.factor",
+            "1".into(),
         ),
-        (
-            "max.connections",
-            c.max_connections.to_string(),
-            c.max_connections == d.max_connections,
-        ),
+        ("share.coordinator.state.topic.min.isr", "1".into()),
+        ("socket.request.max.bytes", c.request_max_bytes.to_string()),
+        ("max.connections", c.max_connections.to_string()),
         (
             "group.initial.rebalance.delay.ms",
             c.group_initial_rebalance_delay_ms.to_string(),
-            c.group_initial_rebalance_delay_ms == d.group_initial_rebalance_delay_ms,
         ),
         (
             "log.flush.offset.checkpoint.interval.ms",
             c.checkpoint_interval_ms.to_string(),
-            c.checkpoint_interval_ms == d.checkpoint_interval_ms,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            c.retention_check_interval_ms.to_string(),
+        ),
+        ("log.cleaner.backoff.ms", c.cleaner_backoff_ms.to_string()),
+        (
+            "offsets.retention.minutes",
+            (c.offsets_retention_ms / 60_000).to_string(),
+        ),
+        (
+            "transaction.max.timeout.ms",
+            c.txn.max_timeout_ms.to_string(),
+        ),
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            c.txn.abort_interval_ms.to_string(),
+        ),
+        (
+            "transactional.id.expiration.ms",
+            c.txn.id_expiration_ms.to_string(),
         ),
     ];
-    let mut out: Vec<BrokerEntry> = v
-        .into_iter()
-        .map(|(k, val, is_default)| BrokerEntry {
-            key: k,
-            value: val,
-            source: if is_default {
-                CONFIG_SOURCE_DEFAULT
-            } else {
-                CONFIG_SOURCE_STATIC_BROKER
-            },
-            read_only: true,
-        })
-        .collect();
-    // Topic-level defaults under their broker names; these may change at run time.
-    let defaults = d.log.entries();
-    let statics = c.log.entries();
-    for (k, val) in effective.entries() {
-        let Some(broker_key) = broker_synonym(k) else {
-            continue;
-        };
-        let source = if dynamic.contains_key(broker_key) {
-            CONFIG_SOURCE_DYNAMIC_BROKER
-        } else if statics
-            .iter()
-            .any(|(sk, sv)| *sk == k && defaults.iter().any(|(dk, dv)| dk == sk && dv == sv))
-        {
-            CONFIG_SOURCE_DEFAULT
-        } else {
-            CONFIG_SOURCE_STATIC_BROKER
-        };
-        out.push(BrokerEntry {
-            key: broker_key,
-            value: val,
-            source,
-            read_only: false,
-        });
+    for (k, val) in c.group.int_keys() {
+        v.push((k, val.to_string()));
     }
-    out
+    let unmodelled = crate::log::config::ACCEPTED_NO_EFFECT;
+    for (k, val) in c.log.entries() {
+        if unmodelled.contains(&k) {
+            continue;
+        }
+        if let Some(b) = broker_synonym(k) {
+            v.push((b, val));
+        }
+    }
+    v
 }
 
-/// One broker property as DescribeConfigs reports it.
+/// One config as DescribeConfigs reports it.
 #[derive(Debug, Clone)]
-pub struct BrokerEntry {
+pub struct Entry {
     /// Kafka's name.
-    pub key: &'static str,
-    /// Value in force.
-    pub value: String,
+    pub key: String,
+    /// Value in force (None: sensitive or unset).
+    pub value: Option<String>,
     /// ConfigSource.
     pub source: i8,
     /// Whether it can only change with a restart.
     pub read_only: bool,
+    /// Whether the value is hidden.
+    pub sensitive: bool,
+    /// ConfigType.
+    pub ty: i8,
+    /// Every level that sets it, highest first: (name, value, source).
+    pub synonyms: Vec<(String, Option<String>, i8)>,
+}
+
+/// The broker-level layers of one broker key, highest first: this broker's run-time value,
+/// the cluster default, the config file, and the default.
+struct BrokerLayers {
+    per_broker: BTreeMap<String, String>,
+    cluster: BTreeMap<String, String>,
+    statics: Vec<(&'static str, String)>,
+    defaults: Vec<(&'static str, String)>,
+}
+
+impl BrokerLayers {
+    fn new(b: &crate::api::Broker) -> Self {
+        BrokerLayers {
+            per_broker: b.logs.dynamic_configs(DynamicLevel::Broker),
+            cluster: b.logs.dynamic_configs(DynamicLevel::ClusterDefault),
+            statics: static_values(&b.config),
+            defaults: static_values(&Config::default()),
+        }
+    }
+
+    /// (value, source) of every level that sets `key`, highest first; the last is the
+    /// default, which is always there when Sluice or Kafka knows one.
+    fn synonyms(&self, key: &str) -> Vec<(Option<String>, i8)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.per_broker.get(key) {
+            out.push((Some(v.clone()), CONFIG_SOURCE_DYNAMIC_BROKER));
+        }
+        if let Some(v) = self.cluster.get(key) {
+            out.push((Some(v.clone()), CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER));
+        }
+        let default = self
+            .defaults
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                kafka_keys::find(kafka_keys::BROKER_KEYS, key)
+                    .and_then(|k| k.default)
+                    .map(str::to_string)
+            });
+        if let Some((_, v)) = self.statics.iter().find(|(k, _)| *k == key) {
+            if Some(v) != default.as_ref() {
+                out.push((Some(v.clone()), CONFIG_SOURCE_STATIC_BROKER));
+            }
+        }
+        if default.is_some() || kafka_keys::find(kafka_keys::BROKER_KEYS, key).is_some() {
+            out.push((default, CONFIG_SOURCE_DEFAULT));
+        }
+        out
+    }
+}
+
+/// Every broker key of broker `name` ("" is the cluster default: only what was set there,
+/// as Kafka answers).
+fn broker_view(b: &crate::api::Broker, name: &str) -> Vec<Entry> {
+    let layers = BrokerLayers::new(b);
+    if name.is_empty() {
+        return layers
+            .cluster
+            .iter()
+            .map(|(k, v)| {
+                let info = kafka_keys::find(kafka_keys::BROKER_KEYS, k);
+                let sensitive = info.is_none_or(|i| i.sensitive);
+                Entry {
+                    key: k.clone(),
+                    value: (!sensitive).then(|| v.clone()),
+                    source: CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER,
+                    read_only: info.is_none_or(|i| !i.dynamic),
+                    sensitive,
+                    ty: info.map_or(0, |i| i.ty),
+                    synonyms: vec![(
+                        k.clone(),
+                        (!sensitive).then(|| v.clone()),
+                        CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER,
+                    )],
+                }
+            })
+            .collect();
+    }
+    let mut out: Vec<Entry> = kafka_keys::BROKER_KEYS
+        .iter()
+        .map(|info| {
+            let syn = layers.synonyms(info.name);
+            let (value, source) = syn
+                .first()
+                .cloned()
+                .unwrap_or((None, CONFIG_SOURCE_DEFAULT));
+            let hide = |v: Option<String>| if info.sensitive { None } else { v };
+            Entry {
+                key: info.name.to_string(),
+                value: hide(value),
+                source,
+                read_only: !info.dynamic,
+                sensitive: info.sensitive,
+                ty: info.ty,
+                synonyms: syn
+                    .into_iter()
+                    .map(|(v, s)| (info.name.to_string(), hide(v), s))
+                    .collect(),
+            }
+        })
+        .collect();
+    // Keys Kafka doesn't know, stored as given: reported as Kafka reports them (hidden,
+    // read-only, type UNKNOWN).
+    for k in layers.per_broker.keys() {
+        if kafka_keys::find(kafka_keys::BROKER_KEYS, k).is_none() {
+            out.push(Entry {
+                key: k.clone(),
+                value: None,
+                source: CONFIG_SOURCE_DYNAMIC_BROKER,
+                read_only: true,
+                sensitive: true,
+                ty: 0,
+                synonyms: vec![(k.clone(), None, CONFIG_SOURCE_DYNAMIC_BROKER)],
+            });
+        }
+    }
+    out
+}
+
+/// Every topic key of `topic`.
+fn topic_view(b: &crate::api::Broker, topic: &crate::log::Topic) -> Vec<Entry> {
+    let layers = BrokerLayers::new(b);
+    let effective = topic.config.entries();
+    let unmodelled = crate::log::config::ACCEPTED_NO_EFFECT;
+    kafka_keys::TOPIC_KEYS
+        .iter()
+        .map(|info| {
+            let k = info.name;
+            let mut synonyms: Vec<(String, Option<String>, i8)> = Vec::new();
+            if let Some(v) = topic.overrides.get(k) {
+                synonyms.push((k.to_string(), Some(v.clone()), CONFIG_SOURCE_DYNAMIC_TOPIC));
+            }
+            if let Some(bk) = broker_synonym(k) {
+                for (v, s) in layers.synonyms(bk) {
+                    synonyms.push((bk.to_string(), v, s));
+                }
+            }
+            let source = synonyms.first().map_or(CONFIG_SOURCE_DEFAULT, |s| s.2);
+            // The value in force: Sluice's effective config for the keys it acts on (it
+            // already holds overrides and run-time broker defaults), else the first level
+            // that sets it, else Kafka's default.
+            let value = effective
+                .iter()
+                .find(|(ek, _)| *ek == k && !unmodelled.contains(&k))
+                .map(|(_, v)| v.clone())
+                .or_else(|| synonyms.first().and_then(|s| s.1.clone()))
+                .or_else(|| info.default.map(str::to_string));
+            Entry {
+                key: k.to_string(),
+                value,
+                source,
+                read_only: false,
+                sensitive: false,
+                ty: info.ty,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// Every group key of `group`.
+fn group_view(b: &crate::api::Broker, group: &str) -> Vec<Entry> {
+    b.groups
+        .configs
+        .describe(group)
+        .into_iter()
+        .map(|e| {
+            let mut synonyms = Vec::new();
+            if e.overridden {
+                synonyms.push((
+                    e.key.to_string(),
+                    Some(e.value.clone()),
+                    CONFIG_SOURCE_DYNAMIC_GROUP,
+                ));
+            }
+            if let Some((bk, bv, configured)) = e.broker {
+                let s = if configured {
+                    CONFIG_SOURCE_STATIC_BROKER
+                } else {
+                    CONFIG_SOURCE_DEFAULT
+                };
+                synonyms.push((bk.to_string(), Some(bv), s));
+            }
+            Entry {
+                key: e.key.to_string(),
+                value: Some(e.value),
+                source: synonyms.first().map_or(CONFIG_SOURCE_DEFAULT, |s| s.2),
+                read_only: false,
+                sensitive: false,
+                ty: e.ty,
+                synonyms,
+            }
+        })
+        .collect()
 }
 
 fn wanted(keys: &Option<Vec<kafka_protocol::protocol::StrBytes>>, k: &str) -> bool {
@@ -204,21 +398,31 @@ pub(crate) async fn handle(
 ) -> Result<DescribeConfigsResponse, ApiError> {
     let b = ctx.broker;
     let doc = req.include_documentation;
-    let entry = |k: &str, v: String, source: i8, read_only: bool| {
-        let (ty, text) = describe(k);
-        DescribeConfigsResourceResult::default()
-            .with_name(sb(k))
-            .with_value(Some(sb(v)))
-            .with_read_only(read_only)
-            .with_config_source(source)
-            .with_config_type(ty)
-            .with_documentation(doc.then(|| sb(text)))
+    let synonyms = req.include_synonyms;
+    let to_wire = |e: Entry| {
+        let mut r = DescribeConfigsResourceResult::default()
+            .with_documentation(doc.then(|| sb(documentation(&e.key))))
+            .with_name(sb(e.key))
+            .with_value(e.value.map(sb))
+            .with_read_only(e.read_only)
+            .with_is_sensitive(e.sensitive)
+            .with_config_source(e.source)
+            .with_config_type(e.ty);
+        if synonyms {
+            r = r.with_synonyms(
+                e.synonyms
+                    .into_iter()
+                    .map(|(n, v, s)| {
+                        DescribeConfigsSynonym::default()
+                            .with_name(sb(n))
+                            .with_value(v.map(sb))
+                            .with_source(s)
+                    })
+                    .collect(),
+            );
+        }
+        r
     };
-    let broker_cfg = broker_entries(
-        &b.config,
-        &b.logs.defaults(),
-        &b.logs.dynamic_broker_configs(),
-    );
     let results = req
         .resources
         .into_iter()
@@ -226,7 +430,7 @@ pub(crate) async fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            match r.resource_type {
+            let entries = match r.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(topic) = b.logs.topic(r.resource_name.as_str()) else {
                         return base
@@ -236,46 +440,7 @@ pub(crate) async fn handle(
                                 r.resource_name
                             ))));
                     };
-                    let configs = topic
-                        .config
-                        .entries()
-                        .into_iter()
-                        .filter(|(k, _)| wanted(&r.configuration_keys, k))
-                        .map(|(k, v)| {
-                            let dynamic = topic.overrides.contains_key(k);
-                            let source = if dynamic {
-                                CONFIG_SOURCE_DYNAMIC_TOPIC
-                            } else {
-                                CONFIG_SOURCE_DEFAULT
-                            };
-                            let mut e = entry(k, v.clone(), source, false);
-                            if req.include_synonyms {
-                                let mut syn = Vec::new();
-                                if dynamic {
-                                    syn.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(sb(k))
-                                            .with_value(Some(sb(v)))
-                                            .with_source(CONFIG_SOURCE_DYNAMIC_TOPIC),
-                                    );
-                                }
-                                if let Some(be) = broker_cfg
-                                    .iter()
-                                    .find(|be| Some(be.key) == broker_synonym(k))
-                                {
-                                    syn.push(
-                                        DescribeConfigsSynonym::default()
-                                            .with_name(sb(be.key))
-                                            .with_value(Some(sb(be.value.clone())))
-                                            .with_source(be.source),
-                                    );
-                                }
-                                e = e.with_synonyms(syn);
-                            }
-                            e
-                        })
-                        .collect();
-                    base.with_configs(configs)
+                    topic_view(b, &topic)
                 }
                 RESOURCE_BROKER => {
                     let name = r.resource_name.as_str();
@@ -287,18 +452,22 @@ pub(crate) async fn handle(
                                 b.config.node_id
                             ))));
                     }
-                    let configs = broker_cfg
-                        .iter()
-                        .filter(|be| wanted(&r.configuration_keys, be.key))
-                        .map(|be| entry(be.key, be.value.clone(), be.source, be.read_only))
-                        .collect();
-                    base.with_configs(configs)
+                    broker_view(b, name)
                 }
-                RESOURCE_BROKER_LOGGER => base,
-                other => base
-                    .with_error_code(Code::InvalidRequest.code())
-                    .with_error_message(Some(sb(format!("unsupported resource type {other}")))),
-            }
+                RESOURCE_GROUP => group_view(b, r.resource_name.as_str()),
+                RESOURCE_BROKER_LOGGER => return base,
+                other => {
+                    return base
+                        .with_error_code(Code::InvalidRequest.code())
+                        .with_error_message(Some(sb(format!("unsupported resource type {other}"))))
+                }
+            };
+            let configs = entries
+                .into_iter()
+                .filter(|e| wanted(&r.configuration_keys, &e.key))
+                .map(&to_wire)
+                .collect();
+            base.with_configs(configs)
         })
         .collect();
     Ok(DescribeConfigsResponse::default().with_results(results))

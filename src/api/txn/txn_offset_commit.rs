@@ -37,12 +37,11 @@ pub(crate) async fn handle(
         Some(Code::InvalidGroupId)
     } else if v >= MEMBER_VERSION && (req.generation_id >= 0 || !req.member_id.is_empty()) {
         b.groups
-            .check_commit(
+            .check_txn_commit(
                 &group,
                 req.member_id.as_str(),
                 req.group_instance_id.as_deref(),
                 req.generation_id,
-                8,
             )
             .err()
     } else {
