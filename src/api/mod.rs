@@ -34,6 +34,8 @@ pub struct Broker {
     pub groups: Coordinator,
     /// The transaction coordinator.
     pub txns: crate::txn::Coordinator,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: fetch::session::SessionCache,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
 }
@@ -56,7 +58,12 @@ impl Broker {
             },
             config.txn,
         )?;
+        let fetch_sessions = fetch::session::SessionCache::new(
+            config.fetch_session_cache_slots,
+            config.fetch_session_eviction_ms,
+        );
         Ok(Arc::new(Broker {
+            fetch_sessions,
             config,
             logs,
             producer_ids,
