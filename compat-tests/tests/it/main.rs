@@ -16,6 +16,7 @@ mod bad_input;
 mod durability;
 mod env_config;
 mod faults;
+mod fetch_sessions;
 mod fuzz;
 mod groups;
 mod internal_topics;
