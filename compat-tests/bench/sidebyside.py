@@ -577,7 +577,12 @@ def parse_consumer_perf(broker: Broker, records: int, lines: list[str],
     if header is None or header + 1 >= len(lines):
         raise BenchError(f"consumer-perf against {broker.system} printed no stats: {lines[-5:]}")
     keys = [k.strip() for k in lines[header].split(",")]
-    vals = [v.strip() for v in lines[header + 1].split(",")]
+    # The figures are the next line with as many fields (a WARNING line may come first).
+    vals = next(([v.strip() for v in l.split(",")] for l in lines[header + 1:]
+                 if len(l.split(",")) == len(keys) and not l.startswith("WARNING")), None)
+    if vals is None:
+        raise BenchError(f"consumer-perf against {broker.system} printed no stats line: "
+                         f"{lines[header:header + 5]}")
     row = dict(zip(keys, vals))
     for l in lines:
         if "WARNING" in l:
@@ -977,6 +982,54 @@ P1000_LABEL = {("kafka", True): f"Kafka {KAFKA_VERSION}, sessions on",
                ("sluice", False): "Sluice, sessions off"}
 
 
+def wait_partition_dirs(workdir: Path, topic: str, n: int, timeout: float = 180.0):
+    """Waits until the broker has made the log directories of all `n` partitions. Kafka
+    answers Metadata with leaders before it has created every partition's log, and appends
+    to a partition still being created fail (out-of-order sequence) on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    names = {f"{topic}-{i}" for i in range(n)}
+    while True:
+        found = sum(1 for d in workdir.rglob(f"{topic}-*") if d.is_dir() and d.name in names)
+        if found >= n:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"only {found} of {n} partition dirs of {topic} after {timeout} s")
+        time.sleep(0.2)
+
+
+def end_offsets_total(bootstrap: str, topic: str, n: int) -> int:
+    """Sum of the high watermarks of `topic`'s `n` partitions."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks",
+                  "log_level": 0})
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in range(n))
+    finally:
+        c.close()
+
+
+def wait_group_stable(bootstrap: str, group: str, timeout: float = 120.0):
+    """Waits until `group` is Stable with a member that has an assignment."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            d = admin.describe_consumer_groups([group])[group].result(timeout=10)
+            if d.state == ConsumerGroupState.STABLE and any(
+                    m.assignment and m.assignment.topic_partitions for m in d.members):
+                return
+        except Exception:  # noqa: BLE001 - not there yet; ask again
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"group {group} not stable within {timeout} s")
+        time.sleep(0.2)
+
+
 def run_1000p(system: str, sessions: bool, rep: int, records: int, tail_records: int,
               tail_rate: int, args, notes: list[str]) -> dict:
     """Start the broker (sessions off: `max.incremental.fetch.session.cache.slots=0`), fill a
@@ -1002,19 +1055,25 @@ def run_1000p(system: str, sessions: bool, rep: int, records: int, tail_records:
         wait_first_ack(broker)
         topic, group = "bench-1000p", f"bench-1000p-{uuid.uuid4().hex[:8]}"
         create_topics(broker.bootstrap, [topic], P1000)
+        wait_partition_dirs(workdir, topic, P1000)
         rs = 1024
         res["produce"] = producer_perf(broker, topic, records, 1, rs, logdir, notes)
+        stored = end_offsets_total(broker.bootstrap, topic, P1000)
+        if stored != records:
+            notes.append(f"{tag} repeat {rep}: {stored} of {records} records stored")
         c0 = proc_cpu_s(broker.pid)
-        bulk = consumer_perf(broker, topic, records, logdir, notes, group=group, metrics=True,
+        bulk = consumer_perf(broker, topic, stored, logdir, notes, group=group, metrics=True,
                              name="consumer-perf-bulk")
         bulk["broker_cpu_s"] = proc_cpu_s(broker.pid) - c0
         bulk["cpu_s_per_gib"] = bulk["broker_cpu_s"] / (bulk["records"] * rs / GIB)
         res["bulk"] = bulk
         # Tail: the group's committed offsets are the end of the topic, so the consumer reads
-        # exactly what the throttled producer sends from now on, whenever its join completes.
-        c0, t0 = proc_cpu_s(broker.pid), time.monotonic()
+        # exactly what the throttled producer sends. The producer starts once the consumer
+        # has joined, and the window runs from then to the consumer's exit.
         cons = start_tool("consumer-perf-tail",
                           consumer_perf_cmd(broker, topic, tail_records, group, True), logdir)
+        wait_group_stable(broker.bootstrap, group)
+        c0, t0 = proc_cpu_s(broker.pid), time.monotonic()
         res["tail_produce"] = producer_perf(broker, topic, tail_records, 1, rs, logdir, notes,
                                             throughput=tail_rate)
         tail = parse_consumer_perf(broker, tail_records,
@@ -1125,7 +1184,7 @@ def render_1000p(meta: dict, runs: list[dict], notes: list[str]) -> str:
 
 
 def main_1000p(args) -> int:
-    records = args.records or 200_000
+    records = args.records or 100_000
     repeats = args.repeats or 1
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
