@@ -1129,6 +1129,8 @@ P1000_METRICS = [
      lambda r: r["bulk"]["bytes_out_per_fetch"]),
     ("tail: broker CPU", "% of a core", False, lambda r: r["tail"]["broker_cpu_pct"]),
     ("tail: fetch requests", "count", None, lambda r: r["tail"]["fetches"]),
+    ("tail: broker CPU per fetch (producer's share included)", "ms", False,
+     lambda r: 1000 * r["tail"]["broker_cpu_s"] / r["tail"]["fetches"]),
     ("tail: consumer bytes sent per fetch", "B", False, lambda r: r["tail"]["bytes_out_per_fetch"]),
     ("tail: consumer bytes received per fetch", "B", False,
      lambda r: r["tail"]["bytes_in_per_fetch"]),
@@ -1264,6 +1266,11 @@ def main() -> int:
     args = ap.parse_args()
     if args.render_only:
         saved = json.loads(Path(args.render_only).read_text())
+        if "tail_rate" in saved["meta"]:
+            md = render_1000p(saved["meta"], saved["runs"], saved["notes"])
+            (Path(args.out_dir) / "consume_1000p.md").write_text(md)
+            print(md)
+            return 0
         return write_results(Path(args.out_dir), saved["meta"], saved["runs"], saved["notes"],
                              rewrite_json=False)
     if not (args.sluice_bin and args.probe_bin):
