@@ -16,7 +16,8 @@ for a in "$@"; do
     if [[ "$a" == "-h" || "$a" == "--help" ]]; then
         sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
         echo "Flags: --quick, --repeats N, --records N, --latency-secs S, --latency-rate R,"
-        echo "       --only kafka|sluice, --keep, --out-dir DIR. See compat-tests/bench/README.md."
+        echo "       --only kafka|sluice, --keep, --out-dir DIR, --consume-1000p [--tail-records N]"
+        echo "       [--tail-rate R]. See compat-tests/bench/README.md."
         exit 0
     fi
 done

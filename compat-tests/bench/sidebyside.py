@@ -288,7 +288,7 @@ def child_env() -> dict:
     return env
 
 
-def start_kafka(workdir: Path) -> Broker:
+def start_kafka(workdir: Path, extra_props: str = "") -> Broker:
     port, cport = free_port(), free_port()
     logs = workdir / "kraft-combined-logs"
     # config/server.properties of Kafka 4.x, on our ports and dir, plus the one dev setting.
@@ -318,7 +318,7 @@ log.retention.hours=168
 log.segment.bytes=1073741824
 log.retention.check.interval.ms=300000
 group.initial.rebalance.delay.ms=0
-"""
+{extra_props}"""
     cfg = workdir / "server.properties"
     cfg.write_text(props)
     # Kafka's default log4j2 config logs INFO to files; do the same, into one file.
@@ -352,12 +352,12 @@ logger.request.level = warn
     return b
 
 
-def start_sluice(workdir: Path, binary: Path) -> Broker:
+def start_sluice(workdir: Path, binary: Path, extra_toml: str = "") -> Broker:
     # A fixed free port, like Kafka's, so both are timed the same way: from spawn to the
     # first acknowledged produce. The `listening on` line is still read, as a check.
     port = free_port()
     cfg = workdir / "sluice.toml"
-    cfg.write_text("[group]\ninitial_rebalance_delay_ms = 0\n")
+    cfg.write_text(extra_toml + "[group]\ninitial_rebalance_delay_ms = 0\n")
     log = workdir / "sluice.stderr"
     b = Broker("sluice", workdir, bootstrap=f"127.0.0.1:{port}", log=log)
     with open(workdir / "sluice.stdout", "w") as out, open(log, "w") as err:
@@ -497,18 +497,18 @@ def finish_tool(t: ToolRun, broker: Broker, notes: list[str]) -> list[tuple[floa
 
 def producer_perf(broker: Broker, topic: str, records: int, producers: int, record_size: int,
                   logdir: Path, notes: list[str], compression: str = "none",
-                  extra: tuple[str, ...] = (), tag: str = "") -> dict:
-    """`producers` ProducerPerformance JVMs at once, each sending its share unthrottled, with
-    `extra` arguments (the transactional phase's). Throughput = all records / (first start ..
-    last end), where each JVM's start is its reported end minus its own elapsed time
-    (records / its records/sec)."""
+                  extra: tuple[str, ...] = (), tag: str = "", throughput: int = -1) -> dict:
+    """`producers` ProducerPerformance JVMs at once, each sending its share (unthrottled
+    unless `throughput` records/s is given), with `extra` arguments (the transactional
+    phase's). Throughput = all records / (first start .. last end), where each JVM's start is
+    its reported end minus its own elapsed time (records / its records/sec)."""
     runs = []
     for i in range(producers):
         share = records // producers + (1 if i < records % producers else 0)
         cmd = java_cmd(TOOL_HEAP, "org.apache.kafka.tools.ProducerPerformance", [
             "--bootstrap-server", broker.bootstrap, "--topic", topic,
             "--num-records", str(share), "--record-size", str(record_size),
-            "--throughput", "-1", "--command-property", "acks=all",
+            "--throughput", str(throughput), "--command-property", "acks=all",
             f"client.id=bench-producer-{i}", f"compression.type={compression}", *extra])
         runs.append((share, start_tool(f"producer-perf-{producers}p-{compression}{tag}-{i}", cmd,
                                        logdir)))
@@ -542,20 +542,56 @@ def producer_perf(broker: Broker, topic: str, records: int, producers: int, reco
     }
 
 
-def consumer_perf(broker: Broker, topic: str, records: int, logdir: Path,
-                  notes: list[str], isolation: str = "read_uncommitted") -> dict:
-    cmd = java_cmd(TOOL_HEAP, "org.apache.kafka.tools.ConsumerPerformance", [
+def consumer_perf_cmd(broker: Broker, topic: str, records: int, group: str | None = None,
+                      metrics: bool = False, isolation: str = "read_uncommitted") -> list[str]:
+    return java_cmd(TOOL_HEAP, "org.apache.kafka.tools.ConsumerPerformance", [
         "--bootstrap-server", broker.bootstrap, "--topic", topic,
         "--num-records", str(records), "--timeout", "30000",
-        "--group", f"bench-consumer-{uuid.uuid4().hex[:8]}",
-        "--command-property", f"isolation.level={isolation}"])
-    name = "consumer-perf" if isolation == "read_uncommitted" else f"consumer-perf-{isolation}"
+        "--group", group or f"bench-consumer-{uuid.uuid4().hex[:8]}",
+        "--command-property", f"isolation.level={isolation}",
+        *(["--print-metrics"] if metrics else [])])
+
+
+# `--print-metrics` lines: `group:name:{tags}  : value`.
+METRIC_LINE = re.compile(r"^([\w-]+):([\w-]+):\{([^}]*)\}\s*:\s*([-\d.E+]+|NaN)\s*$")
+
+
+def client_metrics(lines: list[str]) -> dict:
+    """The consumer's own totals: fetch requests, and bytes it sent and received (all nodes)."""
+    want = {("consumer-fetch-manager-metrics", "fetch-total"): "fetches",
+            ("consumer-metrics", "outgoing-byte-total"): "bytes_out",
+            ("consumer-metrics", "incoming-byte-total"): "bytes_in"}
+    out = {}
+    for l in lines:
+        m = METRIC_LINE.match(l.strip())
+        if m and (m.group(1), m.group(2)) in want and "," not in m.group(3):
+            out[want[(m.group(1), m.group(2))]] = float(m.group(4))
+    return out
+
+
+def consumer_perf(broker: Broker, topic: str, records: int, logdir: Path,
+                  notes: list[str], isolation: str = "read_uncommitted",
+                  group: str | None = None, metrics: bool = False,
+                  name: str | None = None) -> dict:
+    cmd = consumer_perf_cmd(broker, topic, records, group, metrics, isolation)
+    if name is None:
+        name = "consumer-perf" if isolation == "read_uncommitted" else f"consumer-perf-{isolation}"
     lines = [l for _, l in finish_tool(start_tool(name, cmd, logdir), broker, notes)]
+    return parse_consumer_perf(broker, records, lines, notes)
+
+
+def parse_consumer_perf(broker: Broker, records: int, lines: list[str],
+                        notes: list[str]) -> dict:
     header = next((i for i, l in enumerate(lines) if l.startswith("start.time")), None)
     if header is None or header + 1 >= len(lines):
         raise BenchError(f"consumer-perf against {broker.system} printed no stats: {lines[-5:]}")
     keys = [k.strip() for k in lines[header].split(",")]
-    vals = [v.strip() for v in lines[header + 1].split(",")]
+    # The figures are the next line with as many fields (a WARNING line may come first).
+    vals = next(([v.strip() for v in l.split(",")] for l in lines[header + 1:]
+                 if len(l.split(",")) == len(keys) and not l.startswith("WARNING")), None)
+    if vals is None:
+        raise BenchError(f"consumer-perf against {broker.system} printed no stats line: "
+                         f"{lines[header:header + 5]}")
     row = dict(zip(keys, vals))
     for l in lines:
         if "WARNING" in l:
@@ -571,6 +607,7 @@ def consumer_perf(broker: Broker, topic: str, records: int, logdir: Path,
         "fetch_records_s": float(row["fetch.nMsg.sec"]),
         "rebalance_ms": float(row["rebalance.time.ms"]),
         "fetch_ms": float(row["fetch.time.ms"]),
+        **client_metrics(lines),
     }
 
 
@@ -968,6 +1005,273 @@ def render_chart(meta: dict, runs: list[dict], path: Path):
 
 
 # ------------------------------------------------------------------------------------------
+# consume_1000p: one Java consumer over 1,000 partitions, with and without incremental fetch
+# sessions (KIP-227), on both brokers. Run alone with --consume-1000p.
+
+P1000 = 1000
+# (system, sessions on?) in the order each repeat runs them.
+P1000_CONFIGS = [("kafka", True), ("kafka", False), ("sluice", True), ("sluice", False)]
+P1000_LABEL = {("kafka", True): f"Kafka {KAFKA_VERSION}, sessions on",
+               ("kafka", False): f"Kafka {KAFKA_VERSION}, sessions off",
+               ("sluice", True): "Sluice, sessions on",
+               ("sluice", False): "Sluice, sessions off"}
+
+
+def wait_partition_dirs(workdir: Path, topic: str, n: int, timeout: float = 180.0):
+    """Waits until the broker has made the log directories of all `n` partitions. Kafka
+    answers Metadata with leaders before it has created every partition's log, and appends
+    to a partition still being created fail (out-of-order sequence) on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    names = {f"{topic}-{i}" for i in range(n)}
+    while True:
+        found = sum(1 for d in workdir.rglob(f"{topic}-*") if d.is_dir() and d.name in names)
+        if found >= n:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"only {found} of {n} partition dirs of {topic} after {timeout} s")
+        time.sleep(0.2)
+
+
+def end_offsets_total(bootstrap: str, topic: str, n: int) -> int:
+    """Sum of the high watermarks of `topic`'s `n` partitions."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watermarks",
+                  "log_level": 0})
+    try:
+        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in range(n))
+    finally:
+        c.close()
+
+
+def wait_group_stable(bootstrap: str, group: str, timeout: float = 120.0):
+    """Waits until `group` is Stable with a member that has an assignment."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            d = admin.describe_consumer_groups([group])[group].result(timeout=10)
+            if d.state == ConsumerGroupState.STABLE and any(
+                    m.assignment and m.assignment.topic_partitions for m in d.members):
+                return
+        except Exception:  # noqa: BLE001 - not there yet; ask again
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"group {group} not stable within {timeout} s")
+        time.sleep(0.2)
+
+
+def run_1000p(system: str, sessions: bool, rep: int, records: int, tail_records: int,
+              tail_rate: int, args, notes: list[str]) -> dict:
+    """Start the broker (sessions off: `max.incremental.fetch.session.cache.slots=0`), fill a
+    1,000-partition topic, then (1) `bulk`: ConsumerPerformance reads it all in a fresh group;
+    (2) `tail`: the same group, now at the end, reads `tail_records` more while one producer
+    sends them at `tail_rate` records/s. Broker CPU is read around each step; the consumer
+    prints its own fetch count and bytes sent and received (`--print-metrics`)."""
+    res: dict = {"system": system, "sessions": sessions, "repeat": rep, "load_before": loadavg()}
+    tag = f"{system}-{'on' if sessions else 'off'}"
+    workdir = Path(tempfile.mkdtemp(prefix=f"sluice-bench-1000p-{tag}-"))
+    _tempdirs.append(workdir)
+    logdir = workdir / "tools"
+    logdir.mkdir()
+    broker = None
+    t_run = time.monotonic()
+    try:
+        if system == "kafka":
+            broker = start_kafka(workdir, "" if sessions else
+                                 "max.incremental.fetch.session.cache.slots=0\n")
+        else:
+            broker = start_sluice(workdir, Path(args.sluice_bin), "" if sessions else
+                                  "[broker]\nmax_incremental_fetch_session_cache_slots = 0\n")
+        wait_first_ack(broker)
+        topic, group = "bench-1000p", f"bench-1000p-{uuid.uuid4().hex[:8]}"
+        create_topics(broker.bootstrap, [topic], P1000)
+        wait_partition_dirs(workdir, topic, P1000)
+        rs = 1024
+        res["produce"] = producer_perf(broker, topic, records, 1, rs, logdir, notes)
+        stored = end_offsets_total(broker.bootstrap, topic, P1000)
+        if stored != records:
+            notes.append(f"{tag} repeat {rep}: {stored} of {records} records stored")
+        c0 = proc_cpu_s(broker.pid)
+        bulk = consumer_perf(broker, topic, stored, logdir, notes, group=group, metrics=True,
+                             name="consumer-perf-bulk")
+        bulk["broker_cpu_s"] = proc_cpu_s(broker.pid) - c0
+        bulk["cpu_s_per_gib"] = bulk["broker_cpu_s"] / (bulk["records"] * rs / GIB)
+        res["bulk"] = bulk
+        # Tail: the group's committed offsets are the end of the topic, so the consumer reads
+        # exactly what the throttled producer sends. The producer starts once the consumer
+        # has joined, and the window runs from then to the consumer's exit.
+        cons = start_tool("consumer-perf-tail",
+                          consumer_perf_cmd(broker, topic, tail_records, group, True), logdir)
+        wait_group_stable(broker.bootstrap, group)
+        c0, t0 = proc_cpu_s(broker.pid), time.monotonic()
+        res["tail_produce"] = producer_perf(broker, topic, tail_records, 1, rs, logdir, notes,
+                                            throughput=tail_rate)
+        tail = parse_consumer_perf(broker, tail_records,
+                                   [l for _, l in finish_tool(cons, broker, notes)], notes)
+        wall = time.monotonic() - t0
+        tail["broker_cpu_s"] = proc_cpu_s(broker.pid) - c0
+        tail["wall_s"] = wall
+        tail["broker_cpu_pct"] = 100 * tail["broker_cpu_s"] / wall
+        res["tail"] = tail
+        for step in ("bulk", "tail"):
+            o = res[step]
+            if o.get("fetches"):
+                o["bytes_out_per_fetch"] = o["bytes_out"] / o["fetches"]
+                o["bytes_in_per_fetch"] = o["bytes_in"] / o["fetches"]
+        print(f"    {tag}: bulk {bulk['fetch_mib_s']:.1f} MiB/s, {bulk['cpu_s_per_gib']:.2f} CPU "
+              f"s/GiB, {bulk.get('fetches', 0):.0f} fetches; tail broker CPU "
+              f"{tail['broker_cpu_pct']:.1f}%, {tail.get('fetches', 0):.0f} fetches, "
+              f"{tail.get('bytes_out_per_fetch', 0):.0f} B out / "
+              f"{tail.get('bytes_in_per_fetch', 0):.0f} B in per fetch", flush=True)
+    except BenchError as e:
+        res["error"] = str(e)
+        notes.append(f"{tag} repeat {rep}: FAILED: {e}")
+        print(f"    FAILED: {e}", flush=True)
+    finally:
+        if broker and broker.proc:
+            stop_process(broker.proc)
+            if system == "sluice" and broker.log:
+                # Sluice logs its fetch session counters at shutdown.
+                for line in interesting_lines(broker.log, r"fetch sessions", 1):
+                    res["sluice_session_counters"] = line
+                    notes.append(f"{tag} repeat {rep}: {line.split('fetch sessions', 1)[1].strip()}")
+            if broker.log:
+                pat = r" (ERROR|WARN) " if system == "kafka" else r"\b(ERROR|WARN)\b"
+                for line in interesting_lines(broker.log, pat, 5):
+                    notes.append(f"{tag} repeat {rep} log: {line}")
+        if args.keep:
+            print(f"    kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        _tempdirs.remove(workdir)
+    res["wall_s"] = time.monotonic() - t_run
+    res["load_after"] = loadavg()
+    return res
+
+
+# (label, unit, higher is better, getter)
+P1000_METRICS = [
+    ("bulk read: fetch throughput", "MiB/s", True, lambda r: r["bulk"]["fetch_mib_s"]),
+    ("bulk read: fetch throughput", "records/s", True, lambda r: r["bulk"]["fetch_records_s"]),
+    ("bulk read: broker CPU per GiB", "CPU s/GiB", False, lambda r: r["bulk"]["cpu_s_per_gib"]),
+    ("bulk read: fetch requests", "count", None, lambda r: r["bulk"]["fetches"]),
+    ("bulk read: consumer bytes sent per fetch", "B", False,
+     lambda r: r["bulk"]["bytes_out_per_fetch"]),
+    ("tail: broker CPU", "% of a core", False, lambda r: r["tail"]["broker_cpu_pct"]),
+    ("tail: fetch requests", "count", None, lambda r: r["tail"]["fetches"]),
+    ("tail: broker CPU per fetch (producer's share included)", "ms", False,
+     lambda r: 1000 * r["tail"]["broker_cpu_s"] / r["tail"]["fetches"]),
+    ("tail: consumer bytes sent per fetch", "B", False, lambda r: r["tail"]["bytes_out_per_fetch"]),
+    ("tail: consumer bytes received per fetch", "B", False,
+     lambda r: r["tail"]["bytes_in_per_fetch"]),
+    ("tail: consumer group join", "ms", False, lambda r: r["tail"]["rebalance_ms"]),
+]
+
+
+def render_1000p(meta: dict, runs: list[dict], notes: list[str]) -> str:
+    m = meta["machine"]
+    lines = [
+        "# One consumer of 1,000 partitions, with and without incremental fetch sessions",
+        "",
+        f"- **date:** {meta['date']}",
+        f"- **command:** `{meta['command']}`",
+        f"- **machine:** {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB RAM, "
+        f"Linux {m['kernel']}; {m['java']}",
+        f"- **load average** (1/5/15 min) at start: {meta['load_start']}; at end: "
+        f"{meta['load_end']}.",
+        f"- **sluice:** `{meta['sluice_bin']}` at commit {meta['git']}",
+        f"- **load:** a topic of {P1000:,} partitions filled with {meta['records']:,} records × "
+        f"1024 B (ProducerPerformance, acks=all). **bulk read:** ConsumerPerformance reads them "
+        f"all in a fresh group (Java consumer defaults, classic group). **tail:** the same "
+        f"group, at the end of the topic, reads {meta['tail_records']:,} more records while "
+        f"one producer sends them at {meta['tail_rate']:,} records/s; broker CPU over that "
+        f"window includes the producer's requests. Sessions off = "
+        f"`max.incremental.fetch.session.cache.slots=0` on the broker (every fetch is full). "
+        f"Bytes and fetch counts are the consumer's own metrics (`--print-metrics`).",
+        f"- **order:** {meta['order']}; total {meta['total_min']:.1f} min",
+        "",
+        "Medians of the repeats, with min–max in brackets.",
+        "",
+        "| metric | unit | " + " | ".join(P1000_LABEL[c] for c in P1000_CONFIGS) + " | |",
+        "|---|---|" + "---:|" * len(P1000_CONFIGS) + ":-:|",
+    ]
+    for label, unit, higher, get in P1000_METRICS:
+        cells = []
+        for system, sessions in P1000_CONFIGS:
+            vals = []
+            for r in runs:
+                if r["system"] == system and r["sessions"] == sessions:
+                    try:
+                        vals.append(float(get(r)))
+                    except (KeyError, TypeError):
+                        pass
+            cells.append(cell(vals))
+        arrow = "" if higher is None else ("↑" if higher else "↓")
+        lines.append(f"| {label} | {unit} | " + " | ".join(cells) + f" | {arrow} |")
+    lines += ["", "## Notes from the run", ""]
+    notes = [n for n in notes if not any(b in n for b in BENIGN)]
+    lines += [f"- {n}".replace("\n", " ") for n in notes] if notes else ["- none"]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main_1000p(args) -> int:
+    records = args.records or 100_000
+    repeats = args.repeats or 1
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": args.command or " ".join(shlex.quote(a) for a in sys.argv),
+        "machine": machine(),
+        "git": git_rev(),
+        "sluice_bin": os.path.relpath(args.sluice_bin, REPO),
+        "load_start": loadavg(),
+        "records": records,
+        "tail_records": args.tail_records,
+        "tail_rate": args.tail_rate,
+        "order": ", ".join(P1000_LABEL[c] for c in P1000_CONFIGS) + f"; {repeats} time(s)",
+    }
+    print(f"consume_1000p: {repeats} repeat(s) of {len(P1000_CONFIGS)} configurations, "
+          f"{records:,} records; load average {meta['load_start']}", flush=True)
+    runs, notes = [], []
+    t0 = time.monotonic()
+    failed = False
+    try:
+        for rep in range(1, repeats + 1):
+            for system, sessions in P1000_CONFIGS:
+                if args.only and system != args.only:
+                    continue
+                print(f"[{rep}] {P1000_LABEL[(system, sessions)]}, load average {loadavg()}",
+                      flush=True)
+                r = run_1000p(system, sessions, rep, records, args.tail_records, args.tail_rate,
+                              args, notes)
+                runs.append(r)
+                failed |= "error" in r
+    except Interrupted as e:
+        print(f"\ninterrupted ({e}); stopping brokers and removing temp dirs", file=sys.stderr)
+        cleanup()
+        return 130
+    finally:
+        cleanup()
+    meta["load_end"] = loadavg()
+    meta["total_min"] = (time.monotonic() - t0) / 60
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    md = render_1000p(meta, runs, notes)
+    (out / "consume_1000p.md").write_text(md)
+    (out / "consume_1000p.json").write_text(
+        json.dumps({"meta": meta, "runs": runs, "notes": notes}, indent=1, default=str) + "\n")
+    print()
+    print(md)
+    print(f"wrote {out / 'consume_1000p.md'}, {out / 'consume_1000p.json'}")
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------------------
 
 
 def main() -> int:
@@ -988,13 +1292,28 @@ def main() -> int:
     ap.add_argument("--render-only", metavar="JSON",
                     help="only redraw latest.md and latest.png from a latest.json")
     ap.add_argument("--command", default=None, help="the command line to print in the report")
+    ap.add_argument("--consume-1000p", action="store_true",
+                    help="only the 1,000-partition consumer, sessions on and off, both brokers")
+    ap.add_argument("--tail-records", type=int, default=30_000,
+                    help="--consume-1000p: records of the tail step (default 30,000)")
+    ap.add_argument("--tail-rate", type=int, default=1_000,
+                    help="--consume-1000p: producer rate of the tail step, records/s")
     args = ap.parse_args()
     if args.render_only:
         saved = json.loads(Path(args.render_only).read_text())
+        if "tail_rate" in saved["meta"]:
+            md = render_1000p(saved["meta"], saved["runs"], saved["notes"])
+            (Path(args.out_dir) / "consume_1000p.md").write_text(md)
+            print(md)
+            return 0
         return write_results(Path(args.out_dir), saved["meta"], saved["runs"], saved["notes"],
                              rewrite_json=False)
     if not (args.sluice_bin and args.probe_bin):
         ap.error("--sluice-bin and --probe-bin are required (run.sh passes them)")
+    if args.consume_1000p:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _on_signal)
+        return main_1000p(args)
 
     if args.quick:
         sizes = Sizes(records=150_000, record_size=1024, partitions=6, latency_secs=10,

@@ -37,6 +37,8 @@ pub struct Broker {
     pub txns: crate::txn::Coordinator,
     /// The share-group coordinator.
     pub shares: crate::share::Coordinator,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: fetch::session::SessionCache,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
 }
@@ -61,7 +63,12 @@ impl Broker {
             config.txn,
         )?;
         let shares = crate::share::Coordinator::open(&logs)?;
+        let fetch_sessions = fetch::session::SessionCache::new(
+            config.fetch_session_cache_slots,
+            config.fetch_session_eviction_ms,
+        );
         Ok(Arc::new(Broker {
+            fetch_sessions,
             config,
             logs,
             producer_ids,

@@ -235,6 +235,12 @@ pub fn apply(
                 config.txn.abort_interval_ms = num::<u64>(var, v)?.max(1)
             }
             "transactional.id.expiration.ms" => config.txn.id_expiration_ms = num(var, v)?,
+            "max.incremental.fetch.session.cache.slots" => {
+                config.fetch_session_cache_slots = num(var, v)?
+            }
+            "min.incremental.fetch.session.eviction.ms" => {
+                config.fetch_session_eviction_ms = num(var, v)?
+            }
             p if IGNORED.contains(&p)
                 || p.ends_with(".replication.factor")
                 || p.ends_with(".min.isr") =>

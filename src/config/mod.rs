@@ -80,6 +80,8 @@ struct RawBroker {
     message_max_bytes: usize,
     max_connections: usize,
     accept_replication_factor_above_one: bool,
+    max_incremental_fetch_session_cache_slots: usize,
+    min_incremental_fetch_session_eviction_ms: u64,
 }
 
 impl Default for RawBroker {
@@ -96,6 +98,10 @@ impl Default for RawBroker {
             message_max_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             accept_replication_factor_above_one: false,
+            max_incremental_fetch_session_cache_slots:
+                crate::api::fetch::session::DEFAULT_CACHE_SLOTS,
+            min_incremental_fetch_session_eviction_ms:
+                crate::api::fetch::session::DEFAULT_EVICTION_MS,
         }
     }
 }
@@ -509,6 +515,12 @@ pub struct Config {
     pub offsets_retention_ms: i64,
     /// `transaction.*` keys.
     pub txn: TxnConfig,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept at once; 0 turns
+    /// incremental fetch sessions off.
+    pub fetch_session_cache_slots: usize,
+    /// `min.incremental.fetch.session.eviction.ms`: a fetch session unused this long may be
+    /// evicted.
+    pub fetch_session_eviction_ms: u64,
     /// Broker-wide defaults of the topic-level log configs.
     pub log: LogConfig,
 }
@@ -681,6 +693,8 @@ impl RawConfig {
             consumer_heartbeat_interval_ms: self.group.consumer_heartbeat_interval_ms,
             group: self.group.clone(),
             offsets_retention_ms: self.offsets.retention_minutes.saturating_mul(60_000),
+            fetch_session_cache_slots: b.max_incremental_fetch_session_cache_slots,
+            fetch_session_eviction_ms: b.min_incremental_fetch_session_eviction_ms,
             txn: {
                 let t = self.transaction;
                 if t.max_timeout_ms < 1 {

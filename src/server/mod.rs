@@ -61,6 +61,7 @@ pub async fn run(
     retention.abort();
     cleaner.abort();
     txn_timer.abort();
+    broker.fetch_sessions.log_stats();
     let b = Arc::clone(&broker);
     tokio::task::spawn_blocking(move || b.logs.checkpoint()).await??;
     info!("all partitions flushed; bye");

@@ -7,6 +7,7 @@ mod admin;
 mod binary;
 mod client;
 mod fetch;
+mod fetch_session;
 mod groups;
 mod produce;
 mod protocol;

@@ -18,6 +18,7 @@ mod configs_parity;
 mod durability;
 mod env_config;
 mod faults;
+mod fetch_sessions;
 mod fuzz;
 mod groups;
 mod internal_topics;

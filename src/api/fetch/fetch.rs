@@ -1,7 +1,7 @@
 //! Fetch: serve stored batches as they are, from the batch containing the requested offset,
 //! within `max_bytes` / per-partition limits; long-poll until `min_bytes` are there or
-//! `max_wait_ms` passes, woken by appends. No fetch sessions are created (session id 0 in
-//! the answer), which every client accepts by sending full fetches.
+//! `max_wait_ms` passes, woken by appends. Incremental fetch sessions (KIP-227) decide which
+//! partitions are read and which go into the answer (`session.rs`).
 //!
 //! Large record ranges are not read here: the response carries placeholders and the
 //! connection sends the segment file's bytes straight to the socket (`splice`).
@@ -16,22 +16,25 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader, TopicName,
+};
 use tokio::time::Instant;
 use tracing::error;
+use uuid::Uuid;
 
+use super::session::{
+    Meta, PartitionReq, PartitionResult, Plan, TopicKey, NO_SESSION, TOPIC_ID_VERSION,
+};
 use super::{check_leader_epoch, partition_of};
 use crate::api::splice::{Splices, MIN_SPLICE};
 use crate::api::{blocking, ApiError, Code, Ctx};
-use crate::log::{FileRegion, Partition, ReadError};
+use crate::log::{FileRegion, Partition, ReadError, Topic};
 
-/// First Fetch version that names topics by id.
-const TOPIC_ID_VERSION: i16 = 13;
 /// Kafka caps how long a fetch may wait; so do we (it also bounds shutdown).
 const MAX_WAIT_CAP_MS: u64 = 30_000;
 
 struct Want {
-    topic: usize,
     partition: i32,
     target: Result<Arc<Partition>, Code>,
     offset: i64,
@@ -80,6 +83,16 @@ impl Got {
     }
 }
 
+/// How the answer is shaped, from the request's session fields.
+enum Mode {
+    /// Every partition read is answered; session id 0.
+    Sessionless,
+    /// Every partition read is answered; the answer may open a session.
+    Full,
+    /// Only the session's changed partitions are answered.
+    Incremental { id: i32, epoch: i32 },
+}
+
 /// Handle Fetch. The response's large record ranges are placeholders for the returned
 /// file regions.
 pub(crate) async fn handle(
@@ -88,45 +101,85 @@ pub(crate) async fn handle(
     req: FetchRequest,
 ) -> Result<(FetchResponse, Splices), ApiError> {
     let logs = &ctx.broker.logs;
+    let sessions = &ctx.broker.fetch_sessions;
     let v = hdr.request_api_version;
     let by_id = v >= TOPIC_ID_VERSION;
-    if req.session_epoch > 0 || (req.session_id != 0 && req.session_epoch != -1) {
-        // We never hand out sessions, so an incremental fetch names one we do not have.
-        return Ok((
-            FetchResponse::default().with_error_code(Code::FetchSessionIdNotFound.code()),
-            Splices::default(),
-        ));
-    }
-    let read_committed = req.isolation_level == 1;
-    let mut wants = Vec::new();
-    let mut topics = Vec::with_capacity(req.topics.len());
-    for (ti, t) in req.topics.into_iter().enumerate() {
-        let topic = if by_id {
-            logs.topic_by_id(&t.topic_id)
+    let key = |name: TopicName, id: Uuid| {
+        if by_id {
+            TopicKey::Id(id)
         } else {
-            logs.topic(t.topic.0.as_str())
-        };
-        let unknown = if by_id {
-            Code::UnknownTopicId
-        } else {
-            Code::UnknownTopicOrPartition
-        };
-        for p in &t.partitions {
-            let target = check_leader_epoch(p.current_leader_epoch)
-                .and_then(|()| partition_of(topic.as_deref(), p.partition, unknown));
-            wants.push(Want {
-                topic: ti,
+            TopicKey::Name(name)
+        }
+    };
+    let mut listed = Vec::new();
+    for t in req.topics {
+        let topic = key(t.topic, t.topic_id);
+        for p in t.partitions {
+            listed.push(PartitionReq {
+                topic: topic.clone(),
                 partition: p.partition,
-                target,
-                offset: p.fetch_offset,
-                max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                leader_epoch: p.current_leader_epoch,
             });
         }
-        topics.push(
-            FetchableTopicResponse::default()
-                .with_topic(t.topic)
-                .with_topic_id(t.topic_id),
-        );
+    }
+    let mut forgotten = Vec::new();
+    for t in req.forgotten_topics_data {
+        let topic = key(t.topic, t.topic_id);
+        forgotten.extend(t.partitions.iter().map(|&p| (topic.clone(), p)));
+    }
+    let meta = Meta {
+        version: v,
+        session_id: req.session_id,
+        session_epoch: req.session_epoch,
+    };
+    let (parts, mode) = match sessions.plan(meta, listed, &forgotten, sessions.now_ms()) {
+        Plan::Error(code) => {
+            return Ok((
+                FetchResponse::default()
+                    .with_error_code(code.code())
+                    .with_session_id(NO_SESSION),
+                Splices::default(),
+            ))
+        }
+        Plan::Sessionless(p) => (p, Mode::Sessionless),
+        Plan::Full(p) => (p, Mode::Full),
+        Plan::Incremental {
+            id,
+            epoch,
+            partitions,
+        } => (partitions, Mode::Incremental { id, epoch }),
+    };
+    let read_committed = req.isolation_level == 1;
+    let unknown = if by_id {
+        Code::UnknownTopicId
+    } else {
+        Code::UnknownTopicOrPartition
+    };
+    let mut wants = Vec::with_capacity(parts.len());
+    // A session's partitions come topic by topic: look each topic up once.
+    let mut last: Option<(&TopicKey, Option<Arc<Topic>>)> = None;
+    for p in &parts {
+        let topic = match &last {
+            Some((k, t)) if *k == &p.topic => t.clone(),
+            _ => {
+                let t = match &p.topic {
+                    TopicKey::Id(id) => logs.topic_by_id(id),
+                    TopicKey::Name(name) => logs.topic(name.0.as_str()),
+                };
+                last = Some((&p.topic, t.clone()));
+                t
+            }
+        };
+        let target = check_leader_epoch(p.leader_epoch)
+            .and_then(|()| partition_of(topic.as_deref(), p.partition, unknown));
+        wants.push(Want {
+            partition: p.partition,
+            target,
+            offset: p.fetch_offset,
+            max_bytes: usize::try_from(p.max_bytes).unwrap_or(0),
+        });
     }
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(usize::MAX);
@@ -139,14 +192,12 @@ pub(crate) async fn handle(
     let wants = Arc::new(wants);
     let token = ctx.broker.shutdown.clone();
     let got = loop {
-        let parts: Vec<&Arc<Partition>> = wants
+        // Register for wake-ups before looking, so an append between the look and the wait
+        // is not missed. An incremental fetch waits on every partition of its session, not
+        // only the ones it listed.
+        let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = wants
             .iter()
             .filter_map(|w| w.target.as_ref().ok())
-            .collect();
-        // Register for wake-ups before looking, so an append between the look and the wait
-        // is not missed.
-        let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = parts
-            .iter()
             .map(|p| Box::pin(p.notify.notified()))
             .collect();
         for w in waits.iter_mut() {
@@ -178,8 +229,53 @@ pub(crate) async fn handle(
             }
         }
     };
+    let results: Vec<PartitionResult> = got
+        .iter()
+        .map(|g| PartitionResult {
+            records: g.records.len(),
+            error: !g.ok,
+            high_watermark: g.hw,
+            log_start: g.log_start,
+            last_stable: g.lso,
+        })
+        .collect();
+    let (session_id, keep) = match mode {
+        Mode::Sessionless => (NO_SESSION, None),
+        Mode::Full => {
+            let id = sessions.finish_full(by_id, &parts, &results, sessions.now_ms());
+            (id, None)
+        }
+        Mode::Incremental { id, epoch } => {
+            match sessions.finish_incremental(id, epoch, &parts, &results) {
+                Ok(keep) => (id, Some(keep)),
+                // As Kafka: a duplicate request that lost the race names the session; the
+                // records read are not sent, and the client fetches them again.
+                Err(code) => {
+                    let id = if code == Code::InvalidFetchSessionEpoch {
+                        id
+                    } else {
+                        NO_SESSION
+                    };
+                    return Ok((
+                        FetchResponse::default()
+                            .with_error_code(code.code())
+                            .with_session_id(id),
+                        Splices::default(),
+                    ));
+                }
+            }
+        }
+    };
     let mut splices = Splices::default();
-    for (w, g) in wants.iter().zip(got) {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut last_topic: Option<&TopicKey> = None;
+    for (i, ((p, w), g)) in parts.iter().zip(wants.iter()).zip(got).enumerate() {
+        if keep
+            .as_ref()
+            .is_some_and(|k| !k.get(i).copied().unwrap_or(true))
+        {
+            continue;
+        }
         let records = match g.records {
             Records::Memory(b) => b,
             Records::File(region) => match splices.add(region.clone()) {
@@ -210,13 +306,22 @@ pub(crate) async fn handle(
                     .collect()
             }))
             .with_records(Some(records));
-        if let Some(t) = topics.get_mut(w.topic) {
+        // Consecutive partitions of one topic share a topic entry, as Kafka's
+        // `FetchResponse.of` groups them.
+        if last_topic != Some(&p.topic) {
+            topics.push(match &p.topic {
+                TopicKey::Id(id) => FetchableTopicResponse::default().with_topic_id(*id),
+                TopicKey::Name(name) => FetchableTopicResponse::default().with_topic(name.clone()),
+            });
+            last_topic = Some(&p.topic);
+        }
+        if let Some(t) = topics.last_mut() {
             t.partitions.push(pd);
         }
     }
     Ok((
         FetchResponse::default()
-            .with_session_id(0)
+            .with_session_id(session_id)
             .with_responses(topics),
         splices,
     ))

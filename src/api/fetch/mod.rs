@@ -1,10 +1,11 @@
-//! Reading: Fetch, ListOffsets, OffsetForLeaderEpoch.
+//! Reading: Fetch (with its incremental fetch sessions), ListOffsets, OffsetForLeaderEpoch.
 
 // The style guide names the file after its API key inside its family directory.
 #[allow(clippy::module_inception)]
 pub mod fetch;
 pub mod list_offsets;
 pub mod offset_for_leader_epoch;
+pub mod session;
 
 use std::sync::Arc;
 
