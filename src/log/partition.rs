@@ -67,6 +67,9 @@ pub enum AppendError {
     /// Producer epoch older than the current one.
     #[error("producer epoch is fenced")]
     Fenced,
+    /// A non-transactional write from a producer with a transaction open here.
+    #[error("a non-transactional batch from a producer whose transaction is open")]
+    InvalidTxnState,
     /// Sequence gap.
     #[error("out of order sequence number: expected {0}")]
     OutOfOrder(i32),
@@ -576,6 +579,7 @@ impl Partition {
                     }
                     SeqCheck::Duplicate(m) => return Err(AppendError::OutOfOrder(m.first_seq)),
                     SeqCheck::FencedEpoch => return Err(AppendError::Fenced),
+                    SeqCheck::InvalidTxnState => return Err(AppendError::InvalidTxnState),
                     SeqCheck::OutOfOrder { expected } => {
                         return Err(AppendError::OutOfOrder(expected))
                     }

@@ -130,6 +130,9 @@ pub enum SeqCheck {
     Duplicate(BatchMeta),
     /// The epoch is older than the producer's current one.
     FencedEpoch,
+    /// A non-transactional batch from a producer whose transaction is open here (Kafka's
+    /// ProducerAppendInfo refuses it with INVALID_TXN_STATE).
+    InvalidTxnState,
     /// A gap or a sequence from the past that is not a known duplicate.
     OutOfOrder {
         /// The sequence the broker expected.
@@ -187,6 +190,9 @@ impl ProducerState {
             .find(|m| m.first_seq == first && m.last_seq == last)
         {
             return SeqCheck::Duplicate(*dup);
+        }
+        if !b.is_transactional() && entry.txn_first_offset.is_some() {
+            return SeqCheck::InvalidTxnState;
         }
         let expected = entry.batches.back().map_or(0, |m| next_seq(m.last_seq));
         if first == expected {

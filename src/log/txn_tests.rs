@@ -412,3 +412,19 @@ fn flush_messages_one_makes_markers_and_entries_durable() {
     assert_eq!((end, hw, rp), (off + 1, off + 1, off + 1));
     assert_eq!(p.last_stable_offset(), off + 1);
 }
+
+#[test]
+fn a_plain_batch_from_a_producer_with_an_open_transaction_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open(dir.path(), cfg(), None);
+    p.append(&txn_batch(2, 11, 0, 0)).unwrap();
+    // Kafka's ProducerAppendInfo: INVALID_TXN_STATE, nothing written.
+    assert!(matches!(
+        p.append(&make_batch(1, 1, 11, 2)),
+        Err(AppendError::InvalidTxnState)
+    ));
+    assert_eq!(p.offsets().1, 2);
+    // Once the transaction ends, the producer may write outside one again.
+    p.append_marker(11, 0, true, 0).unwrap();
+    p.append(&make_batch(1, 1, 11, 2)).unwrap();
+}

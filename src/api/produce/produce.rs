@@ -49,6 +49,7 @@ fn error_code(e: &AppendError) -> Code {
         AppendError::Records(faults) if faults.any_timestamp() => Code::InvalidTimestamp,
         AppendError::Records(_) => Code::InvalidRecord,
         AppendError::Fenced => Code::InvalidProducerEpoch,
+        AppendError::InvalidTxnState => Code::InvalidTxnState,
         AppendError::OutOfOrder(_) => Code::OutOfOrderSequenceNumber,
         AppendError::Storage(_) => Code::KafkaStorageError,
     }
