@@ -8,6 +8,7 @@
 //! - [`txn`]: the transaction coordinator and `__transaction_state`.
 //! - [`share`]: the share-group coordinator (KIP-932) and `__share_group_state`.
 //! - [`guard`]: request layouts, and the walk that checks every frame before it is decoded.
+//! - [`security`]: listeners' security protocols, principals and sessions (TLS, SASL, ACLs).
 //! - [`health`]: the `sluice health` check.
 //! - [`failpoint`]: crash points for recovery tests (`SLUICE_FAILPOINT`).
 //! - [`limits`]: process resource limits (open files).
@@ -20,6 +21,7 @@ pub mod guard;
 pub mod health;
 pub mod limits;
 pub mod log;
+pub mod security;
 pub mod server;
 pub mod share;
 #[cfg(feature = "test-util")]

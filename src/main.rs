@@ -196,7 +196,12 @@ fn build_config(cli: &Cli) -> anyhow::Result<(Config, Origins, Vec<String>, Vec<
 async fn run(config: Config) -> anyhow::Result<()> {
     let mut listeners = Vec::new();
     for (i, spec) in config.listeners.iter().enumerate() {
-        let (_, host, port) = parse_listener(spec).map_err(anyhow::Error::msg)?;
+        let (name, host, port) = parse_listener(spec).map_err(anyhow::Error::msg)?;
+        // Validation made sure every listener has a protocol.
+        let protocol = config
+            .security
+            .protocol_of(name.as_deref())
+            .with_context(|| format!("listener {spec} has no security protocol"))?;
         let socket = if host.is_empty() {
             // Every interface: dual-stack where IPv6 exists, else IPv4.
             match tokio::net::TcpListener::bind(format!("[::]:{port}")).await {
@@ -222,7 +227,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
             None => None,
         };
-        listeners.push(Listener { socket, advertised });
+        let name = name.unwrap_or_else(|| protocol.name().to_string());
+        listeners.push(Listener {
+            socket,
+            advertised,
+            name,
+            protocol,
+        });
     }
     match sluice::limits::raise_open_files_limit() {
         Some((now, Some(was))) => {

@@ -60,10 +60,7 @@ impl TestBroker {
                     Err(e) => panic!("open: {e}"),
                 };
                 let _ = addr_tx.send(socket.local_addr().ok());
-                let listeners = vec![Listener {
-                    socket,
-                    advertised: None,
-                }];
+                let listeners = vec![Listener::plaintext(socket)];
                 if let Err(e) = server::run(listeners, broker, async {
                     let _ = stop_rx.await;
                 })

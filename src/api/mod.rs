@@ -97,6 +97,8 @@ pub struct Ctx<'a> {
     pub broker: &'a Arc<Broker>,
     /// The connection (for advertised addresses).
     pub conn: &'a ConnInfo,
+    /// Who is asking (for authorization).
+    pub session: &'a crate::security::Session,
 }
 
 /// A failure a handler cannot express as an error code in its response.

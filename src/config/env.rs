@@ -130,7 +130,10 @@ pub fn apply(
         match prop.as_str() {
             "listeners" => listeners = Some((var.clone(), listener_list(var, v)?)),
             "advertised.listeners" => advertised = Some((var.clone(), listener_list(var, v)?)),
-            "listener.security.protocol.map" => protocols = Some((var.clone(), v.to_string())),
+            "listener.security.protocol.map" => {
+                protocols = Some((var.clone(), v.to_string()));
+                config.security.set(prop.clone(), v);
+            }
             "controller.listener.names" => {
                 controller_names = v.split(',').map(|s| s.trim().to_string()).collect();
                 report.ignored.push(var.clone());
@@ -241,6 +244,7 @@ pub fn apply(
             "min.incremental.fetch.session.eviction.ms" => {
                 config.fetch_session_eviction_ms = num(var, v)?
             }
+            p if crate::security::is_security_key(p) => config.security.set(p, v),
             p if IGNORED.contains(&p)
                 || p.ends_with(".replication.factor")
                 || p.ends_with(".min.isr") =>
@@ -292,10 +296,10 @@ pub fn apply(
                 continue;
             }
             let protocol = protocol_of(&name).unwrap_or_else(|| name.clone());
-            if protocol != "PLAINTEXT" {
+            if crate::security::Protocol::parse(&protocol).is_none() {
                 return Err(bad(
                     protocols.as_ref().map_or(var.as_str(), |(v, _)| v.as_str()),
-                    format!("listener {name} uses {protocol}; only PLAINTEXT is supported"),
+                    format!("listener {name} has no known security protocol ('{protocol}')"),
                 ));
             }
             let advertised_addr = advertised_list

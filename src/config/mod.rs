@@ -66,6 +66,8 @@ struct RawConfig {
     group: GroupSettings,
     offsets: RawOffsets,
     transaction: RawTransaction,
+    /// Kafka's security properties by their Kafka names (`"ssl.keystore.location" = ...`).
+    security: std::collections::BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,6 +517,8 @@ pub struct Config {
     pub offsets_retention_ms: i64,
     /// `transaction.*` keys.
     pub txn: TxnConfig,
+    /// Kafka's security properties (`[security]` table and `KAFKA_*` variables).
+    pub security: crate::security::Props,
     /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept at once; 0 turns
     /// incremental fetch sessions off.
     pub fetch_session_cache_slots: usize,
@@ -676,6 +680,37 @@ impl RawConfig {
                 ));
             }
         }
+        let mut security = crate::security::Props::default();
+        for (k, v) in self.security {
+            let v = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(invalid(
+                        &format!("security.\"{k}\""),
+                        format!(
+                            "must be a string, number or boolean (Kafka property value), got {}",
+                            other.type_str()
+                        ),
+                    ))
+                }
+            };
+            security.set(k, v);
+        }
+        for l in &b.listeners {
+            let (name, _, _) = parse_listener(l).map_err(|m| invalid("broker.listeners", m))?;
+            if security.protocol_of(name.as_deref()).is_none() {
+                return Err(invalid(
+                    "broker.listeners",
+                    format!(
+                        "listener {} has no security protocol: name it PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, or map it in security.\"listener.security.protocol.map\"",
+                        name.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
         Ok(Config {
             node_id: b.node_id,
             listeners: b.listeners,
@@ -730,6 +765,7 @@ impl RawConfig {
                 min_compaction_lag_ms: l.cleaner_min_compaction_lag_ms,
             },
             cleaner_backoff_ms: l.cleaner_backoff_ms,
+            security,
         })
     }
 }

@@ -17,6 +17,7 @@ use super::frame::{self, FrameError};
 use super::output::{self, Output, Piece};
 use crate::api::{self, Broker, Ctx, VersionCheck};
 use crate::guard;
+use crate::security::Session;
 
 /// Read buffer per connection; small requests then cost one syscall for several frames.
 const READ_BUFFER: usize = 64 * 1024;
@@ -32,6 +33,10 @@ pub struct ConnInfo {
     pub listener: usize,
     /// Configured advertised address of that listener.
     pub advertised: Option<(String, u16)>,
+    /// That listener's name.
+    pub listener_name: String,
+    /// That listener's security protocol.
+    pub protocol: crate::security::Protocol,
 }
 
 impl ConnInfo {
@@ -58,6 +63,7 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
     let token = broker.shutdown.clone();
     let max = broker.config.request_max_bytes;
     let mut out = BytesMut::with_capacity(64 * 1024);
+    let session = Session::new(peer, info.listener_name.clone(), info.protocol);
     loop {
         let frame = tokio::select! {
             f = frame::read_frame(&mut rd, max) => f,
@@ -80,6 +86,7 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
         let ctx = Ctx {
             broker: &broker,
             conn: &info,
+            session: &session,
         };
         match handle_frame(&ctx, frame, &mut out).await {
             Ok(Outcome::Buffer) => {

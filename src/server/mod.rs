@@ -26,6 +26,22 @@ pub struct Listener {
     pub socket: TcpListener,
     /// `HOST:PORT` to put in Metadata, if configured.
     pub advertised: Option<(String, u16)>,
+    /// The listener's name (`PLAINTEXT` for an unnamed one).
+    pub name: String,
+    /// Its security protocol.
+    pub protocol: crate::security::Protocol,
+}
+
+impl Listener {
+    /// An unnamed PLAINTEXT listener on `socket`, advertising the address clients use.
+    pub fn plaintext(socket: TcpListener) -> Listener {
+        Listener {
+            socket,
+            advertised: None,
+            name: "PLAINTEXT".into(),
+            protocol: crate::security::Protocol::Plaintext,
+        }
+    }
 }
 
 /// Serve until `shutdown` resolves, then stop accepting, let connections finish the request
@@ -95,6 +111,8 @@ async fn accept_loop(index: usize, l: Listener, broker: Arc<Broker>, limit: Arc<
                     local,
                     listener: index,
                     advertised: l.advertised.clone(),
+                    listener_name: l.name.clone(),
+                    protocol: l.protocol,
                 };
                 let broker = Arc::clone(&broker);
                 conns.spawn(async move {
