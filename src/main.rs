@@ -86,6 +86,7 @@ fn main() -> ExitCode {
         )
         .init();
     for (key, value, source) in &origins {
+        let value = if is_secret(key) { "[hidden]" } else { value };
         tracing::info!("config {key} = {value} (from {source})");
     }
     if !ignored.is_empty() {
@@ -119,6 +120,16 @@ fn main() -> ExitCode {
 
 /// (key, value, source) of every setting that is not a default.
 type Origins = Vec<(String, String, String)>;
+
+/// Whether a property's value must stay out of the log: passwords, JAAS configs (which
+/// hold passwords), private keys and secrets, also under `listener.name.<l>.` (Kafka
+/// marks the same keys as PASSWORD type).
+fn is_secret(key: &str) -> bool {
+    key.ends_with(".password")
+        || key.ends_with("jaas.config")
+        || key.ends_with("ssl.keystore.key")
+        || key.contains("secret")
+}
 
 fn file_origins(path: &std::path::Path) -> Origins {
     let Ok(text) = std::fs::read_to_string(path) else {
@@ -194,8 +205,23 @@ fn build_config(cli: &Cli) -> anyhow::Result<(Config, Origins, Vec<String>, Vec<
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // TLS settings first: a missing or unreadable keystore stops the broker before it
+    // binds a port or says it is listening.
+    let mut acceptors = Vec::new();
+    for spec in &config.listeners {
+        let (name, _, _) = parse_listener(spec).map_err(anyhow::Error::msg)?;
+        let protocol = config.security.protocol_of(name.as_deref());
+        let acceptor = match (protocol, name) {
+            (Some(p), Some(name)) if p.tls() => Some(std::sync::Arc::new(
+                sluice::security::tls::TlsAcceptor::build(&config.security, &name)
+                    .with_context(|| format!("listener {name} ({p}): TLS settings"))?,
+            )),
+            _ => None,
+        };
+        acceptors.push(acceptor);
+    }
     let mut listeners = Vec::new();
-    for (i, spec) in config.listeners.iter().enumerate() {
+    for ((i, spec), tls) in config.listeners.iter().enumerate().zip(acceptors) {
         let (name, host, port) = parse_listener(spec).map_err(anyhow::Error::msg)?;
         // Validation made sure every listener has a protocol.
         let protocol = config
@@ -233,6 +259,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             advertised,
             name,
             protocol,
+            tls,
         });
     }
     match sluice::limits::raise_open_files_limit() {

@@ -40,6 +40,28 @@ const LAUNCHER_VARS: &[&str] = &[
     "KAFKA_VERSION",
 ];
 
+/// Where the apache/kafka image reads keystores and password files named by
+/// `KAFKA_SSL_*_FILENAME` and `KAFKA_SSL_*_CREDENTIALS` (its `configure` script).
+pub const IMAGE_SECRETS_DIR: &str = "/etc/kafka/secrets";
+
+/// Overrides [`IMAGE_SECRETS_DIR`]: for tests, and for a deployment that mounts the
+/// secrets elsewhere.
+pub const SECRETS_DIR_VAR: &str = "SLUICE_KAFKA_SECRETS_DIR";
+
+/// The image's variables that name files in the secrets directory, and the Kafka property
+/// each becomes: a location (`dir/<file>`) or a password (the file's contents).
+const IMAGE_SSL_VARS: &[(&str, &str, bool)] = &[
+    ("ssl.keystore.filename", "ssl.keystore.location", false),
+    ("ssl.keystore.credentials", "ssl.keystore.password", true),
+    ("ssl.key.credentials", "ssl.key.password", true),
+    ("ssl.truststore.filename", "ssl.truststore.location", false),
+    (
+        "ssl.truststore.credentials",
+        "ssl.truststore.password",
+        true,
+    ),
+];
+
 /// Turn `KAFKA_LOG_RETENTION_MS` into `log.retention.ms`, undoing the image's escaping.
 pub fn property_name(var: &str) -> Option<String> {
     let rest = var.strip_prefix("KAFKA_")?;
@@ -107,15 +129,23 @@ pub fn apply(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<EnvReport, Error> {
     let mut report = EnvReport::default();
+    let mut secrets_dir = std::path::PathBuf::from(IMAGE_SECRETS_DIR);
     let mut vars: Vec<(String, String)> = vars
         .into_iter()
-        .filter(|(k, _)| k.starts_with("KAFKA_") || k == "CLUSTER_ID")
+        .filter(|(k, v)| {
+            if k == SECRETS_DIR_VAR && !v.is_empty() {
+                secrets_dir = v.into();
+            }
+            k.starts_with("KAFKA_") || k == "CLUSTER_ID"
+        })
         .collect();
     vars.sort();
     let mut listeners: Option<(String, Vec<(String, String)>)> = None;
     let mut advertised: Option<(String, Vec<(String, String)>)> = None;
     let mut protocols: Option<(String, String)> = None;
     let mut controller_names = vec!["CONTROLLER".to_string()];
+    // (variable, image key, value) of the image's KAFKA_SSL_*_FILENAME/CREDENTIALS.
+    let mut image_ssl: Vec<(String, String, String)> = Vec::new();
     for (var, value) in &vars {
         // CLUSTER_ID formats KRaft storage in the image; meta.properties has our own id.
         if LAUNCHER_VARS.contains(&var.as_str()) || var == "CLUSTER_ID" {
@@ -244,6 +274,10 @@ pub fn apply(
             "min.incremental.fetch.session.eviction.ms" => {
                 config.fetch_session_eviction_ms = num(var, v)?
             }
+            p if IMAGE_SSL_VARS.iter().any(|(k, _, _)| *k == p) => {
+                image_ssl.push((var.clone(), p.to_string(), v.to_string()));
+                applied = false;
+            }
             p if crate::security::is_security_key(p) => config.security.set(p, v),
             p if IGNORED.contains(&p)
                 || p.ends_with(".replication.factor")
@@ -322,10 +356,73 @@ pub fn apply(
             adv
         };
     }
+    image_secrets(config, &image_ssl, &secrets_dir, &mut report)?;
     if let Err((key, msg)) = config.group.check() {
         return Err(bad(&key, msg));
     }
     Ok(report)
+}
+
+/// The apache/kafka image's TLS variables, as its `configure` script turns them into
+/// properties when a listener uses TLS: `KAFKA_SSL_KEYSTORE_FILENAME` becomes
+/// `ssl.keystore.location=<secrets dir>/<file>`, `KAFKA_SSL_KEYSTORE_CREDENTIALS` and
+/// `KAFKA_SSL_KEY_CREDENTIALS` the passwords read from files there; the truststore pair
+/// only when `ssl.client.auth` is `required` or `requested`. They win over the plain
+/// `KAFKA_SSL_KEYSTORE_LOCATION`/`..._PASSWORD`, as the script's exports do. Without a TLS
+/// listener the image ignores them, and so does Sluice.
+fn image_secrets(
+    config: &mut Config,
+    image_ssl: &[(String, String, String)],
+    dir: &std::path::Path,
+    report: &mut EnvReport,
+) -> Result<(), Error> {
+    if image_ssl.is_empty() {
+        return Ok(());
+    }
+    let any_tls = config.listeners.iter().any(|l| {
+        parse_listener(l).ok().is_some_and(|(name, _, _)| {
+            config
+                .security
+                .protocol_of(name.as_deref())
+                .is_some_and(|p| p.tls())
+        })
+    });
+    let client_auth = config
+        .security
+        .get("ssl.client.auth")
+        .unwrap_or("none")
+        .to_ascii_lowercase();
+    let wants_trust = client_auth.contains("required") || client_auth.contains("requested");
+    for (var, image_key, value) in image_ssl {
+        let Some((_, prop, is_password)) = IMAGE_SSL_VARS.iter().find(|(k, _, _)| k == image_key)
+        else {
+            continue;
+        };
+        if !any_tls || (prop.starts_with("ssl.truststore.") && !wants_trust) {
+            report.ignored.push(var.clone());
+            continue;
+        }
+        let path = dir.join(value.trim());
+        if !path.exists() {
+            return Err(bad(var, format!("{} does not exist", path.display())));
+        }
+        let v = if *is_password {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| bad(var, format!("cannot read {}: {e}", path.display())))?;
+            // The script reads it with $(cat file), which drops trailing newlines.
+            text.trim_end_matches('\n').to_string()
+        } else {
+            path.display().to_string()
+        };
+        config.security.set(*prop, v.clone());
+        let shown = if *is_password {
+            "[hidden]".to_string()
+        } else {
+            v
+        };
+        report.applied.push((var.clone(), prop.to_string(), shown));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

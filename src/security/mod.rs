@@ -7,10 +7,18 @@
 //!   identity, as handlers see it) and [`Props`] (Kafka's `ssl.*`, `sasl.*`,
 //!   `listener.name.<l>.*`, authorizer keys, as given in the TOML `[security]` table or as
 //!   `KAFKA_*` variables).
+//! - [`tls`]: TLS for SSL and SASL_SSL listeners (rustls), reading [`keystore`] (PEM,
+//!   PKCS12, and JKS through [`jks`]) and naming clients by certificate
+//!   ([`ssl_principal`]).
 //!
 //! The server (`crate::server`) owns the sockets and asks this module how to secure them;
 //! API handlers (`crate::api`) read the [`Session`] to authorize. Nothing here depends on
 //! either.
+
+pub mod jks;
+pub mod keystore;
+pub mod ssl_principal;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, BufReader};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::frame::{self, FrameError};
-use super::output::{self, Output, Piece};
+use super::output::{Output, Piece, Sink};
 use crate::api::{self, Broker, Ctx, VersionCheck};
 use crate::guard;
+use crate::security::tls::TlsAcceptor;
 use crate::security::Session;
 
 /// Read buffer per connection; small requests then cost one syscall for several frames.
@@ -54,16 +55,62 @@ impl ConnInfo {
     }
 }
 
-/// Serve one connection until the peer closes, a framing error occurs, or shutdown.
-pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
+/// Serve one connection until the peer closes, a framing error occurs, or shutdown. On a
+/// TLS listener (`tls` set) the handshake comes first, and the client certificate (if any)
+/// names the session's principal.
+pub async fn serve(
+    stream: TcpStream,
+    info: ConnInfo,
+    broker: Arc<Broker>,
+    tls: Option<Arc<TlsAcceptor>>,
+) {
     let peer = info.peer;
     debug!(%peer, "connection opened");
-    let (rd, mut wr) = stream.into_split();
+    let mut session = Session::new(peer, info.listener_name.clone(), info.protocol);
+    let Some(acceptor) = tls else {
+        let (rd, wr) = stream.into_split();
+        serve_stream(rd, Sink::Tcp(wr), &info, &broker, session).await;
+        return;
+    };
+    let token = broker.shutdown.clone();
+    let handshake = tokio::select! {
+        h = acceptor.handshake(stream) => h,
+        _ = token.cancelled() => return,
+    };
+    let tls_stream = match handshake {
+        Ok(s) => s,
+        Err(e) => {
+            // Kafka logs this at INFO too ("Failed authentication with ... (SSL handshake
+            // failed)"): a port scan or a plaintext client is not the broker's fault.
+            info!(%peer, listener = %info.listener_name, "failed authentication: TLS handshake failed: {e}");
+            return;
+        }
+    };
+    match acceptor.principal(&tls_stream) {
+        Ok(p) => session.principal = p,
+        Err(e) => {
+            info!(%peer, listener = %info.listener_name, "failed authentication: {e}");
+            return;
+        }
+    }
+    debug!(%peer, principal = %session.principal, "TLS established");
+    let (rd, wr) = tokio::io::split(tls_stream);
+    serve_stream(rd, Sink::Tls(wr), &info, &broker, session).await;
+}
+
+/// The request loop over an established stream (plain TCP or TLS).
+async fn serve_stream<R: AsyncRead + Unpin>(
+    rd: R,
+    mut wr: Sink,
+    info: &ConnInfo,
+    broker: &Arc<Broker>,
+    session: Session,
+) {
+    let peer = info.peer;
     let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     let token = broker.shutdown.clone();
     let max = broker.config.request_max_bytes;
     let mut out = BytesMut::with_capacity(64 * 1024);
-    let session = Session::new(peer, info.listener_name.clone(), info.protocol);
     loop {
         let frame = tokio::select! {
             f = frame::read_frame(&mut rd, max) => f,
@@ -84,8 +131,8 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
             }
         };
         let ctx = Ctx {
-            broker: &broker,
-            conn: &info,
+            broker,
+            conn: info,
             session: &session,
         };
         match handle_frame(&ctx, frame, &mut out).await {
@@ -99,7 +146,7 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
                 }
             }
             Ok(Outcome::Pieces(pieces)) => {
-                if let Err(e) = output::write(&mut wr, &pieces).await {
+                if let Err(e) = wr.write(&pieces).await {
                     debug!(%peer, error = %e, "write failed; closing");
                     break;
                 }
@@ -249,6 +296,10 @@ fn encode_response<E: Encodable>(
 
 /// Whether a socket error just means the peer went away.
 fn is_disconnect(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    // UnexpectedEof: a TLS peer that closed without close_notify, as most Kafka clients do.
+    matches!(
+        e.kind(),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+    )
 }

@@ -30,6 +30,8 @@ pub struct Listener {
     pub name: String,
     /// Its security protocol.
     pub protocol: crate::security::Protocol,
+    /// The TLS handshake settings of an SSL or SASL_SSL listener.
+    pub tls: Option<Arc<crate::security::tls::TlsAcceptor>>,
 }
 
 impl Listener {
@@ -40,6 +42,7 @@ impl Listener {
             advertised: None,
             name: "PLAINTEXT".into(),
             protocol: crate::security::Protocol::Plaintext,
+            tls: None,
         }
     }
 }
@@ -115,8 +118,9 @@ async fn accept_loop(index: usize, l: Listener, broker: Arc<Broker>, limit: Arc<
                     protocol: l.protocol,
                 };
                 let broker = Arc::clone(&broker);
+                let tls = l.tls.clone();
                 conns.spawn(async move {
-                    connection::serve(stream, info, broker).await;
+                    connection::serve(stream, info, broker, tls).await;
                     drop(permit);
                 });
             }

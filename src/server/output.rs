@@ -6,6 +6,9 @@
 //! `write_all`, file regions with `sendfile`, which moves page-cache pages into the socket
 //! without copying them through Sluice (Kafka's network threads do the same).
 //!
+//! Over TLS, `sendfile` cannot encrypt: file regions are read into a buffer and written
+//! through the TLS stream instead ([`Sink::Tls`]).
+//!
 //! `sendfile` runs on the connection's task, like a socket write: the data below the high
 //! watermark was just written or recently read, so it is in the page cache, and each call
 //! moves at most what the socket buffer takes.
@@ -16,8 +19,10 @@ use std::ops::Range;
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::protocol::buf::ByteBufMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use crate::api::splice::Splices;
 use crate::log::FileRegion;
@@ -138,13 +143,93 @@ impl ByteBufMut for Output<'_> {
     }
 }
 
-/// Write the pieces of a response in order.
-pub async fn write(wr: &mut OwnedWriteHalf, pieces: &[Piece]) -> io::Result<()> {
-    for p in pieces {
-        match p {
-            Piece::Memory(b) => wr.write_all(b).await?,
-            Piece::File(r) => send_file(wr, r).await?,
+/// Where a connection's responses go: the TCP socket itself, or the TLS stream over it.
+pub enum Sink {
+    /// Plain TCP: file regions go out with `sendfile`.
+    Tcp(OwnedWriteHalf),
+    /// TLS: records must be encrypted, so file regions are read and written through.
+    Tls(WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl Sink {
+    /// Write `buf` and push it to the socket.
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Tcp(w) => w.write_all(buf).await,
+            Sink::Tls(w) => {
+                w.write_all(buf).await?;
+                // rustls keeps what the socket did not take; a response must leave now.
+                w.flush().await
+            }
         }
+    }
+
+    /// Write the pieces of a response in order.
+    pub async fn write(&mut self, pieces: &[Piece]) -> io::Result<()> {
+        match self {
+            Sink::Tcp(w) => {
+                for p in pieces {
+                    match p {
+                        Piece::Memory(b) => w.write_all(b).await?,
+                        Piece::File(r) => send_file(w, r).await?,
+                    }
+                }
+                Ok(())
+            }
+            Sink::Tls(w) => {
+                let mut buf = Vec::new();
+                for p in pieces {
+                    match p {
+                        Piece::Memory(b) => w.write_all(b).await?,
+                        Piece::File(r) => copy_file(w, r, &mut buf).await?,
+                    }
+                }
+                w.flush().await
+            }
+        }
+    }
+
+    /// Close the write side (TLS: send close_notify first).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Tcp(w) => w.shutdown().await,
+            Sink::Tls(w) => w.shutdown().await,
+        }
+    }
+}
+
+/// Bytes of a file region read per step when it cannot be sent with `sendfile`.
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// A file region through a TLS stream: `sendfile` cannot encrypt, so the records are read
+/// (from the page cache, as `sendfile` would) and written like memory, a chunk at a time.
+/// Kafka's `SslTransportLayer` copies file regions the same way.
+async fn copy_file<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    r: &FileRegion,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+
+    buf.resize(COPY_CHUNK.min(r.len), 0);
+    let mut offset = r.position;
+    let mut left = r.len;
+    while left > 0 {
+        let n = left.min(buf.len());
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        r.file.read_exact_at(chunk, offset).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file ended inside a fetch region",
+                )
+            } else {
+                e
+            }
+        })?;
+        w.write_all(chunk).await?;
+        offset += n as u64;
+        left -= n;
     }
     Ok(())
 }
@@ -152,7 +237,6 @@ pub async fn write(wr: &mut OwnedWriteHalf, pieces: &[Piece]) -> io::Result<()> 
 #[cfg(target_os = "linux")]
 async fn send_file(wr: &OwnedWriteHalf, r: &FileRegion) -> io::Result<()> {
     use tokio::io::Interest;
-    use tokio::net::TcpStream;
 
     let sock: &TcpStream = wr.as_ref();
     let mut offset = r.position;
