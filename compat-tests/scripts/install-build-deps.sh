@@ -3,11 +3,13 @@
 # builds librdkafka from source with cmake. librdkafka 2.12 includes <curl/curl.h> even when
 # built with WITH_CURL=0 (its `#ifdef WITH_OAUTHBEARER_OIDC` is always true under cmake's
 # `#cmakedefine01`; confluentinc/librdkafka#5135), so the curl headers must exist although
-# curl is never linked. Returns at once when everything is already there.
+# curl is never linked. OpenSSL's headers too, for librdkafka's SSL support. Returns at once when everything is already there.
 set -euo pipefail
 
 missing=()
 [[ -f /usr/include/curl/curl.h || -f /usr/include/x86_64-linux-gnu/curl/curl.h ]] || missing+=(libcurl4-openssl-dev)
+# librdkafka's SSL support (the TLS listener tests) links the system OpenSSL.
+[[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v c++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)

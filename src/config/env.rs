@@ -364,12 +364,14 @@ pub fn apply(
 }
 
 /// The apache/kafka image's TLS variables, as its `configure` script turns them into
-/// properties when a listener uses TLS: `KAFKA_SSL_KEYSTORE_FILENAME` becomes
+/// properties: `KAFKA_SSL_KEYSTORE_FILENAME` becomes
 /// `ssl.keystore.location=<secrets dir>/<file>`, `KAFKA_SSL_KEYSTORE_CREDENTIALS` and
 /// `KAFKA_SSL_KEY_CREDENTIALS` the passwords read from files there; the truststore pair
 /// only when `ssl.client.auth` is `required` or `requested`. They win over the plain
-/// `KAFKA_SSL_KEYSTORE_LOCATION`/`..._PASSWORD`, as the script's exports do. Without a TLS
-/// listener the image ignores them, and so does Sluice.
+/// `KAFKA_SSL_KEYSTORE_LOCATION`/`..._PASSWORD`, as the script's exports do. The script
+/// does this only when an advertised listener is `SSL://` or `SASL_SSL://`; Sluice does it
+/// whenever they are set (`--listen` may name the TLS listener after the environment is
+/// read), and a named file that does not exist is an error either way.
 fn image_secrets(
     config: &mut Config,
     image_ssl: &[(String, String, String)],
@@ -379,14 +381,6 @@ fn image_secrets(
     if image_ssl.is_empty() {
         return Ok(());
     }
-    let any_tls = config.listeners.iter().any(|l| {
-        parse_listener(l).ok().is_some_and(|(name, _, _)| {
-            config
-                .security
-                .protocol_of(name.as_deref())
-                .is_some_and(|p| p.tls())
-        })
-    });
     let client_auth = config
         .security
         .get("ssl.client.auth")
@@ -398,7 +392,7 @@ fn image_secrets(
         else {
             continue;
         };
-        if !any_tls || (prop.starts_with("ssl.truststore.") && !wants_trust) {
+        if prop.starts_with("ssl.truststore.") && !wants_trust {
             report.ignored.push(var.clone());
             continue;
         }
@@ -549,5 +543,50 @@ mod tests {
         let e = e.to_string();
         assert!(e.contains("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"), "{e}");
         assert!(e.contains("no known security protocol"), "{e}");
+    }
+
+    #[test]
+    fn the_images_ssl_file_variables_read_the_secrets_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("broker.jks"), b"x").unwrap();
+        std::fs::write(dir.path().join("ks_creds"), "s3cret\n").unwrap();
+        std::fs::write(dir.path().join("key_creds"), "k3y\n\n").unwrap();
+        let d = dir.path().display().to_string();
+        let mut c = Config::default();
+        let r = apply(
+            &mut c,
+            env(&[
+                (SECRETS_DIR_VAR, d.as_str()),
+                ("KAFKA_LISTENERS", "SSL://:9093"),
+                ("KAFKA_SSL_KEYSTORE_FILENAME", "broker.jks"),
+                ("KAFKA_SSL_KEYSTORE_CREDENTIALS", "ks_creds"),
+                ("KAFKA_SSL_KEY_CREDENTIALS", "key_creds"),
+                // No client auth: the image leaves the truststore alone.
+                ("KAFKA_SSL_TRUSTSTORE_FILENAME", "missing.jks"),
+            ]),
+        )
+        .unwrap();
+        let loc = dir.path().join("broker.jks").display().to_string();
+        assert_eq!(c.security.get("ssl.keystore.location"), Some(loc.as_str()));
+        assert_eq!(c.security.get("ssl.keystore.password"), Some("s3cret"));
+        assert_eq!(c.security.get("ssl.key.password"), Some("k3y"));
+        assert_eq!(c.security.get("ssl.truststore.location"), None);
+        assert!(r
+            .ignored
+            .contains(&"KAFKA_SSL_TRUSTSTORE_FILENAME".to_string()));
+        assert!(!r.applied.iter().any(|(_, _, v)| v.contains("s3cret")));
+        let e = apply(
+            &mut Config::default(),
+            env(&[
+                (SECRETS_DIR_VAR, d.as_str()),
+                ("KAFKA_SSL_KEYSTORE_FILENAME", "nope.jks"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("KAFKA_SSL_KEYSTORE_FILENAME") && e.contains("nope.jks"),
+            "{e}"
+        );
     }
 }

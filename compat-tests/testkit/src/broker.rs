@@ -61,9 +61,18 @@ pub struct BrokerBuilder {
     env: Vec<(String, String)>,
     default_rust_log: Option<String>,
     wrapper: Vec<String>,
+    listen: String,
 }
 
 impl BrokerBuilder {
+    /// The `--listen` spec (default `127.0.0.1:0`); a named one such as
+    /// `SSL://127.0.0.1:0` gives the listener that name and its security protocol. The
+    /// host must stay 127.0.0.1.
+    pub fn listen(mut self, spec: &str) -> Self {
+        spec.clone_into(&mut self.listen);
+        self
+    }
+
     /// The binary to run (default [`sluice_bin`]).
     pub fn bin(mut self, bin: PathBuf) -> Self {
         self.bin = bin;
@@ -132,7 +141,7 @@ impl BrokerBuilder {
             tmp,
             config,
             runs: 0,
-            listen: "127.0.0.1:0".to_owned(),
+            listen: self.listen.clone(),
             opts: self,
         };
         b.spawn();
@@ -164,6 +173,7 @@ impl Broker {
             env: Vec::new(),
             default_rust_log: None,
             wrapper: Vec::new(),
+            listen: "127.0.0.1:0".to_owned(),
         }
     }
 
@@ -352,12 +362,13 @@ impl Broker {
     /// default on Unix listeners) lets the new process bind the port even with connections in
     /// TIME_WAIT.
     pub fn start_again_on_same_port(&mut self) {
-        self.listen = self.addr.clone();
+        let old = self.addr.clone();
+        self.listen = match self.opts.listen.split_once("://") {
+            Some((name, _)) => format!("{name}://{old}"),
+            None => old.clone(),
+        };
         self.spawn();
-        assert_eq!(
-            self.addr, self.listen,
-            "broker came back on another address"
-        );
+        assert_eq!(self.addr, old, "broker came back on another address");
     }
 }
 
