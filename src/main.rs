@@ -35,8 +35,9 @@ struct Cli {
 enum Command {
     /// Check that a broker answers: one ApiVersions round trip; exit 0 if it does.
     Health {
-        /// Broker to ask; default: this configuration's first listener (file, KAFKA_*
-        /// environment, --listen), on 127.0.0.1 when it binds all interfaces.
+        /// Broker to ask; default: this configuration's first listener without TLS (file,
+        /// KAFKA_* environment, --listen), or its first TLS listener when all use TLS, on
+        /// 127.0.0.1 when it binds all interfaces.
         #[arg(long)]
         bootstrap: Option<String>,
         /// Give up after this many milliseconds.
@@ -55,8 +56,8 @@ fn main() -> ExitCode {
         timeout_ms,
     }) = &cli.command
     {
-        let target = match bootstrap {
-            Some(b) => b.clone(),
+        let (target, tls) = match bootstrap {
+            Some(b) => (b.clone(), false),
             None => match build_config(&cli) {
                 Ok((c, ..)) => local_address(&c),
                 Err(e) => {
@@ -65,7 +66,7 @@ fn main() -> ExitCode {
                 }
             },
         };
-        return health(&target, *timeout_ms);
+        return health(&target, *timeout_ms, tls);
     }
     let (config, origins, ignored, unknown) = match build_config(&cli) {
         Ok(c) => c,
@@ -289,27 +290,55 @@ async fn run(config: Config) -> anyhow::Result<()> {
     server::run(listeners, broker, shutdown_signal()).await
 }
 
-/// Where a local health check should connect: the first listener, on the loopback address
-/// when it binds all interfaces.
-fn local_address(c: &Config) -> String {
-    let Some((_, host, port)) = c.listeners.first().and_then(|l| parse_listener(l).ok()) else {
-        return "127.0.0.1:9092".into();
+/// Where a local health check should connect, and whether over TLS: the first listener
+/// without TLS, else the first one, on the loopback address when it binds all interfaces.
+fn local_address(c: &Config) -> (String, bool) {
+    let parsed: Vec<_> = c
+        .listeners
+        .iter()
+        .filter_map(|l| parse_listener(l).ok())
+        .map(|(name, host, port)| {
+            let tls = c
+                .security
+                .protocol_of(name.as_deref())
+                .is_some_and(|p| p.tls());
+            (host, port, tls)
+        })
+        .collect();
+    let Some((host, port, tls)) = parsed
+        .iter()
+        .find(|(_, _, tls)| !tls)
+        .or_else(|| parsed.first())
+        .cloned()
+    else {
+        return ("127.0.0.1:9092".into(), false);
     };
     let host = match host.as_str() {
         "0.0.0.0" | "" | "::" => "127.0.0.1".to_string(),
         _ => host,
     };
-    if host.contains(':') {
+    let addr = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
-    }
+    };
+    (addr, tls)
 }
 
-fn health(bootstrap: &str, timeout_ms: u64) -> ExitCode {
-    match sluice::health::check(bootstrap, std::time::Duration::from_millis(timeout_ms)) {
-        Ok(n) => {
+fn health(bootstrap: &str, timeout_ms: u64, tls: bool) -> ExitCode {
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    let answer = if tls {
+        sluice::health::check_tls(bootstrap, timeout)
+    } else {
+        sluice::health::check(bootstrap, timeout).map(Some)
+    };
+    match answer {
+        Ok(Some(n)) => {
             println!("ok: {bootstrap} answers ApiVersions with {n} APIs");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("ok: {bootstrap} completes a TLS handshake and requires a client certificate");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -53,14 +53,17 @@ impl<'a> ListenerProps<'a> {
     /// The value of `key` and the name of the property that set it; blank values count
     /// as unset, as in Kafka's password and location checks.
     pub fn get(&self, key: &str) -> Option<(String, &'a str)> {
-        let scoped = format!("listener.name.{}.{key}", self.listener.to_ascii_lowercase());
-        if let Some(v) = self.props.get(&scoped) {
-            return (!v.trim().is_empty()).then_some((scoped, v));
+        let v = self.props.for_listener(self.listener, key)?;
+        if v.trim().is_empty() {
+            return None;
         }
-        self.props
-            .get(key)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| (key.to_string(), v))
+        let scoped = format!("listener.name.{}.{key}", self.listener.to_ascii_lowercase());
+        let name = if self.props.get(&scoped).is_some() {
+            scoped
+        } else {
+            key.to_string()
+        };
+        Some((name, v))
     }
 
     /// The value of `key`, or `None`.

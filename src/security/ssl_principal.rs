@@ -100,14 +100,16 @@ fn der_encoding(value: &x509_parser::der_parser::asn1_rs::Any<'_>) -> Vec<u8> {
         }
     }
     let len = value.data.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        let n = bytes.len() - skip;
-        out.push(0x80 | n as u8);
-        out.extend_from_slice(&bytes[skip..]);
+    match u8::try_from(len) {
+        Ok(short) if short < 0x80 => out.push(short),
+        _ => {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            let digits = &bytes[skip..];
+            // At most size_of::<usize>() length bytes.
+            out.push(0x80 | u8::try_from(digits.len()).unwrap_or(8));
+            out.extend_from_slice(digits);
+        }
     }
     out.extend_from_slice(value.data);
     out

@@ -346,6 +346,25 @@ fn rdkafka_over_ssl_with_a_pkcs12_keystore_and_required_client_certificates() {
         "no handshake failure logged:\n{}",
         broker.stderr()
     );
+    // The container's health check, given only the configuration, still sees it serving.
+    let out = health(&broker);
+    assert_success(&out, "sluice health on a TLS listener with client auth");
+    assert!(
+        stdout(&out).contains("requires a client certificate"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// `sluice health` with the broker's own configuration and listener.
+fn health(broker: &sluice_testkit::Broker) -> std::process::Output {
+    let mut cmd = Command::new(sluice_testkit::sluice_bin_beside_test_exe());
+    cmd.arg("--listen")
+        .arg(format!("SSL://{}", broker.addr()))
+        .arg("--config")
+        .arg(broker.dir().join("sluice.toml"))
+        .arg("health");
+    run_with_timeout(cmd, None, TOOL_TIMEOUT)
 }
 
 #[test]
