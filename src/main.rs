@@ -214,7 +214,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         let protocol = config.security.protocol_of(name.as_deref());
         let acceptor = match (protocol, name) {
             (Some(p), Some(name)) if p.tls() => Some(std::sync::Arc::new(
-                sluice::security::tls::TlsAcceptor::build(&config.security, &name)
+                sluice::security::tls::TlsAcceptor::build(&config.security, &name, p)
                     .with_context(|| format!("listener {name} ({p}): TLS settings"))?,
             )),
             _ => None,

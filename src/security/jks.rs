@@ -151,7 +151,7 @@ fn protected_data(der: &[u8]) -> Option<&[u8]> {
 }
 
 /// One DER element: (tag, content, what follows).
-fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let tag = *d.first()?;
     let first = *d.get(1)?;
     let (len, start) = if first < 0x80 {

@@ -14,6 +14,8 @@ use std::path::Path;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use x509_parser::prelude::{FromDer, X509Certificate};
+
 use super::jks;
 use super::Props;
 
@@ -86,6 +88,84 @@ impl<'a> ListenerProps<'a> {
 
 /// Read the keystore of a TLS listener.
 pub fn load_identity(p: ListenerProps<'_>) -> Result<Identity, ConfigError> {
+    let mut id = read_identity(p)?;
+    if let (PrivateKeyDer::Pkcs8(key), Some(leaf)) = (&id.key, id.chain.first()) {
+        if let Some(fixed) = with_ec_public_key(key.secret_pkcs8_der(), leaf.as_ref()) {
+            id.key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(fixed));
+        }
+    }
+    Ok(id)
+}
+
+/// DER of OID 1.2.840.10045.2.1, id-ecPublicKey.
+const EC_PUBLIC_KEY_OID: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/// Java (keytool, PKCS12 and JKS) writes an EC private key without its public key, which
+/// the `ring` provider requires; the leaf certificate holds it. `Some`: the key rebuilt
+/// with the public key in, as OpenSSL writes it. `None`: not such a key, left as it is.
+fn with_ec_public_key(pkcs8: &[u8], leaf: &[u8]) -> Option<Vec<u8>> {
+    let (tag, info, _) = jks::tlv(pkcs8)?;
+    (tag == 0x30).then_some(())?;
+    let (tag, version, rest) = jks::tlv(info)?;
+    (tag == 0x02).then_some(())?;
+    let alg_start = rest;
+    let (tag, alg, rest) = jks::tlv(rest)?;
+    (tag == 0x30).then_some(())?;
+    let alg_der = alg_start.get(..alg_start.len() - rest.len())?;
+    let (tag, oid, _) = jks::tlv(alg)?;
+    (tag == 0x06 && oid == EC_PUBLIC_KEY_OID).then_some(())?;
+    let (tag, ec_key, _) = jks::tlv(rest)?;
+    (tag == 0x04).then_some(())?;
+    let (tag, ec, _) = jks::tlv(ec_key)?;
+    (tag == 0x30).then_some(())?;
+    let (tag, ec_version, ec_rest) = jks::tlv(ec)?;
+    (tag == 0x02).then_some(())?;
+    let (tag, secret, mut fields) = jks::tlv(ec_rest)?;
+    (tag == 0x04).then_some(())?;
+    while !fields.is_empty() {
+        let (tag, _, next) = jks::tlv(fields)?;
+        if tag == 0xa1 {
+            return None; // the public key is there already
+        }
+        fields = next;
+    }
+    let (_, cert) = X509Certificate::from_der(leaf).ok()?;
+    let point = cert.public_key().subject_public_key.data.as_ref();
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(point);
+    let ec_new = der(
+        0x30,
+        &[
+            der(0x02, ec_version),
+            der(0x04, secret),
+            der(0xa1, &der(0x03, &bits)),
+        ]
+        .concat(),
+    );
+    Some(der(
+        0x30,
+        &[der(0x02, version), alg_der.to_vec(), der(0x04, &ec_new)].concat(),
+    ))
+}
+
+/// One DER element.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match u8::try_from(content.len()) {
+        Ok(n) if n < 0x80 => out.push(n),
+        _ => {
+            let bytes = content.len().to_be_bytes();
+            let skip = bytes.iter().take_while(|b| **b == 0).count();
+            let digits = &bytes[skip..];
+            out.push(0x80 | u8::try_from(digits.len()).unwrap_or(8));
+            out.extend_from_slice(digits);
+        }
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn read_identity(p: ListenerProps<'_>) -> Result<Identity, ConfigError> {
     let key_password = p.value("ssl.key.password");
     let store_password = p.value("ssl.keystore.password");
     // Kafka's PEM keystore given inline: `ssl.keystore.certificate.chain` + `ssl.keystore.key`.

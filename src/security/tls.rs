@@ -23,7 +23,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::keystore::{self, ConfigError, ListenerProps};
 use super::ssl_principal::{self, PrincipalMapper};
-use super::{Principal, Props};
+use super::{Principal, Props, Protocol};
 
 /// How long a client gets to finish the TLS handshake. Kafka bounds it with
 /// `connections.max.idle.ms` (10 minutes); a shorter bound keeps a connection slot from
@@ -59,12 +59,35 @@ impl std::fmt::Debug for TlsAcceptor {
 impl TlsAcceptor {
     /// Build the acceptor of `listener` from Kafka's properties. Fails with the key at
     /// fault (and the file) when a store is missing, unreadable or the password is wrong.
-    pub fn build(props: &Props, listener: &str) -> Result<TlsAcceptor, ConfigError> {
+    ///
+    /// On a SASL_SSL listener, as in Kafka, only the listener-prefixed
+    /// `listener.name.<l>.ssl.client.auth` asks for client certificates; the broker-wide
+    /// key applies to SSL listeners alone.
+    pub fn build(
+        props: &Props,
+        listener: &str,
+        protocol: Protocol,
+    ) -> Result<TlsAcceptor, ConfigError> {
         let p = ListenerProps::new(props, listener);
-        let client_auth = match p
-            .value("ssl.client.auth")
-            .map(|v| v.trim().to_ascii_lowercase())
-        {
+        let scoped_auth = format!(
+            "listener.name.{}.ssl.client.auth",
+            listener.to_ascii_lowercase()
+        );
+        let client_auth = if protocol == Protocol::SaslSsl && props.get(&scoped_auth).is_none() {
+            if props
+                .get("ssl.client.auth")
+                .is_some_and(|v| !v.trim().eq_ignore_ascii_case("none"))
+            {
+                tracing::warn!(
+                    listener,
+                    "ssl.client.auth applies only to SSL listeners; set {scoped_auth} to ask SASL_SSL clients for certificates (Kafka does the same)"
+                );
+            }
+            None
+        } else {
+            p.value("ssl.client.auth")
+        };
+        let client_auth = match client_auth.map(|v| v.trim().to_ascii_lowercase()) {
             None => ClientAuth::None,
             Some(v) => match v.as_str() {
                 "none" => ClientAuth::None,

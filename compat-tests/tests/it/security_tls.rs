@@ -64,6 +64,12 @@ keytool -importcert -noprompt -alias ca -file ca.pem -keystore truststore.jks \
   -storetype JKS -storepass $PW >/dev/null 2>&1
 keytool -importcert -noprompt -alias ca -file ca.pem -keystore truststore.p12 \
   -storetype PKCS12 -storepass $PW >/dev/null 2>&1
+# keytool's own EC key (PKCS#8 without the public key, as Java writes it), self-signed.
+keytool -genkeypair -alias broker -keyalg EC -groupname secp256r1 -dname CN=localhost \
+  -ext san=dns:localhost,ip:127.0.0.1 -validity 30 -keystore server-ec.jks -storetype JKS \
+  -storepass $PW -keypass $PW >/dev/null 2>&1
+keytool -exportcert -rfc -alias broker -keystore server-ec.jks -storepass $PW \
+  -file server-ec.pem >/dev/null 2>&1
 "#
         );
         let mut cmd = Command::new("bash");
@@ -415,6 +421,24 @@ fn rdkafka_over_ssl_with_a_pem_file_and_an_encrypted_key_requested_client_auth()
     };
     assert!(s_client("-tls1_3"), "openssl s_client -tls1_3 failed");
     assert!(!s_client("-tls1_2"), "a TLS 1.2 handshake succeeded");
+}
+
+#[test]
+fn rdkafka_over_ssl_with_keytools_own_ec_keystore() {
+    let certs = Certs::new();
+    let broker = ssl_broker(
+        &security_toml(&[
+            ("ssl.keystore.location", &certs.p("server-ec.jks")),
+            ("ssl.keystore.password", PASSWORD),
+        ]),
+        &[],
+        "info",
+    );
+    let ssl = [
+        ("security.protocol", "ssl".to_string()),
+        ("ssl.ca.location", certs.p("server-ec.pem")),
+    ];
+    rdkafka_round_trip(broker.addr(), &as_refs(&ssl), 20);
 }
 
 #[test]
