@@ -11,6 +11,8 @@ missing=()
 # librdkafka's SSL support (the TLS listener tests) links the system OpenSSL.
 [[ -f /usr/include/openssl/ssl.h ]] || missing+=(libssl-dev)
 command -v cmake >/dev/null || missing+=(cmake)
+# The TLS tests make their certificates with the openssl command (and the JDK's keytool).
+command -v openssl >/dev/null || missing+=(openssl)
 command -v c++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
 
