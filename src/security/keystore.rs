@@ -445,3 +445,39 @@ fn pem_block<'a>(pem: &'a [u8], label: &str) -> Option<&'a [u8]> {
     let stop = rest.windows(end.len()).position(|w| w == end.as_bytes())?;
     rest.get(..stop + end.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_joined_onto_one_line_still_parses() {
+        // What a properties file's `\` continuations make of a PEM value.
+        let joined = "-----BEGIN CERTIFICATE----- TUlJQg== -----END CERTIFICATE----- \
+                      -----BEGIN CERTIFICATE----- TUlJQw== -----END CERTIFICATE-----";
+        let certs = pem_certs(joined.as_bytes()).unwrap();
+        assert_eq!(certs.len(), 2);
+        assert_eq!(certs[0].as_ref(), b"MIIB");
+    }
+
+    #[test]
+    fn a_missing_store_names_the_listener_scoped_key_and_file() {
+        let mut props = Props::default();
+        props.set(
+            "listener.name.secure.ssl.keystore.location",
+            "/nonexistent/k.p12",
+        );
+        let e = load_identity(ListenerProps::new(&props, "SECURE")).unwrap_err();
+        assert_eq!(e.key, "listener.name.secure.ssl.keystore.location");
+        assert!(e.msg.contains("/nonexistent/k.p12"), "{e}");
+        let e = load_identity(ListenerProps::new(&Props::default(), "SSL")).unwrap_err();
+        assert_eq!(e.key, "ssl.keystore.location");
+    }
+
+    #[test]
+    fn der_lengths_encode_long_form() {
+        assert_eq!(der(0x04, &[1, 2]), vec![0x04, 2, 1, 2]);
+        let long = der(0x04, &[0; 300]);
+        assert_eq!(&long[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    }
+}
