@@ -211,26 +211,27 @@ fn read_identity(p: ListenerProps<'_>) -> Result<Identity, ConfigError> {
         msg: format!("{location}: {m}"),
     };
     if jks::is_jks(&data) {
-        let store_pw = store_password.ok_or_else(|| {
-            p.err(
-                "ssl.keystore.password",
-                format!("is required to read the JKS keystore {location}"),
-            )
-        })?;
-        let store = jks::parse(&data, Some(store_pw))
+        // Java loads a JKS store without a password (skipping the integrity check); its
+        // key still needs one.
+        let store = jks::parse(&data, store_password)
             .map_err(|m| p.err("ssl.keystore.password", format!("{location}: {m}")))?;
         let entry = match store.keys.as_slice() {
             [one] => one,
             [] => return Err(where_("holds no private key entry".into())),
             _ => {
                 return Err(where_(format!(
-                    "holds {} private key entries; Kafka needs exactly one",
+                    "holds {} private key entries; Sluice reads a keystore with one key",
                     store.keys.len()
                 )))
             }
         };
         // Kafka uses the store password when ssl.key.password is not set.
-        let pw = key_password.unwrap_or(store_pw);
+        let pw = key_password.or(store_password).ok_or_else(|| {
+            p.err(
+                "ssl.keystore.password",
+                format!("is required to read the key in the JKS keystore {location}"),
+            )
+        })?;
         let key = jks::decrypt_key(entry, pw).map_err(|m| {
             p.err(
                 if key_password.is_some() {
