@@ -117,6 +117,24 @@ pub fn apply(
     let mut protocols: Option<(String, String)> = None;
     let mut controller_names = vec!["CONTROLLER".to_string()];
     for (var, value) in &vars {
+        // The image's JVM options may name a JAAS file (SASL users), as Kafka's
+        // docker examples do: `-Djava.security.auth.login.config=/etc/kafka/jaas.conf`.
+        if var == "KAFKA_OPTS" {
+            if let Some(path) = value
+                .split_whitespace()
+                .find_map(|o| o.strip_prefix("-Djava.security.auth.login.config="))
+            {
+                config
+                    .security
+                    .set("java.security.auth.login.config", path.trim_matches('"'));
+                report.applied.push((
+                    var.clone(),
+                    "java.security.auth.login.config".into(),
+                    path.to_string(),
+                ));
+                continue;
+            }
+        }
         // CLUSTER_ID formats KRaft storage in the image; meta.properties has our own id.
         if LAUNCHER_VARS.contains(&var.as_str()) || var == "CLUSTER_ID" {
             report.ignored.push(var.clone());

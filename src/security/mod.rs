@@ -8,9 +8,15 @@
 //!   `listener.name.<l>.*`, authorizer keys, as given in the TOML `[security]` table or as
 //!   `KAFKA_*` variables).
 //!
+//! - [`sasl`]: SASL authentication (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER) on SASL listeners.
+//! - [`credentials`]: the SCRAM credential store.
+//!
 //! The server (`crate::server`) owns the sockets and asks this module how to secure them;
 //! API handlers (`crate::api`) read the [`Session`] to authorize. Nothing here depends on
 //! either.
+
+pub mod credentials;
+pub mod sasl;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -147,6 +153,9 @@ pub fn is_security_key(key: &str) -> bool {
         "allow.everyone.if.no.acl.found",
         "connections.max.reauth.ms",
         "principal.builder.class",
+        // A JAAS file, as the JVM's `-Djava.security.auth.login.config` names it (also
+        // taken from KAFKA_OPTS).
+        "java.security.auth.login.config",
     ];
     EXACT.contains(&key)
         || key.starts_with("ssl.")
