@@ -149,6 +149,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -404,6 +405,9 @@ async fn dispatch_plain(
         ),
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
             security::scram_credentials::alter(ctx, hdr, r).await?,
+        ),
+        RequestKind::DescribeClientQuotas(r) => ResponseKind::DescribeClientQuotas(
+            topics::describe_client_quotas::handle(ctx, hdr, r).await?,
         ),
         other => {
             return Err(ApiError::Internal(format!(
@@ -921,6 +925,9 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
                     .collect(),
             ),
         ),
+        RequestKind::DescribeClientQuotas(_) => ResponseKind::DescribeClientQuotas(
+            DescribeClientQuotasResponse::default().with_error_code(code),
+        ),
         _ => return None,
     })
 }
@@ -1049,6 +1056,7 @@ mod tests {
                 ApiKey::AlterUserScramCredentials => {
                     RequestKind::AlterUserScramCredentials(Default::default())
                 }
+                ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");
