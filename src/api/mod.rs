@@ -1056,7 +1056,9 @@ mod tests {
                 ApiKey::AlterUserScramCredentials => {
                     RequestKind::AlterUserScramCredentials(Default::default())
                 }
-                ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
+                ApiKey::DescribeClientQuotas => {
+                    RequestKind::DescribeClientQuotas(Default::default())
+                }
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");

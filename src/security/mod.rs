@@ -163,6 +163,15 @@ pub fn is_security_key(key: &str) -> bool {
         || key.starts_with("listener.name.")
 }
 
+/// Whether a property's value is a secret (Kafka's `Password`-typed settings: `*.password`,
+/// `sasl.jaas.config` in all its prefixed forms, `ssl.key.password`, ...), never to be logged.
+pub fn is_secret_key(key: &str) -> bool {
+    key.ends_with("password")
+        || key.ends_with("sasl.jaas.config")
+        || key.ends_with("ssl.keystore.key")
+        || key.ends_with("secret")
+}
+
 /// Kafka's security properties by their Kafka names (`ssl.keystore.location`,
 /// `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config`, `super.users`, ...), from the
 /// TOML `[security]` table and the `KAFKA_*` environment.

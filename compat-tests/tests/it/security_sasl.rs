@@ -22,8 +22,7 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use sluice_testkit::{free_port, Broker};
 
 use crate::harness::{
-    assert_success, class, compat_dir, java_tool, run_with_timeout, spawn_java_tool,
-    unique_topic,
+    assert_success, class, compat_dir, java_tool, run_with_timeout, spawn_java_tool, unique_topic,
 };
 
 /// `bin/kafka-configs.sh`.
@@ -227,7 +226,12 @@ fn java_tools_over_plain_and_scram() {
             None,
         );
         assert_success(&out, &format!("console consumer ({mechanism})"));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), lines, "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            lines,
+            "{}",
+            text(&out)
+        );
     }
 
     // Wrong passwords fail with Kafka's messages.
@@ -262,7 +266,7 @@ fn java_tools_over_plain_and_scram() {
     }
     let log = broker.all_stderr();
     assert!(
-        log.contains("SASL authentication failed") && log.contains("user=alice"),
+        log.contains("SASL authentication failed") && log.contains("user=\"alice\""),
         "no failure log line: {log}"
     );
     assert!(!log.contains("alice-secret"), "a password was logged");
@@ -352,7 +356,10 @@ fn rk_wrong_password(sasl: &str, mechanism: &str, expect: &str) {
         seen.iter().any(|e| e.contains(expect)),
         "{mechanism}: no '{expect}' among {seen:?}"
     );
-    assert!(!metadata_ok, "{mechanism}: metadata served to a wrong password");
+    assert!(
+        !metadata_ok,
+        "{mechanism}: metadata served to a wrong password"
+    );
 }
 
 #[test]
@@ -443,7 +450,18 @@ fn franz_go_scram_and_oauthbearer_tests() {
     .env("KGO_TEST_OAUTH_SEEDS", &sasl);
     let out = run_with_timeout(cmd, None, Duration::from_secs(150));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for t in ["TestSCRAMAuth", "TestSCRAMAuthBadCredentials", "TestOAuthAuth"] {
+    // The per-test result lines, for whoever reads the log.
+    for line in stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("--- "))
+    {
+        eprintln!("{line}");
+    }
+    for t in [
+        "TestSCRAMAuth",
+        "TestSCRAMAuthBadCredentials",
+        "TestOAuthAuth",
+    ] {
         assert!(
             stdout.contains(&format!("--- PASS: {t} ")),
             "{t} did not pass:\n{stdout}\n{}",
@@ -522,7 +540,10 @@ fn java_consumer_reauthenticates_across_session_lifetimes() {
         );
     }
     let log = broker.all_stderr();
-    assert!(reauths(&log) >= 3, "fewer than 3 re-authentications:\n{log}");
+    assert!(
+        reauths(&log) >= 3,
+        "fewer than 3 re-authentications:\n{log}"
+    );
     assert!(
         !log.contains("expired (connections.max.reauth.ms)"),
         "a session expired:\n{log}"
@@ -530,7 +551,12 @@ fn java_consumer_reauthenticates_across_session_lifetimes() {
     let want: Vec<String> = (0..sent).map(|i| format!("r{i}")).collect();
     assert!(
         sluice_testkit::wait_until(DEADLINE, || {
-            consumer.stdout().lines().map(str::to_string).collect::<Vec<_>>() == want
+            consumer
+                .stdout()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+                == want
         }),
         "consumer read {:?}, expected {want:?}\n{}",
         consumer.stdout(),
