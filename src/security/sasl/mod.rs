@@ -354,8 +354,8 @@ pub enum Step {
         version: i16,
         /// The request's correlation id.
         correlation_id: i32,
-        /// The answer.
-        body: ResponseKind,
+        /// The answer (boxed: a ResponseKind is large and most steps are `Pass`).
+        body: Box<ResponseKind>,
         /// Close the connection after sending it.
         close: bool,
     },
@@ -541,11 +541,11 @@ impl Authenticator {
             key: ApiKey::SaslHandshake,
             version,
             correlation_id: header.correlation_id,
-            body: ResponseKind::SaslHandshake(
+            body: Box::new(ResponseKind::SaslHandshake(
                 SaslHandshakeResponse::default()
                     .with_error_code(code)
                     .with_mechanisms(enabled.clone()),
-            ),
+            )),
             close,
         };
         let asked = req.mechanism.as_str();
@@ -598,7 +598,7 @@ impl Authenticator {
             key: ApiKey::SaslAuthenticate,
             version,
             correlation_id: header.correlation_id,
-            body: ResponseKind::SaslAuthenticate(resp),
+            body: Box::new(ResponseKind::SaslAuthenticate(resp)),
             close,
         };
         match self.evaluate(cfg, store, session, &req.auth_bytes) {
@@ -719,5 +719,210 @@ impl Authenticator {
 impl Default for Authenticator {
     fn default() -> Self {
         Authenticator::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{MetadataRequest, SaslAuthenticateRequest};
+    use kafka_protocol::protocol::Encodable;
+
+    fn frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Bytes {
+        let mut b = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .with_client_id(Some(StrBytes::from_static_str("t")))
+            .encode(&mut b, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut b, version).unwrap();
+        b.freeze()
+    }
+
+    fn handshake(m: &str, version: i16) -> Bytes {
+        frame(
+            ApiKey::SaslHandshake,
+            version,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(m.into())),
+        )
+    }
+
+    fn plain(user: &str, password: &str) -> Bytes {
+        frame(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from(format!("\0{user}\0{password}"))),
+        )
+    }
+
+    fn metadata() -> Bytes {
+        frame(ApiKey::Metadata, 12, &MetadataRequest::default())
+    }
+
+    struct Fixture {
+        cfg: ListenerSasl,
+        store: ScramStore,
+        session: Session,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture {
+            cfg: ListenerSasl {
+                enabled: vec![Mechanism::Plain, Mechanism::ScramSha256],
+                plain_users: [
+                    ("alice".to_string(), "a".to_string()),
+                    ("bob".to_string(), "b".to_string()),
+                ]
+                .into(),
+                oauth: oauthbearer::Validator::default(),
+                max_reauth_ms: [(Mechanism::Plain, 60_000)].into(),
+                max_receive: DEFAULT_MAX_RECEIVE,
+            },
+            store: ScramStore::open(dir.path()).unwrap(),
+            session: Session::new(
+                "127.0.0.1:1".parse().unwrap(),
+                "SASL_PLAINTEXT".into(),
+                Protocol::SaslPlaintext,
+            ),
+            _dir: dir,
+        }
+    }
+
+    impl Fixture {
+        fn step(&mut self, a: &mut Authenticator, f: &Bytes) -> Step {
+            a.intercept(&self.cfg, &self.store, &mut self.session, f)
+        }
+    }
+
+    fn authenticate_reply(s: Step) -> (SaslAuthenticateResponse, bool) {
+        match s {
+            Step::Reply { body, close, .. } => match *body {
+                ResponseKind::SaslAuthenticate(r) => (r, close),
+                other => panic!("unexpected {other:?}"),
+            },
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_sasl_requests_before_authentication() {
+        let mut f = fixture();
+        let mut a = Authenticator::new();
+        let av = frame(
+            ApiKey::ApiVersions,
+            3,
+            &kafka_protocol::messages::ApiVersionsRequest::default(),
+        );
+        assert!(matches!(f.step(&mut a, &av), Step::Pass));
+        assert!(matches!(f.step(&mut a, &metadata()), Step::Close(_)));
+        // SaslAuthenticate before SaslHandshake closes too.
+        assert!(matches!(
+            f.step(&mut a, &plain("alice", "a")),
+            Step::Close(_)
+        ));
+    }
+
+    #[test]
+    fn unknown_mechanism_lists_the_enabled_ones_and_closes() {
+        let mut f = fixture();
+        let mut a = Authenticator::new();
+        match f.step(&mut a, &handshake("GSSAPI", 1)) {
+            Step::Reply { body, close, .. } => {
+                let ResponseKind::SaslHandshake(r) = *body else {
+                    panic!("not a handshake response");
+                };
+                assert_eq!(r.error_code, ResponseError::UnsupportedSaslMechanism.code());
+                let names: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+                assert_eq!(names, ["PLAIN", "SCRAM-SHA-256"]);
+                assert!(close);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_success_failure_and_reauthentication() {
+        let mut f = fixture();
+        let mut a = Authenticator::new();
+        assert!(matches!(
+            f.step(&mut a, &handshake("PLAIN", 1)),
+            Step::Reply { close: false, .. }
+        ));
+        let (r, close) = authenticate_reply(f.step(&mut a, &plain("alice", "a")));
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.session_lifetime_ms, 60_000);
+        assert!(!close);
+        assert_eq!(f.session.principal, Principal::user("alice"));
+        assert!(matches!(f.step(&mut a, &metadata()), Step::Pass));
+        // A SaslAuthenticate after authentication goes to the API handler.
+        assert!(matches!(f.step(&mut a, &plain("alice", "a")), Step::Pass));
+
+        // Past the session's end, anything but the SASL requests closes.
+        a.expires = Some(Instant::now());
+        assert!(matches!(f.step(&mut a, &metadata()), Step::Close(_)));
+        // Re-authenticating as the same user renews the session.
+        assert!(matches!(
+            f.step(&mut a, &handshake("PLAIN", 1)),
+            Step::Reply { close: false, .. }
+        ));
+        let (r, _) = authenticate_reply(f.step(&mut a, &plain("alice", "a")));
+        assert_eq!(r.error_code, 0);
+        assert!(matches!(f.step(&mut a, &metadata()), Step::Pass));
+        // Another principal is refused, as Kafka does.
+        f.step(&mut a, &handshake("PLAIN", 1));
+        let (r, close) = authenticate_reply(f.step(&mut a, &plain("bob", "b")));
+        assert_eq!(r.error_code, ResponseError::SaslAuthenticationFailed.code());
+        assert!(r
+            .error_message
+            .unwrap()
+            .contains("Cannot change principals"));
+        assert!(close);
+        // So is another mechanism.
+        let mut a2 = Authenticator::new();
+        f.step(&mut a2, &handshake("PLAIN", 1));
+        f.step(&mut a2, &plain("alice", "a"));
+        f.step(&mut a2, &handshake("SCRAM-SHA-256", 1));
+        let (r, _) = authenticate_reply(f.step(&mut a2, &plain("alice", "a")));
+        assert!(r
+            .error_message
+            .unwrap()
+            .contains("not supported for re-authentication"));
+    }
+
+    #[test]
+    fn wrong_password_fails_with_kafkas_message() {
+        let mut f = fixture();
+        let mut a = Authenticator::new();
+        f.step(&mut a, &handshake("PLAIN", 1));
+        let (r, close) = authenticate_reply(f.step(&mut a, &plain("alice", "nope")));
+        assert_eq!(r.error_code, ResponseError::SaslAuthenticationFailed.code());
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("Authentication failed: Invalid username or password")
+        );
+        assert!(close);
+        assert_eq!(f.session.principal, Principal::anonymous());
+    }
+
+    #[test]
+    fn handshake_v0_takes_raw_tokens() {
+        let mut f = fixture();
+        let mut a = Authenticator::new();
+        assert!(matches!(
+            f.step(&mut a, &handshake("PLAIN", 0)),
+            Step::Reply { close: false, .. }
+        ));
+        match f.step(&mut a, &Bytes::from_static(b"\0alice\0a")) {
+            Step::Raw(t) => assert!(t.is_empty()),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(f.session.principal, Principal::user("alice"));
+        assert!(matches!(f.step(&mut a, &metadata()), Step::Pass));
     }
 }
