@@ -358,6 +358,38 @@ mod tests {
     }
 
     #[test]
+    fn sasl_plaintext_block_with_a_jaas_file_in_kafka_opts() {
+        // Kafka's docker SASL examples: listeners mapped to SASL_PLAINTEXT, mechanisms, and
+        // a JAAS file named in the JVM options.
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            env(&[
+                (
+                    "KAFKA_LISTENERS",
+                    "SASL_PLAINTEXT://:9092,CONTROLLER://:9093",
+                ),
+                (
+                    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                    "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+                ),
+                ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN"),
+                ("KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL", "PLAIN"),
+                (
+                    "KAFKA_OPTS",
+                    "-Xms1g -Djava.security.auth.login.config=/etc/kafka/kafka_server_jaas.conf",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.security.get("java.security.auth.login.config"),
+            Some("/etc/kafka/kafka_server_jaas.conf")
+        );
+        assert_eq!(c.security.get("sasl.enabled.mechanisms"), Some("PLAIN"));
+    }
+
+    #[test]
     fn group_keys_set_the_group_config_defaults_and_bounds() {
         let mut c = Config::default();
         apply(
