@@ -87,6 +87,18 @@ impl Broker {
         let sasl = crate::security::sasl::Settings::from_props(&config.security, &listeners)
             .map_err(anyhow::Error::msg)?;
         let scram = crate::security::credentials::ScramStore::open(&config.data_dir)?;
+        if let Some(spec) = config.security.get("sluice.add.scram") {
+            let created = scram
+                .seed(spec)
+                .map_err(|e| anyhow::anyhow!("sluice.add.scram: {e}"))?;
+            for (user, m) in created {
+                tracing::info!(
+                    user,
+                    mechanism = m.name(),
+                    "SCRAM credential created from sluice.add.scram"
+                );
+            }
+        }
         Ok(Arc::new(Broker {
             fetch_sessions,
             sasl,

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
+use super::sasl::scram::{MAX_ITERATIONS, MIN_ITERATIONS};
 use super::sasl::Mechanism;
 
 /// File name in the data directory.
@@ -182,6 +183,93 @@ impl ScramStore {
     }
 }
 
+/// Parse Sluice's `sluice.add.scram` setting, the equivalent of Kafka's
+/// `kafka-storage format --add-scram`: entries `MECHANISM=[name=USER,password=PASS]` (with
+/// optional `iterations=N`), separated by `;` or whitespace. Returns (user, mechanism,
+/// password, iterations).
+pub fn parse_seed(spec: &str) -> Result<Vec<(String, Mechanism, String, i32)>, String> {
+    let mut out = Vec::new();
+    let mut rest = spec.trim();
+    while !rest.is_empty() {
+        let (mech, after) = rest
+            .split_once("=[")
+            .ok_or_else(|| format!("'{rest}' is not MECHANISM=[name=...,password=...]"))?;
+        let mech = mech.trim_matches(|c: char| c == ';' || c == ',' || c.is_whitespace());
+        let m = Mechanism::parse(mech)
+            .filter(|m| m.scram().is_some())
+            .ok_or_else(|| format!("'{mech}' is not SCRAM-SHA-256 or SCRAM-SHA-512"))?;
+        let (body, after) = after
+            .split_once(']')
+            .ok_or_else(|| format!("'{mech}=[' is not closed with ']'"))?;
+        let (mut name, mut password, mut iterations) = (None, None, 4096);
+        for kv in body.split(',') {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("'{kv}' is not key=value"))?;
+            let v = v.trim().trim_matches('"').to_string();
+            match k.trim() {
+                "name" => name = Some(v),
+                "password" => password = Some(v),
+                "iterations" => {
+                    iterations = v
+                        .parse()
+                        .ok()
+                        .filter(|i| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(i))
+                        .ok_or_else(|| {
+                            format!(
+                                "iterations '{v}' is not from {MIN_ITERATIONS} to {MAX_ITERATIONS}"
+                            )
+                        })?
+                }
+                other => {
+                    return Err(format!(
+                        "unknown key '{other}' (name, password, iterations)"
+                    ))
+                }
+            }
+        }
+        let name = name
+            .filter(|n| !n.is_empty())
+            .ok_or("an entry has no name")?;
+        let password = password
+            .filter(|p| !p.is_empty())
+            .ok_or("an entry has no password")?;
+        out.push((name, m, password, iterations));
+        rest = after.trim_start_matches(|c: char| c == ';' || c == ',' || c.is_whitespace());
+    }
+    Ok(out)
+}
+
+impl ScramStore {
+    /// Create the credentials `spec` (see [`parse_seed`]) lists that do not exist yet, with a
+    /// fresh random salt; existing ones are kept, so changes made with
+    /// AlterUserScramCredentials survive restarts. Returns the (user, mechanism) created.
+    pub fn seed(&self, spec: &str) -> Result<Vec<(String, Mechanism)>, String> {
+        let mut created = Vec::new();
+        let mut changes = Vec::new();
+        for (user, m, password, iterations) in parse_seed(spec)? {
+            let Some(hash) = m.scram() else { continue };
+            if self.contains(&user, m) {
+                continue;
+            }
+            let mut salt = [0u8; 16];
+            getrandom::fill(&mut salt).map_err(|e| format!("no random salt: {e}"))?;
+            let rounds = u32::try_from(iterations).map_err(|e| e.to_string())?;
+            let salted = hash.hi(password.as_bytes(), &salt, rounds);
+            changes.push(Change::Upsert(
+                user.clone(),
+                m,
+                hash.credential(&salt, &salted, iterations),
+            ));
+            created.push((user, m));
+        }
+        if !changes.is_empty() {
+            self.apply(changes).map_err(|e| e.to_string())?;
+        }
+        Ok(created)
+    }
+}
+
 fn render(users: &Map) -> String {
     let mut s = format!("{HEADER}\n");
     for (u, ms) in users {
@@ -266,6 +354,25 @@ mod tests {
         );
         assert_eq!(s.describe("bob"), None);
         assert_eq!(s.get("al ice", Mechanism::ScramSha512), Some(cred(8192)));
+    }
+
+    #[test]
+    fn seeds_only_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = ScramStore::open(dir.path()).unwrap();
+        let spec = "SCRAM-SHA-256=[name=alice,password=a-secret]; SCRAM-SHA-512=[name=alice,iterations=8192,password=\"b\"]";
+        assert_eq!(s.seed(spec).unwrap().len(), 2);
+        assert_eq!(
+            s.describe("alice"),
+            Some(vec![
+                (Mechanism::ScramSha256, 4096),
+                (Mechanism::ScramSha512, 8192)
+            ])
+        );
+        assert!(s.seed(spec).unwrap().is_empty());
+        assert!(parse_seed("SCRAM-SHA-1=[name=a,password=b]").is_err());
+        assert!(parse_seed("SCRAM-SHA-256=[name=a,password=b,iterations=100]").is_err());
+        assert!(parse_seed("SCRAM-SHA-256=[name=a]").is_err());
     }
 
     #[test]

@@ -156,6 +156,9 @@ pub fn is_security_key(key: &str) -> bool {
         // A JAAS file, as the JVM's `-Djava.security.auth.login.config` names it (also
         // taken from KAFKA_OPTS).
         "java.security.auth.login.config",
+        // Sluice's own: SCRAM users to create at start-up if missing, like Kafka's
+        // `kafka-storage format --add-scram` (security::credentials::parse_seed).
+        "sluice.add.scram",
     ];
     EXACT.contains(&key)
         || key.starts_with("ssl.")
@@ -170,6 +173,7 @@ pub fn is_secret_key(key: &str) -> bool {
         || key.ends_with("sasl.jaas.config")
         || key.ends_with("ssl.keystore.key")
         || key.ends_with("secret")
+        || key.ends_with("sluice.add.scram")
 }
 
 /// Kafka's security properties by their Kafka names (`ssl.keystore.location`,

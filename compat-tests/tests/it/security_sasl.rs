@@ -297,10 +297,13 @@ fn rk_config(bootstrap: &str, mechanism: &str, user: &str, password: &str) -> Cl
 
 /// Produce three records to a new topic and read them back, both with `mechanism`.
 fn rk_round_trip(sasl: &str, mechanism: &str) {
+    rk_round_trip_as(sasl, mechanism, "alice", "alice-secret");
+}
+
+/// [`rk_round_trip`] as `user`.
+fn rk_round_trip_as(sasl: &str, mechanism: &str, user: &str, password: &str) {
     let topic = unique_topic(&format!("rk-sasl-{}", mechanism.to_lowercase()));
-    let producer: BaseProducer = rk_config(sasl, mechanism, "alice", "alice-secret")
-        .create()
-        .unwrap();
+    let producer: BaseProducer = rk_config(sasl, mechanism, user, password).create().unwrap();
     let values: Vec<String> = (0..3).map(|i| format!("{mechanism}-{i}")).collect();
     for v in &values {
         producer
@@ -311,7 +314,7 @@ fn rk_round_trip(sasl: &str, mechanism: &str) {
     producer
         .flush(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{mechanism}: flush: {e}"));
-    let consumer: BaseConsumer = rk_config(sasl, mechanism, "alice", "alice-secret")
+    let consumer: BaseConsumer = rk_config(sasl, mechanism, user, password)
         .set("group.id", unique_topic("rk-sasl-group"))
         .set("enable.auto.commit", "false")
         .create()
@@ -364,10 +367,17 @@ fn rk_wrong_password(sasl: &str, mechanism: &str, expect: &str) {
 
 #[test]
 fn librdkafka_on_each_mechanism_and_scram_users_survive_a_restart() {
-    let (mut broker, sasl) = start(&[(
-        "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG",
-        PLAIN_JAAS,
-    )]);
+    let (mut broker, sasl) = start(&[
+        (
+            "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG",
+            PLAIN_JAAS,
+        ),
+        // A user seeded at start-up, as `kafka-storage format --add-scram` does for Kafka.
+        (
+            "KAFKA_SLUICE_ADD_SCRAM",
+            "SCRAM-SHA-512=[name=seeded,password=seeded-secret]",
+        ),
+    ]);
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
         add_scram_user(
             broker.addr(),
@@ -398,6 +408,11 @@ fn librdkafka_on_each_mechanism_and_scram_users_survive_a_restart() {
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
         rk_round_trip(&sasl, mechanism);
     }
+    rk_round_trip_as(&sasl, "SCRAM-SHA-512", "seeded", "seeded-secret");
+    assert!(
+        !broker.all_stderr().contains("seeded-secret"),
+        "a password was logged"
+    );
 }
 
 #[test]
