@@ -264,6 +264,35 @@ fn java_tools_over_plain_and_scram() {
         );
         assert!(text(&out).contains(expect), "{mechanism}: {}", text(&out));
     }
+    // A mechanism the listener does not enable: the client is told which ones it does.
+    let oauth = dir.join("client-oauth.properties");
+    std::fs::write(
+        &oauth,
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n\
+         sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"alice\";\n",
+    )
+    .unwrap();
+    let out = java_tool(
+        class::TOPICS,
+        &[
+            "--bootstrap-server",
+            &sasl,
+            "--command-config",
+            &oauth.display().to_string(),
+            "--list",
+        ],
+        None,
+    );
+    assert!(
+        !out.status.success(),
+        "OAUTHBEARER accepted though not enabled"
+    );
+    assert!(
+        text(&out).contains("Client SASL mechanism 'OAUTHBEARER' not enabled in the server, enabled mechanisms are [PLAIN, SCRAM-SHA-256, SCRAM-SHA-512]"),
+        "{}",
+        text(&out)
+    );
+
     let log = broker.all_stderr();
     assert!(
         log.contains("SASL authentication failed") && log.contains("user=\"alice\""),
