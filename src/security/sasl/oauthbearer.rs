@@ -104,12 +104,17 @@ impl Validator {
             .and_then(|p| p.as_str())
             .filter(|p| !p.trim().is_empty())
             .ok_or(invalid.clone())?;
-        // NumericDate: seconds, possibly fractional.
-        let millis = |c: &str| {
-            claims
-                .get(c)
-                .and_then(|v| v.as_f64())
-                .map(|s| (s * 1000.0) as i64)
+        // NumericDate: seconds, possibly fractional. Whole seconds convert with checked
+        // arithmetic; fractional ones are rounded to the millisecond (through text, so no
+        // lossy cast), and absurd values (beyond ±9·10¹⁵ ms) make the token invalid.
+        let millis = |c: &str| -> Option<i64> {
+            let v = claims.get(c)?;
+            if let Some(s) = v.as_i64() {
+                return s.checked_mul(1000);
+            }
+            let s = v.as_f64()?;
+            let ms = (s * 1000.0).round();
+            (ms.is_finite() && ms.abs() < 9.0e15).then(|| format!("{ms:.0}").parse().ok())?
         };
         let exp = millis("exp").ok_or(invalid.clone())?;
         if now_ms.saturating_sub(self.clock_skew_ms) >= exp {
@@ -276,6 +281,26 @@ mod tests {
         assert_eq!(c, br#"{"status":"invalid_token"}"#);
         let e = s.step(&[1], &v, now).unwrap_err();
         assert!(e.message.contains("invalid_token"));
+    }
+
+    #[test]
+    fn fractional_and_absurd_expiry() {
+        let v = Validator::default();
+        let mut s = Server::default();
+        match s.step(&initial(&token(r#"{"sub":"a","exp":2.5}"#)), &v, 1_000) {
+            Ok(Progress::Done {
+                credential_expires_ms,
+                ..
+            }) => {
+                assert_eq!(credential_expires_ms, Some(2_500))
+            }
+            _ => panic!("fractional exp refused"),
+        }
+        for exp in ["1e300", "9223372036854775807", "\"soon\""] {
+            let claims = format!(r#"{{"sub":"a","exp":{exp}}}"#);
+            let r = Server::default().step(&initial(&token(&claims)), &v, 1_000);
+            assert!(matches!(r, Ok(Progress::Continue(_))), "exp {exp} accepted");
+        }
     }
 
     #[test]
