@@ -148,7 +148,16 @@ impl Connection {
             idle_since: Instant::now(),
             reuse_until: None,
         };
+        let tls = matches!(conn.stream, Stream::Tls(_));
         let transport_to_connect = |e| match e {
+            // rustls reports an alert the broker sent after the handshake (TLS 1.3 brokers
+            // refuse a missing client certificate only then) as InvalidData on the next read.
+            Error::Io { source, .. } if tls && source.kind() == std::io::ErrorKind::InvalidData => {
+                Error::Authentication {
+                    addr: addr.to_owned(),
+                    message: format!("TLS: {source}"),
+                }
+            }
             Error::Io { source, .. } => connect_err(source),
             Error::Timeout { after, api, .. } => connect_err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
