@@ -122,6 +122,29 @@ impl Connection {
                 format!("no {what} within {:?}", config.connect_timeout),
             ))
         };
+        let security = &config.security;
+        // `Security`'s fields are public; a protocol without its settings must not quietly
+        // fall back to plain TCP or to no authentication.
+        let tls = match (security.protocol.uses_tls(), &security.tls) {
+            (true, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "security.protocol {:?} needs TLS settings (Security::tls)",
+                    security.protocol
+                )))
+            }
+            (true, Some(tls)) => Some(tls),
+            (false, _) => None,
+        };
+        let sasl_creds = match (security.protocol.uses_sasl(), &security.sasl) {
+            (true, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "security.protocol {:?} needs SASL credentials (Security::sasl)",
+                    security.protocol
+                )))
+            }
+            (true, Some(creds)) => Some(creds),
+            (false, _) => None,
+        };
         let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| timed_out("connection"))?
@@ -129,13 +152,13 @@ impl Connection {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(addr, "cannot set TCP_NODELAY: {e}");
         }
-        let stream = match &config.security.tls {
-            Some(tls) if config.security.protocol.uses_tls() => {
+        let stream = match tls {
+            Some(tls) => {
                 tokio::time::timeout(config.connect_timeout, tls_handshake(addr, tls, tcp))
                     .await
                     .map_err(|_| timed_out("TLS handshake"))??
             }
-            _ => Stream::Plain(tcp),
+            None => Stream::Plain(tcp),
         };
         let mut conn = Self {
             addr: addr.to_owned(),
@@ -168,16 +191,14 @@ impl Connection {
         conn.negotiate(config.connect_timeout)
             .await
             .map_err(transport_to_connect)?;
-        if let Some(creds) = config.security.sasl.as_ref() {
-            if config.security.protocol.uses_sasl() {
-                let lifetime = sasl::authenticate(&mut conn, creds, config.request_timeout)
-                    .await
-                    .map_err(transport_to_connect)?;
-                conn.reuse_until = lifetime
-                    .and_then(|l| Instant::now().checked_add(l * SESSION_REUSE_PERCENT / 100));
-            }
+        if let Some(creds) = sasl_creds {
+            let lifetime = sasl::authenticate(&mut conn, creds, config.request_timeout)
+                .await
+                .map_err(transport_to_connect)?;
+            conn.reuse_until =
+                lifetime.and_then(|l| Instant::now().checked_add(l * SESSION_REUSE_PERCENT / 100));
         }
-        tracing::debug!(addr, versions = %conn.versions, protocol = ?config.security.protocol, "connected");
+        tracing::debug!(addr, versions = %conn.versions, protocol = ?security.protocol, "connected");
         Ok(conn)
     }
 
@@ -427,4 +448,29 @@ fn api_key<R: Request>(addr: &str) -> Result<ApiKey> {
         addr: addr.to_owned(),
         message: format!("unknown api key {}", R::KEY),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::{Security, SecurityProtocol};
+
+    #[tokio::test]
+    async fn a_protocol_without_its_settings_is_refused_before_connecting() {
+        for protocol in [
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ] {
+            let config = ClientConfig::new(["127.0.0.1:1"]).with_security(Security {
+                protocol,
+                ..Security::default()
+            });
+            let err = Connection::open("127.0.0.1:1", &config).await.unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidArgument(_)),
+                "{protocol:?}: {err}"
+            );
+        }
+    }
 }
