@@ -98,8 +98,9 @@ impl JaasConfig {
     }
 }
 
-/// Splits `text` into tokens. Word characters follow `StreamTokenizer`'s defaults plus the
-/// ones Kafka adds (`-`, `_`, `$`, `{`, `}`, `.`, and others a class name or value can hold).
+/// Splits `text` into tokens. A word is any run of characters other than blanks, `=`, `;`
+/// and `"`: a superset of what Kafka's `StreamTokenizer` takes unquoted (letters, digits,
+/// `.`, `-`, `_`, `$`), so every line Kafka accepts reads the same here.
 fn tokenize(text: &str) -> Result<Vec<Token>, String> {
     let mut tokens = Vec::new();
     let mut chars = text.chars().peekable();
@@ -107,6 +108,25 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
         match c {
             c if c.is_whitespace() => {
                 chars.next();
+            }
+            // Kafka's tokenizer has `//` and `/* */` comments turned on.
+            '/' if matches!(chars.clone().nth(1), Some('/' | '*')) => {
+                chars.next();
+                if chars.next() == Some('/') {
+                    chars
+                        .by_ref()
+                        .take_while(|c| *c != '\n' && *c != '\r')
+                        .for_each(drop);
+                } else {
+                    let mut prev = ' ';
+                    loop {
+                        match chars.next() {
+                            None => return Err("has an unterminated /* comment".to_owned()),
+                            Some('/') if prev == '*' => break,
+                            Some(c) => prev = c,
+                        }
+                    }
+                }
             }
             '=' => {
                 chars.next();
@@ -182,6 +202,17 @@ mod tests {
         assert_eq!(j.flag, "required");
         assert_eq!(j.option("username"), Some("alice"));
         assert_eq!(j.option("password"), Some("a \"quoted\" pass;word=\\"));
+    }
+
+    #[test]
+    fn comments_are_skipped_as_kafka_does() {
+        let j = JaasConfig::parse(
+            "// a comment\nMod /* inline */ required username=\"u//x\" // trailing\n password=p;",
+        )
+        .unwrap();
+        assert_eq!(j.login_module, "Mod");
+        assert_eq!(j.option("username"), Some("u//x"));
+        assert_eq!(j.option("password"), Some("p"));
     }
 
     #[test]
