@@ -252,8 +252,7 @@ impl ScramStore {
             if self.contains(&user, m) {
                 continue;
             }
-            let mut salt = [0u8; 16];
-            getrandom::fill(&mut salt).map_err(|e| format!("no random salt: {e}"))?;
+            let salt = super::sasl::scram::random_bytes::<16>().ok_or("no random salt")?;
             let rounds = u32::try_from(iterations).map_err(|e| e.to_string())?;
             let salted = hash.hi(password.as_bytes(), &salt, rounds);
             changes.push(Change::Upsert(

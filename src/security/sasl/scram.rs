@@ -6,8 +6,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use hmac::{KeyInit, Mac};
-use sha2::Digest;
+use ring::rand::SecureRandom;
 
 use super::{Failure, Mechanism, Progress};
 use crate::security::credentials::{ScramCredential, ScramStore};
@@ -27,42 +26,42 @@ pub enum Hash {
 }
 
 impl Hash {
+    fn digest_alg(self) -> &'static ring::digest::Algorithm {
+        match self {
+            Hash::Sha256 => &ring::digest::SHA256,
+            Hash::Sha512 => &ring::digest::SHA512,
+        }
+    }
+
     /// `H(data)`.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        match self {
-            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
+        ring::digest::digest(self.digest_alg(), data)
+            .as_ref()
+            .to_vec()
     }
 
     /// `HMAC(key, data)`.
     pub fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        // HMAC takes keys of any length, so `new_from_slice` cannot fail; an empty MAC would
-        // simply never verify.
-        match self {
-            Hash::Sha256 => hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
-                .map(|m| m.chain_update(data).finalize().into_bytes().to_vec())
-                .unwrap_or_default(),
-            Hash::Sha512 => hmac::Hmac::<sha2::Sha512>::new_from_slice(key)
-                .map(|m| m.chain_update(data).finalize().into_bytes().to_vec())
-                .unwrap_or_default(),
-        }
+        let alg = match self {
+            Hash::Sha256 => ring::hmac::HMAC_SHA256,
+            Hash::Sha512 => ring::hmac::HMAC_SHA512,
+        };
+        ring::hmac::sign(&ring::hmac::Key::new(alg, key), data)
+            .as_ref()
+            .to_vec()
     }
 
-    /// `Hi(password, salt, i)`: PBKDF2 with this HMAC, as RFC 5802 defines it.
+    /// `Hi(password, salt, i)`: PBKDF2 with this HMAC, as RFC 5802 defines it. Zero
+    /// iterations count as one (callers check Kafka's bounds first).
     pub fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        match self {
-            Hash::Sha256 => {
-                let mut out = vec![0u8; 32];
-                pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut out);
-                out
-            }
-            Hash::Sha512 => {
-                let mut out = vec![0u8; 64];
-                pbkdf2::pbkdf2_hmac::<sha2::Sha512>(password, salt, iterations, &mut out);
-                out
-            }
-        }
+        let (alg, len) = match self {
+            Hash::Sha256 => (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
+            Hash::Sha512 => (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
+        };
+        let mut out = vec![0u8; len];
+        let rounds = std::num::NonZeroU32::new(iterations).unwrap_or(std::num::NonZeroU32::MIN);
+        ring::pbkdf2::derive(alg, rounds, salt, password, &mut out);
+        out
     }
 
     /// The credential kept for a salted password: `StoredKey = H(HMAC(SaltedPassword,
@@ -106,11 +105,16 @@ fn decode_saslname(s: &str) -> Option<String> {
     Some(out)
 }
 
-/// A fresh server nonce: 24 bytes from the OS CSPRNG, base64 (printable, no commas).
-fn server_nonce() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; 24];
-    getrandom::fill(&mut b)?;
-    Ok(B64.encode(b))
+/// `N` bytes from the OS CSPRNG (None if the OS gives none).
+pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
+    let mut b = [0u8; N];
+    ring::rand::SystemRandom::new().fill(&mut b).ok()?;
+    Some(b)
+}
+
+/// A fresh server nonce: 24 random bytes, base64 (printable, no commas).
+fn server_nonce() -> Option<String> {
+    random_bytes::<24>().map(|b| B64.encode(b))
 }
 
 enum State {
@@ -232,7 +236,7 @@ impl Server {
         }
         let nonce = format!(
             "{client_nonce}{}",
-            server_nonce().map_err(|e| self.invalid(format!("no random nonce: {e}")))?
+            server_nonce().ok_or_else(|| self.invalid("no random nonce"))?
         );
         let server_first = format!(
             "r={nonce},s={},i={}",
