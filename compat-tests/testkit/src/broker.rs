@@ -138,6 +138,7 @@ impl BrokerBuilder {
         let mut b = Broker {
             child: None,
             addr: String::new(),
+            addrs: Vec::new(),
             tmp,
             config,
             runs: 0,
@@ -153,6 +154,7 @@ impl BrokerBuilder {
 pub struct Broker {
     child: Option<Child>,
     addr: String,
+    addrs: Vec<String>,
     tmp: TempDir,
     config: Option<PathBuf>,
     runs: u32,
@@ -180,6 +182,13 @@ impl Broker {
     /// `127.0.0.1:PORT`, the address the broker listens on.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Every listener's address, in the order of the `--listen` flags: the kit's own
+    /// `127.0.0.1:0` first, then those added with [`BrokerBuilder::arg`]. Bound ports, so
+    /// `--listen SASL_SSL://127.0.0.1:0` works without picking a port first.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
     }
 
     /// The broker's temp dir (data dir, config file, stderr logs).
@@ -285,10 +294,13 @@ impl Broker {
         // The follower drains stdout for the broker's whole life, so it never blocks.
         let lines = follow(child.stdout.take().expect("piped stdout"));
         let deadline = self.opts.start_deadline;
+        // One `listening on` line per listener, in order, then Kafka's `started` line.
+        let mut addrs = Vec::new();
         let addr = wait_line_or_why(&lines, deadline, |l| {
-            l.trim()
-                .strip_prefix("listening on ")
-                .map(|a| a.trim().to_owned())
+            if let Some(a) = l.trim().strip_prefix("listening on ") {
+                addrs.push(a.trim().to_owned());
+            }
+            (l.contains("] started") && !addrs.is_empty()).then(|| addrs[0].clone())
         });
         let addr = match addr {
             Ok(addr) => addr,
@@ -313,6 +325,7 @@ impl Broker {
             "broker listens on {addr}, expected 127.0.0.1:PORT"
         );
         self.addr = addr;
+        self.addrs = addrs;
         self.child = Some(child);
     }
 
