@@ -87,7 +87,13 @@ fn main() -> ExitCode {
         )
         .init();
     for (key, value, source) in &origins {
-        let value = if is_secret(key) { "[hidden]" } else { value };
+        // Passwords and JAAS configurations (which hold passwords) are never logged, as
+        // Kafka prints its Password-typed settings as [hidden].
+        let value = if sluice::security::is_secret_key(key) {
+            "[hidden]"
+        } else {
+            value.as_str()
+        };
         tracing::info!("config {key} = {value} (from {source})");
     }
     if !ignored.is_empty() {
@@ -121,16 +127,6 @@ fn main() -> ExitCode {
 
 /// (key, value, source) of every setting that is not a default.
 type Origins = Vec<(String, String, String)>;
-
-/// Whether a property's value must stay out of the log: passwords, JAAS configs (which
-/// hold passwords), private keys and secrets, also under `listener.name.<l>.` (Kafka
-/// marks the same keys as PASSWORD type).
-fn is_secret(key: &str) -> bool {
-    key.ends_with(".password")
-        || key.ends_with("jaas.config")
-        || key.ends_with("ssl.keystore.key")
-        || key.contains("secret")
-}
 
 fn file_origins(path: &std::path::Path) -> Origins {
     let Ok(text) = std::fs::read_to_string(path) else {

@@ -17,6 +17,7 @@ use super::frame::{self, FrameError};
 use super::output::{Output, Piece, Sink};
 use crate::api::{self, Broker, Ctx, VersionCheck};
 use crate::guard;
+use crate::security::sasl::{Authenticator, Step};
 use crate::security::tls::TlsAcceptor;
 use crate::security::Session;
 
@@ -104,14 +105,22 @@ async fn serve_stream<R: AsyncRead + Unpin>(
     mut wr: Sink,
     info: &ConnInfo,
     broker: &Arc<Broker>,
-    session: Session,
+    mut session: Session,
 ) {
     let peer = info.peer;
     let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
     let token = broker.shutdown.clone();
     let max = broker.config.request_max_bytes;
     let mut out = BytesMut::with_capacity(64 * 1024);
+    // SASL listeners authenticate before anything else is served (security::sasl).
+    let sasl_settings = broker.sasl.listener(&info.listener_name);
+    let mut sasl = sasl_settings.map(|_| Authenticator::new());
     loop {
+        // Until authenticated, frames are capped at sasl.server.max.receive.size, as in Kafka.
+        let max = match (&sasl, sasl_settings) {
+            (Some(a), Some(s)) if a.authenticating() => s.max_receive.min(max),
+            _ => max,
+        };
         let frame = tokio::select! {
             f = frame::read_frame(&mut rd, max) => f,
             _ = token.cancelled() => break,
@@ -130,6 +139,26 @@ async fn serve_stream<R: AsyncRead + Unpin>(
                 break;
             }
         };
+        if let (Some(auth), Some(settings)) = (sasl.as_mut(), sasl_settings) {
+            let step = auth.intercept(settings, &broker.scram, &mut session, &frame);
+            match sasl_step(step, &mut out) {
+                Ok(None) => {}
+                Ok(Some(close)) => {
+                    if let Err(e) = wr.write_all(&out).await {
+                        debug!(%peer, error = %e, "write failed; closing");
+                        break;
+                    }
+                    if close {
+                        break;
+                    }
+                    continue;
+                }
+                Err(msg) => {
+                    info!(%peer, "closing connection: {msg}");
+                    break;
+                }
+            }
+        }
         let ctx = Ctx {
             broker,
             conn: info,
@@ -162,6 +191,32 @@ async fn serve_stream<R: AsyncRead + Unpin>(
     }
     let _ = wr.shutdown().await;
     debug!(%peer, "connection closed");
+}
+
+/// Put what the authenticator answered into `out`. `Ok(None)`: serve the frame as usual;
+/// `Ok(Some(close))`: send `out`, then close if `close`; `Err`: close now, with the reason.
+fn sasl_step(step: Step, out: &mut BytesMut) -> Result<Option<bool>, String> {
+    match step {
+        Step::Pass => Ok(None),
+        Step::Reply {
+            key,
+            version,
+            correlation_id,
+            body,
+            close,
+        } => {
+            encode_kind(out, key, correlation_id, version, &body).map_err(|e| e.to_string())?;
+            Ok(Some(close))
+        }
+        Step::Raw(token) => {
+            out.clear();
+            let len = i32::try_from(token.len()).map_err(|e| e.to_string())?;
+            out.put_i32(len);
+            out.extend_from_slice(&token);
+            Ok(Some(false))
+        }
+        Step::Close(msg) => Err(msg),
+    }
 }
 
 /// What to send for a request.

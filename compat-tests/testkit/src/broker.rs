@@ -62,6 +62,7 @@ pub struct BrokerBuilder {
     default_rust_log: Option<String>,
     wrapper: Vec<String>,
     listen: String,
+    args: Vec<String>,
 }
 
 impl BrokerBuilder {
@@ -70,6 +71,14 @@ impl BrokerBuilder {
     /// host must stay 127.0.0.1.
     pub fn listen(mut self, spec: &str) -> Self {
         spec.clone_into(&mut self.listen);
+        self
+    }
+
+    /// An extra command-line argument for every run, after `--listen 127.0.0.1:0` (say, a
+    /// second `--listen NAME://127.0.0.1:PORT`; the first listener stays the one `addr`
+    /// names).
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
         self
     }
 
@@ -138,6 +147,7 @@ impl BrokerBuilder {
         let mut b = Broker {
             child: None,
             addr: String::new(),
+            addrs: Vec::new(),
             tmp,
             config,
             runs: 0,
@@ -153,6 +163,7 @@ impl BrokerBuilder {
 pub struct Broker {
     child: Option<Child>,
     addr: String,
+    addrs: Vec<String>,
     tmp: TempDir,
     config: Option<PathBuf>,
     runs: u32,
@@ -174,12 +185,20 @@ impl Broker {
             default_rust_log: None,
             wrapper: Vec::new(),
             listen: "127.0.0.1:0".to_owned(),
+            args: Vec::new(),
         }
     }
 
     /// `127.0.0.1:PORT`, the address the broker listens on.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Every listener's address, in the order of the `--listen` flags: the kit's own
+    /// `127.0.0.1:0` first, then those added with [`BrokerBuilder::arg`]. Bound ports, so
+    /// `--listen SASL_SSL://127.0.0.1:0` works without picking a port first.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
     }
 
     /// The broker's temp dir (data dir, config file, stderr logs).
@@ -265,6 +284,7 @@ impl Broker {
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(&self.opts.args);
         if let Some(filter) = &self.opts.default_rust_log {
             if std::env::var_os("RUST_LOG").is_none() {
                 cmd.env("RUST_LOG", filter);
@@ -284,10 +304,13 @@ impl Broker {
         // The follower drains stdout for the broker's whole life, so it never blocks.
         let lines = follow(child.stdout.take().expect("piped stdout"));
         let deadline = self.opts.start_deadline;
+        // One `listening on` line per listener, in order, then Kafka's `started` line.
+        let mut addrs = Vec::new();
         let addr = wait_line_or_why(&lines, deadline, |l| {
-            l.trim()
-                .strip_prefix("listening on ")
-                .map(|a| a.trim().to_owned())
+            if let Some(a) = l.trim().strip_prefix("listening on ") {
+                addrs.push(a.trim().to_owned());
+            }
+            (l.contains("] started") && !addrs.is_empty()).then(|| addrs[0].clone())
         });
         let addr = match addr {
             Ok(addr) => addr,
@@ -312,6 +335,7 @@ impl Broker {
             "broker listens on {addr}, expected 127.0.0.1:PORT"
         );
         self.addr = addr;
+        self.addrs = addrs;
         self.child = Some(child);
     }
 

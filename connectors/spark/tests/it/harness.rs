@@ -44,6 +44,29 @@ impl Broker {
         Broker(Some(b), addr)
     }
 
+    /// Starts a broker with this config file and extra command-line arguments (a second
+    /// `--listen`, say); [`Broker::addr`] is still the kit's PLAINTEXT listener.
+    pub fn start_with(config: &str, args: &[&str]) -> Broker {
+        let mut b = sluice_testkit::Broker::builder()
+            .bin(sluice_testkit::sluice_bin_beside_test_exe())
+            .temp_prefix("sluice-spark-it-")
+            .config(config);
+        for a in args {
+            b = b.arg(a);
+        }
+        let b = b.start();
+        let addr = b.addr().to_owned();
+        Broker(Some(b), addr)
+    }
+
+    /// Every listener's address, the kit's PLAINTEXT one first.
+    pub fn addrs(&self) -> Vec<String> {
+        match &self.0 {
+            Some(b) => b.addrs().to_vec(),
+            None => vec![self.1.clone()],
+        }
+    }
+
     /// `$SLUICE_SPARK_IT_BOOTSTRAP` when set, else [`Broker::start`].
     pub fn start_or_external() -> Broker {
         match std::env::var("SLUICE_SPARK_IT_BOOTSTRAP") {

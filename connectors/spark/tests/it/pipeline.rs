@@ -275,9 +275,80 @@ async fn wait_counts(sink: &RedisSink, want: &HashMap<String, i64>, what: &str) 
 
 #[tokio::test]
 async fn seed_pipeline_from_tail_to_hdfs_and_through_kafka_to_redis() {
+    run_pipeline(Broker::start(), None).await;
+}
+
+/// The same pipeline with every Kafka connection on a SASL_SSL listener: the Flume agent's
+/// Kafka channel and the word count authenticate with SCRAM-SHA-512 over TLS, with the keys
+/// Kafka's clients take (`kafka.producer.*` in Flume, `--conf` in the word count).
+#[tokio::test]
+async fn seed_pipeline_over_sasl_ssl() {
+    let tls = tempfile::Builder::new()
+        .prefix("sluice-spark-tls-")
+        .tempdir()
+        .unwrap();
+    let (ca, server) = certificates(tls.path());
+    let config = format!(
+        "[group]\ninitial_rebalance_delay_ms = 0\n\
+         [security]\n\
+         \"ssl.keystore.type\" = \"PEM\"\n\
+         \"ssl.keystore.location\" = \"{}\"\n\
+         \"sasl.enabled.mechanisms\" = \"SCRAM-SHA-512\"\n\
+         \"sluice.add.scram\" = \"SCRAM-SHA-512=[name=pipeline,password=pipeline-secret]\"\n",
+        server.display()
+    );
+    let broker = Broker::start_with(&config, &["--listen", "SASL_SSL://127.0.0.1:0"]);
+    let secured = broker.addrs()[1].clone();
+    let keys = [
+        ("security.protocol", "SASL_SSL".to_owned()),
+        ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
+        (
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"pipeline\" password=\"pipeline-secret\";"
+                .to_owned(),
+        ),
+        ("ssl.truststore.type", "PEM".to_owned()),
+        ("ssl.truststore.location", ca.display().to_string()),
+    ];
+    run_pipeline(broker, Some((secured, keys.to_vec()))).await;
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files in `dir`:
+/// (the CA's certificate, the server's key and certificate chain).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "sluice-pipeline-ca");
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "broker");
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let ca_path = dir.join("ca.pem");
+    let server_path = dir.join("broker.pem");
+    fs::write(&ca_path, &ca_pem).unwrap();
+    fs::write(
+        &server_path,
+        format!("{}{}{}", key.serialize_pem(), cert.pem(), ca_pem),
+    )
+    .unwrap();
+    (ca_path, server_path)
+}
+
+/// Runs the seed pipeline against `broker`; with `secured`, the agent and the word count
+/// use that address and those Kafka client keys (the test's own client stays on the
+/// PLAINTEXT listener to create the topic and read offsets).
+async fn run_pipeline(broker: Broker, secured: Option<(String, Vec<(&str, String)>)>) {
     let (mut rng, seed) = Rng::seeded();
     eprintln!("seed {seed} (set SLUICE_SPARK_IT_SEED to replay)");
-    let broker = Broker::start();
+    let pipeline_addr = secured
+        .as_ref()
+        .map_or_else(|| broker.addr().to_owned(), |(a, _)| a.clone());
     let redis = Redis::start();
     let client = broker.client().await;
     // Three partitions, so that the word count's batches have several ranges.
@@ -293,9 +364,9 @@ async fn seed_pipeline_from_tail_to_hdfs_and_through_kafka_to_redis() {
     let hour_before = date("%Y-%m-%d/%H");
 
     let url = redis.url(0);
-    let mut spark = Spark::wordcount(&[
+    let mut args: Vec<String> = [
         "--bootstrap-server",
-        broker.addr(),
+        &pipeline_addr,
         "--topics",
         TOPIC,
         "--batch-interval",
@@ -304,12 +375,19 @@ async fn seed_pipeline_from_tail_to_hdfs_and_through_kafka_to_redis() {
         &url,
         "--starting",
         "earliest",
-    ]);
-    let mut agent = Agent::start(
-        tmp.path(),
-        &pipeline_config(broker.addr(), &log, &hdfs),
-        "agent1",
-    );
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut config = pipeline_config(&pipeline_addr, &log, &hdfs);
+    for (k, v) in secured.iter().flat_map(|(_, keys)| keys) {
+        args.extend(["--conf".to_owned(), format!("{k}={v}")]);
+        config.push_str(&format!("agent1.channels.kch.kafka.producer.{k} = {v}\n"));
+        config.push_str(&format!("agent1.channels.kch.kafka.consumer.{k} = {v}\n"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut spark = Spark::wordcount(&args);
+    let mut agent = Agent::start(tmp.path(), &config, "agent1");
     agent.wait_for_log("agent agent1 started").await;
     let sink = RedisSink::connect(&url, "wc").await.unwrap();
 
