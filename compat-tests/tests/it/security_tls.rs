@@ -441,6 +441,56 @@ fn rdkafka_over_ssl_with_keytools_own_ec_keystore() {
     rdkafka_round_trip(broker.addr(), &as_refs(&ssl), 20);
 }
 
+/// A broker whose one listener is `SASL_SSL://127.0.0.1:0`, SCRAM-SHA-512 user `alice`.
+fn sasl_ssl_broker(certs: &Certs, extra: &[(&str, &str)]) -> sluice_testkit::Broker {
+    let keystore = certs.p("server-keystore.pem");
+    let mut keys = vec![
+        ("ssl.keystore.location", keystore.as_str()),
+        ("sasl.enabled.mechanisms", "SCRAM-SHA-512"),
+        (
+            "sluice.add.scram",
+            "SCRAM-SHA-512=[name=alice,password=alice-secret]",
+        ),
+    ];
+    keys.extend_from_slice(extra);
+    sluice_testkit::Broker::builder()
+        .bin(sluice_testkit::sluice_bin_beside_test_exe())
+        .temp_prefix("sluice-tls-")
+        .listen("SASL_SSL://127.0.0.1:0")
+        .default_rust_log("info")
+        .config(&security_toml(&keys))
+        .start()
+}
+
+#[test]
+fn rdkafka_scram_over_sasl_ssl_and_client_auth_only_from_the_listener_prefix() {
+    let certs = Certs::new();
+    let mut scram = rk_ssl(&certs);
+    scram[0].1 = "sasl_ssl".to_string();
+    scram.push(("sasl.mechanisms", "SCRAM-SHA-512".to_string()));
+    scram.push(("sasl.username", "alice".to_string()));
+    scram.push(("sasl.password", "alice-secret".to_string()));
+    // Broker-wide ssl.client.auth=required applies to SSL listeners only, as in Kafka.
+    let broker = sasl_ssl_broker(&certs, &[("ssl.client.auth", "required")]);
+    rdkafka_round_trip(broker.addr(), &as_refs(&scram), 50);
+    drop(broker);
+    // The listener-prefixed key does apply: no certificate, no connection.
+    let truststore = certs.p("truststore.jks");
+    let broker = sasl_ssl_broker(
+        &certs,
+        &[
+            ("listener.name.sasl_ssl.ssl.client.auth", "required"),
+            ("ssl.truststore.location", &truststore),
+            ("ssl.truststore.password", PASSWORD),
+        ],
+    );
+    assert!(metadata_ok(broker.addr(), &as_refs(&scram)).is_err());
+    let mut with_cert = scram.clone();
+    with_cert.push(("ssl.certificate.location", certs.p("client.crt")));
+    with_cert.push(("ssl.key.location", certs.p("client.key")));
+    rdkafka_round_trip(broker.addr(), &as_refs(&with_cert), 5);
+}
+
 #[test]
 fn apache_kafka_image_ssl_variables() {
     // The apache/kafka image's single-node SSL example: keystore and truststore file names
