@@ -21,12 +21,13 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::conn::{set_nodelay, Compression, Conn, ConnError};
+use crate::conn::{set_nodelay, Compression, Conn, ConnError, Io};
 use crate::event::{encode_event, write_events, EventBatch, Status};
 use crate::handshake::{HandshakeMatch, HandshakeRequest, HandshakeResponse};
 use crate::protocol::Protocol;
 use crate::server::DEFAULT_MAX_FRAME_BYTES;
 use crate::tls::ClientTls;
+use crate::zlib_io::ZlibStream;
 use crate::Event;
 
 /// Flume's `connect-timeout` and `request-timeout` defaults (20 s each).
@@ -121,6 +122,11 @@ async fn open(addr: &str, opts: &ClientOptions) -> Result<Conn, RpcError> {
         ));
     };
     set_nodelay(&stream, peer_addr);
+    // With deflate too, zlib goes under TLS, as in Flume (see `zlib_io`).
+    let stream: Box<dyn Io> = match opts.compression {
+        Compression::None => Box::new(stream),
+        Compression::Deflate { level } => Box::new(ZlibStream::new(stream, level)),
+    };
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
     let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.0));
     let stream = connector
@@ -130,7 +136,7 @@ async fn open(addr: &str, opts: &ClientOptions) -> Result<Conn, RpcError> {
     Ok(Conn::over(
         Box::new(stream),
         peer_addr,
-        opts.compression,
+        Compression::None,
         DEFAULT_MAX_FRAME_BYTES,
     ))
 }

@@ -18,6 +18,7 @@
 //!   optionally under TLS.
 //! - `keystore`: JKS and PKCS12 keystores and truststores.
 //! - `tls`: [`ServerTls`] and [`ClientTls`], Flume's `ssl` settings as rustls configs.
+//! - `zlib_io`: a zlib stream under TLS, for `ssl` together with deflate (Flume's order).
 //! - `server`: [`Server`], the handler traits, per-connection handshake and dispatch.
 //! - `client`: [`RpcClient`] (handshake, calls) and the typed clients.
 
@@ -31,6 +32,7 @@ pub mod keystore;
 mod protocol;
 mod server;
 mod tls;
+mod zlib_io;
 
 pub use client::{AvroSourceClient, ClientOptions, RpcClient, RpcError, SparkSinkClient};
 pub use codec::{DecodeError, Problem};

@@ -29,11 +29,12 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::conn::{set_nodelay, Compression, Conn, ConnError};
+use crate::conn::{set_nodelay, Compression, Conn, ConnError, Io};
 use crate::event::{read_event, read_events, EventBatch, Status};
 use crate::handshake::{HandshakeMatch, HandshakeRequest, HandshakeResponse};
 use crate::protocol::{hex, Protocol, ProtocolError};
 use crate::tls::ServerTls;
+use crate::zlib_io::ZlibStream;
 use crate::Event;
 
 /// Default cap on one frame (all buffers plus their length prefixes). Java has none beyond its
@@ -277,6 +278,11 @@ async fn open_connection(
         None => Conn::new(stream, peer, compression, max),
         Some(tls) => {
             set_nodelay(&stream, peer);
+            // With deflate too, zlib goes under TLS, as in Flume (see `zlib_io`).
+            let stream: Box<dyn Io> = match compression {
+                Compression::None => Box::new(stream),
+                Compression::Deflate { level } => Box::new(ZlibStream::new(stream, level)),
+            };
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.0));
             let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
             let outcome = tokio::select! {
@@ -284,7 +290,7 @@ async fn open_connection(
                 o = handshake => o,
             };
             match outcome {
-                Ok(Ok(s)) => Conn::over(Box::new(s), peer, compression, max),
+                Ok(Ok(s)) => Conn::over(Box::new(s), peer, Compression::None, max),
                 Ok(Err(e)) => {
                     tracing::warn!(
                         %peer,

@@ -224,3 +224,30 @@ async fn our_client_and_server_over_tls_with_a_truststore_and_trusting_all() {
     assert_eq!(collector.events().len(), sent.len() + 3);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_over_deflate_as_flume_layers_it() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let s = make_stores(dir.path(), "zipped", "JKS");
+    let collector = Collector::new();
+    let deflate = Compression::Deflate { level: 6 };
+    let server = tls_server(&s, collector.clone(), deflate).await;
+    let addr = server.local_addr().to_string();
+    let opts = ClientOptions {
+        compression: Compression::Deflate { level: 9 },
+        ..tls_client(Trust::Store(store(&s.truststore, TRUST_PASSWORD)))
+    };
+    let mut c = AvroSourceClient::connect(&addr, opts).await.unwrap();
+    let batch = events("z", 50);
+    assert_eq!(c.append_batch(&batch).await.unwrap(), Status::Ok);
+    assert_eq!(c.append_batch(&batch[..2]).await.unwrap(), Status::Ok);
+    assert_eq!(collector.events().len(), 52);
+    assert_eq!(collector.events()[..50], batch[..]);
+    // TLS without deflate against this server fails (its bytes are not zlib).
+    let mut plain_tls = AvroSourceClient::connect(&addr, tls_client(Trust::All)).await;
+    if let Ok(c) = plain_tls.as_mut() {
+        assert!(c.append(&batch[0]).await.is_err());
+    }
+    server.shutdown().await;
+}

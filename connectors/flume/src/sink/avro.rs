@@ -19,14 +19,13 @@
 //! - with `reset-connection-interval` > 0 the connection is closed and reopened that often
 //!   (for load balancers in front of several sources).
 //!
-//! Not supported: `compression-type = deflate` together with `ssl = true` (a configuration
-//! error naming the key).
+//! With both `ssl` and deflate, zlib runs under TLS, as Flume layers them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_flume_rpc::{AvroSourceClient, ClientOptions, Compression, Status as RpcStatus};
+use sluice_flume_rpc::{AvroSourceClient, ClientOptions, Status as RpcStatus};
 use tokio::time::Instant;
 
 use super::{take_batch, Sink, Status};
@@ -52,13 +51,6 @@ pub fn build(
     let compression = parse_compression(ctx, "compression-type", Some("compression-level"))?;
     let reset: u64 = ctx.parse("reset-connection-interval", 0)?;
     let tls = crate::ssl::client(ctx, &format!("Sink {name}"))?;
-    if tls.is_some() && compression != Compression::None {
-        // Flume puts zlib under TLS here (see the avro source).
-        return Err(ctx.error(
-            "compression-type",
-            "deflate together with ssl = true is not supported by sluice-flume's avro sink",
-        ));
-    }
     // Flume's RpcClient refuses timeouts under 1 s and uses 1 s instead.
     let clamp = |ms: u64| Duration::from_millis(ms.max(1000));
     Ok(Box::new(AvroSink {

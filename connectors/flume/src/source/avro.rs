@@ -15,8 +15,9 @@
 //! `AppendBatchAcceptedCount` here; the channel processor counts events and
 //! `ChannelWriteFail`.
 //!
-//! Not supported (configuration errors naming the key): `ipFilter = true`, and
-//! `compression-type = deflate` together with `ssl = true`.
+//! With both `ssl` and deflate, zlib runs under TLS, as Flume layers them.
+//!
+//! Not supported (a configuration error naming the key): `ipFilter = true`.
 
 use std::sync::Arc;
 
@@ -36,14 +37,6 @@ pub fn build(name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> 
     let _ = threads;
     let compression = parse_compression(ctx, "compression-type", None)?;
     let tls = crate::ssl::server(ctx, &format!("Source {name}"))?;
-    if tls.is_some() && compression != Compression::None {
-        // Flume puts zlib under TLS here (Netty's inflater and deflater next to the socket,
-        // the SslHandler above them), which sluice-flume's transport does not do yet.
-        return Err(ctx.error(
-            "compression-type",
-            "deflate together with ssl = true is not supported by sluice-flume's avro source",
-        ));
-    }
     if ctx.bool("ipFilter", false)? {
         return Err(ctx.error(
             "ipFilter",

@@ -1,6 +1,7 @@
 //! Tests: the avro source and sink with `ssl = true`, stores made by the JDK's `keytool` in
 //! the test (JKS and PKCS12): real Flume 1.11's avro sink → our avro source; our avro sink
-//! (truststore, then `trust-all-certs`) → real Flume's avro source; ours → ours; a plaintext
+//! (truststore, then `trust-all-certs`) → real Flume's avro source, both also with deflate
+//! (zlib under TLS, as Flume layers them); ours → ours; a plaintext
 //! client against our TLS source is closed with one warning and the source keeps serving;
 //! a missing keystore or a wrong password is reported at start naming the key and the file.
 
@@ -174,67 +175,86 @@ fn sink_ssl_truststore(prefix: &str, truststore: &Path, store_type: &str) -> Str
     )
 }
 
+/// `compression-type = deflate` lines for `prefix` (zlib under TLS, as Flume layers them).
+fn deflate_lines(prefix: &str, deflate: bool) -> String {
+    if deflate {
+        format!("{prefix}.compression-type = deflate\n")
+    } else {
+        String::new()
+    }
+}
+
 #[test]
 fn real_flume_avro_sink_with_ssl_to_our_avro_source_with_a_jks_keystore() {
     let stores_dir = tempfile::tempdir().unwrap();
     let s = make_stores(stores_dir.path(), "ours", "JKS");
-    let port = free_port();
-    let out = tempfile::tempdir().unwrap();
-    let ours = avro_source_to_file_roll(
-        port,
-        &source_ssl("a1.sources.r1", &s.keystore, "JKS"),
-        out.path(),
-    );
-    let mut agent = Agent::start(&ours, "a1", &[]);
-    agent.wait_for_log("Avro source r1 started", WAIT);
-    assert!(agent.log().contains("(ssl)"), "{}", agent.log());
-    let real = seq_to_avro_sink(
-        50,
-        port,
-        &sink_ssl_truststore("a1.sinks.k1", &s.truststore, "JKS"),
-    );
-    let _flume = RealFlume::start(&real);
-    let want = counter_lines(50);
-    poll_until(
-        Duration::from_secs(90),
-        "real Flume's 50 events over TLS in our file_roll output",
-        || (rolled(out.path()) == want).then_some(()),
-    );
-    assert!(
-        !agent.log().contains("TLS handshake failed"),
-        "{}",
-        agent.log()
-    );
+    for deflate in [false, true] {
+        let port = free_port();
+        let out = tempfile::tempdir().unwrap();
+        let ours = avro_source_to_file_roll(
+            port,
+            &(source_ssl("a1.sources.r1", &s.keystore, "JKS")
+                + &deflate_lines("a1.sources.r1", deflate)),
+            out.path(),
+        );
+        let mut agent = Agent::start(&ours, "a1", &[]);
+        agent.wait_for_log("Avro source r1 started", WAIT);
+        assert!(agent.log().contains("(ssl)"), "{}", agent.log());
+        let real = seq_to_avro_sink(
+            50,
+            port,
+            &(sink_ssl_truststore("a1.sinks.k1", &s.truststore, "JKS")
+                + &deflate_lines("a1.sinks.k1", deflate)),
+        );
+        let _flume = RealFlume::start(&real);
+        let want = counter_lines(50);
+        poll_until(
+            Duration::from_secs(90),
+            &format!("real Flume's 50 events over TLS (deflate {deflate}) in our file_roll output"),
+            || (rolled(out.path()) == want).then_some(()),
+        );
+        assert!(
+            !agent.log().contains("TLS handshake failed"),
+            "{}",
+            agent.log()
+        );
+    }
 }
 
 #[test]
 fn our_avro_sink_with_ssl_to_real_flume_avro_source_with_a_pkcs12_keystore() {
     let stores_dir = tempfile::tempdir().unwrap();
     let s = make_stores(stores_dir.path(), "flume", "PKCS12");
-    let port = free_port();
-    let out = tempfile::tempdir().unwrap();
-    let real = avro_source_to_file_roll(
-        port,
-        &source_ssl("a1.sources.r1", &s.keystore, "PKCS12"),
-        out.path(),
-    );
-    let mut flume = RealFlume::start(&real);
-    flume.wait_for_log("Avro source r1 started");
-    // First with the truststore, then trusting every certificate: 50 events each, in order.
-    let mut want = String::new();
-    for ssl in [
-        sink_ssl_truststore("a1.sinks.k1", &s.truststore, "PKCS12"),
-        "a1.sinks.k1.ssl = true\na1.sinks.k1.trust-all-certs = true\n".to_string(),
-    ] {
-        let mut agent = Agent::start(&seq_to_avro_sink(50, port, &ssl), "a1", &[]);
-        agent.wait_for_log(&format!("connected to 127.0.0.1:{port}"), WAIT);
-        want.push_str(&counter_lines(50));
-        poll_until(
-            Duration::from_secs(60),
-            "our 50 events over TLS in real Flume's file_roll output",
-            || (rolled(out.path()) == want).then_some(()),
+    for deflate in [false, true] {
+        let port = free_port();
+        let out = tempfile::tempdir().unwrap();
+        let real = avro_source_to_file_roll(
+            port,
+            &(source_ssl("a1.sources.r1", &s.keystore, "PKCS12")
+                + &deflate_lines("a1.sources.r1", deflate)),
+            out.path(),
         );
-        agent.kill9();
+        let mut flume = RealFlume::start(&real);
+        flume.wait_for_log("Avro source r1 started");
+        // With the truststore, then trusting every certificate: 50 events each, in order.
+        let mut want = String::new();
+        for ssl in [
+            sink_ssl_truststore("a1.sinks.k1", &s.truststore, "PKCS12"),
+            "a1.sinks.k1.ssl = true\na1.sinks.k1.trust-all-certs = true\n".to_string(),
+        ] {
+            let ssl = ssl + &deflate_lines("a1.sinks.k1", deflate);
+            let mut agent = Agent::start(&seq_to_avro_sink(50, port, &ssl), "a1", &[]);
+            agent.wait_for_log(&format!("connected to 127.0.0.1:{port}"), WAIT);
+            want.push_str(&counter_lines(50));
+            poll_until(
+                Duration::from_secs(60),
+                &format!(
+                    "our 50 events over TLS (deflate {deflate}) in real Flume's file_roll output"
+                ),
+                || (rolled(out.path()) == want).then_some(()),
+            );
+            agent.kill9();
+        }
     }
 }
 
