@@ -374,3 +374,32 @@ fn a_missing_keystore_or_a_wrong_password_names_the_component_key_and_file() {
     assert!(line.contains("Sink k1"), "{line}");
     assert!(line.contains(s.truststore.to_str().unwrap()), "{line}");
 }
+
+#[test]
+fn global_keystore_and_truststore_from_system_properties() {
+    // Flume 1.9+: unset keys fall back to -Djavax.net.ssl.* (here every store key is unset).
+    let stores_dir = tempfile::tempdir().unwrap();
+    let s = make_stores(stores_dir.path(), "global", "PKCS12");
+    let port = free_port();
+    let out = tempfile::tempdir().unwrap();
+    let rx_cfg = avro_source_to_file_roll(port, "a1.sources.r1.ssl = true\n", out.path());
+    let ks = format!("-Djavax.net.ssl.keyStore={}", s.keystore.display());
+    let ks_pw = format!("-Djavax.net.ssl.keyStorePassword={STORE_PASSWORD}");
+    let mut rx = Agent::start(
+        &rx_cfg,
+        "a1",
+        &[&ks, &ks_pw, "-Djavax.net.ssl.keyStoreType=PKCS12"],
+    );
+    rx.wait_for_log("Avro source r1 started", WAIT);
+    assert!(rx.log().contains("(ssl)"), "{}", rx.log());
+    let tx_cfg = seq_to_avro_sink(20, port, "a1.sinks.k1.ssl = true\n");
+    let ts = format!("-Djavax.net.ssl.trustStore={}", s.truststore.display());
+    let ts_pw = format!("-Djavax.net.ssl.trustStorePassword={TRUST_PASSWORD}");
+    let _tx = Agent::start(&tx_cfg, "a1", &[&ts, &ts_pw]);
+    let want = counter_lines(20);
+    poll_until(
+        Duration::from_secs(60),
+        "20 events over TLS set up by system properties",
+        || (rolled(out.path()) == want).then_some(()),
+    );
+}
