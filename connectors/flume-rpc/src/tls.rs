@@ -199,6 +199,9 @@ impl ClientTls {
     /// (not compared with the certificate; see the module comment).
     pub(crate) fn server_name(host: &str) -> ServerName<'static> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
+        // A host rustls will not take as a DNS name (an underscore, say) still resolves and
+        // connects; since the name is never checked, an IP-address name (which sends no SNI,
+        // like Flume's SSLEngine without a peer host) stands in for it.
         ServerName::try_from(host.to_string())
             .unwrap_or_else(|_| ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
     }

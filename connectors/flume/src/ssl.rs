@@ -168,6 +168,8 @@ pub fn client(ctx: &Context, what: &str) -> Result<Option<ClientTls>, ConfigErro
         return Ok(None);
     }
     let trust = if ctx.bool("trust-all-certs", false)? {
+        // Flume logs this too ("setting TrustManager to accept all server certificates").
+        tracing::warn!("{what}: trust-all-certs = true: the server's certificate is not checked");
         Trust::All
     } else {
         match value(
