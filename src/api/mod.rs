@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::group::Coordinator;
 use crate::log::producer::ProducerIdAllocator;
 use crate::log::LogManager;
+use crate::security::acl::{Authorizer, Operation, ResourceType, CLUSTER_NAME};
 use crate::server::connection::ConnInfo;
 
 /// State shared by every connection.
@@ -39,6 +40,8 @@ pub struct Broker {
     pub shares: crate::share::Coordinator,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: fetch::session::SessionCache,
+    /// ACLs and the authorizer (allows everything unless `authorizer.class.name` is set).
+    pub authorizer: Authorizer,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
 }
@@ -63,6 +66,7 @@ impl Broker {
             config.txn,
         )?;
         let shares = crate::share::Coordinator::open(&logs)?;
+        let authorizer = Authorizer::open(&config.security, &config.data_dir)?;
         let fetch_sessions = fetch::session::SessionCache::new(
             config.fetch_session_cache_slots,
             config.fetch_session_eviction_ms,
@@ -75,6 +79,7 @@ impl Broker {
             groups,
             txns,
             shares,
+            authorizer,
             shutdown: CancellationToken::new(),
         }))
     }
@@ -99,6 +104,58 @@ pub struct Ctx<'a> {
     pub conn: &'a ConnInfo,
     /// Who is asking (for authorization).
     pub session: &'a crate::security::Session,
+}
+
+impl Ctx<'_> {
+    /// Whether this connection may perform `op` on `(resource_type, name)`. A plain `true`,
+    /// without allocating, when no authorizer is configured.
+    pub fn authorize(&self, op: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.broker
+            .authorizer
+            .authorize(self.session, op, resource_type, name)
+    }
+
+    /// Whether this connection may perform `op` on the cluster.
+    pub fn authorize_cluster(&self, op: Operation) -> bool {
+        self.authorize(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Whether this connection may perform `op` on a topic.
+    pub fn authorize_topic(&self, op: Operation, topic: &str) -> bool {
+        self.authorize(op, ResourceType::Topic, topic)
+    }
+
+    /// Whether this connection may perform `op` on a group.
+    pub fn authorize_group(&self, op: Operation, group: &str) -> bool {
+        self.authorize(op, ResourceType::Group, group)
+    }
+
+    /// Whether this connection may perform `op` on a transactional id.
+    pub fn authorize_txn_id(&self, op: Operation, id: &str) -> bool {
+        self.authorize(op, ResourceType::TransactionalId, id)
+    }
+
+    /// The names among `names` this connection may perform `op` on (Kafka's
+    /// `filterByAuthorized`), each asked once. Everything, when no authorizer is configured.
+    pub fn filter_authorized<'n>(
+        &self,
+        op: Operation,
+        resource_type: ResourceType,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> std::collections::HashSet<&'n str> {
+        let mut seen = std::collections::HashMap::new();
+        for n in names {
+            seen.entry(n)
+                .or_insert_with(|| self.authorize(op, resource_type, n));
+        }
+        seen.into_iter().filter(|(_, ok)| *ok).map(|(n, _)| n).collect()
+    }
+
+    /// Whether the authorizer is on (a handler skips building per-resource checks when it
+    /// is off).
+    pub fn authorizing(&self) -> bool {
+        self.broker.authorizer.enabled()
+    }
 }
 
 /// A failure a handler cannot express as an error code in its response.

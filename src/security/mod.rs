@@ -7,10 +7,13 @@
 //!   identity, as handlers see it) and [`Props`] (Kafka's `ssl.*`, `sasl.*`,
 //!   `listener.name.<l>.*`, authorizer keys, as given in the TOML `[security]` table or as
 //!   `KAFKA_*` variables).
+//! - [`acl`]: ACLs and the authorizer (Kafka's `StandardAuthorizer` semantics).
 //!
 //! The server (`crate::server`) owns the sockets and asks this module how to secure them;
 //! API handlers (`crate::api`) read the [`Session`] to authorize. Nothing here depends on
 //! either.
+
+pub mod acl;
 
 use std::collections::BTreeMap;
 use std::fmt;
