@@ -6,6 +6,7 @@ pub mod fetch;
 pub mod group;
 pub mod meta;
 pub mod produce;
+pub mod security;
 pub mod share;
 pub mod splice;
 pub mod topics;
@@ -148,7 +149,10 @@ impl Ctx<'_> {
             seen.entry(n)
                 .or_insert_with(|| self.authorize(op, resource_type, n));
         }
-        seen.into_iter().filter(|(_, ok)| *ok).map(|(n, _)| n).collect()
+        seen.into_iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(n, _)| n)
+            .collect()
     }
 
     /// Whether the authorizer is on (a handler skips building per-resource checks when it
@@ -218,6 +222,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
     // v0 was removed in Kafka 4.0 (KIP-896).
     (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
@@ -422,7 +428,13 @@ async fn dispatch_plain(
             share::delete_share_group_offsets::handle(ctx, hdr, r).await?,
         ),
         RequestKind::DescribeAcls(r) => {
-            ResponseKind::DescribeAcls(meta::describe_acls::handle(ctx, hdr, r).await?)
+            ResponseKind::DescribeAcls(security::describe_acls::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(security::create_acls::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(security::delete_acls::handle(ctx, hdr, r).await?)
         }
         other => {
             return Err(ApiError::Internal(format!(
@@ -917,6 +929,24 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
         RequestKind::DescribeAcls(_) => {
             ResponseKind::DescribeAcls(DescribeAclsResponse::default().with_error_code(code))
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(
+            CreateAclsResponse::default().with_results(
+                r.creations
+                    .iter()
+                    .map(|_| create_acls_response::AclCreationResult::default().with_error_code(code))
+                    .collect(),
+            ),
+        ),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(
+            DeleteAclsResponse::default().with_filter_results(
+                r.filters
+                    .iter()
+                    .map(|_| {
+                        delete_acls_response::DeleteAclsFilterResult::default().with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
         _ => return None,
     })
 }
@@ -1037,6 +1067,8 @@ mod tests {
                     RequestKind::DeleteShareGroupOffsets(Default::default())
                 }
                 ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
+                ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
+                ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");

@@ -819,7 +819,13 @@ mod tests {
             host: "10.0.0.1",
         };
         assert!(!check(&strict(), &acls, bob, Read, "t"));
-        let everyone = [topic("t", PatternType::Literal, WILDCARD_PRINCIPAL, Read, Allow)];
+        let everyone = [topic(
+            "t",
+            PatternType::Literal,
+            WILDCARD_PRINCIPAL,
+            Read,
+            Allow,
+        )];
         assert!(check(&strict(), &everyone, bob, Read, "t"));
     }
 
@@ -859,7 +865,13 @@ mod tests {
         assert!(check(&strict(), &acls, ALICE, Write, "anything"));
         assert!(!decide(&strict(), &acls, ALICE, Write, Group, "anything"));
         // A PREFIXED "*" is a prefix like any other, not a wildcard.
-        let acls = [topic("*", PatternType::Prefixed, "User:alice", Write, Allow)];
+        let acls = [topic(
+            "*",
+            PatternType::Prefixed,
+            "User:alice",
+            Write,
+            Allow,
+        )];
         assert!(!check(&strict(), &acls, ALICE, Write, "anything"));
         assert!(check(&strict(), &acls, ALICE, Write, "*x"));
     }
@@ -874,11 +886,23 @@ mod tests {
             let acls = [topic("t", PatternType::Literal, "User:alice", op, Allow)];
             assert!(!check(&strict(), &acls, ALICE, Describe, "t"), "{op}");
         }
-        let acls = [topic("t", PatternType::Literal, "User:alice", AlterConfigs, Allow)];
+        let acls = [topic(
+            "t",
+            PatternType::Literal,
+            "User:alice",
+            AlterConfigs,
+            Allow,
+        )];
         assert!(check(&strict(), &acls, ALICE, DescribeConfigs, "t"));
         assert!(!check(&strict(), &acls, ALICE, Alter, "t"));
         // DESCRIBE does not imply READ.
-        let acls = [topic("t", PatternType::Literal, "User:alice", Describe, Allow)];
+        let acls = [topic(
+            "t",
+            PatternType::Literal,
+            "User:alice",
+            Describe,
+            Allow,
+        )];
         assert!(!check(&strict(), &acls, ALICE, Read, "t"));
         // A DENY for READ does not deny DESCRIBE that a WRITE allows.
         let acls = [
