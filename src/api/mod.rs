@@ -155,6 +155,29 @@ impl Ctx<'_> {
             .collect()
     }
 
+    /// Kafka's authorized-operations bit set for a resource: the bits of `candidates` (one
+    /// per operation code) this connection is allowed. `candidates` itself when no
+    /// authorizer is configured.
+    pub fn authorized_operations(
+        &self,
+        resource_type: ResourceType,
+        name: &str,
+        candidates: i32,
+    ) -> i32 {
+        if !self.authorizing() {
+            return candidates;
+        }
+        (0..31)
+            .filter(|bit| candidates & (1 << bit) != 0)
+            .filter(|bit| {
+                i8::try_from(*bit)
+                    .ok()
+                    .and_then(Operation::from_code)
+                    .is_some_and(|op| self.authorize(op, resource_type, name))
+            })
+            .fold(0, |acc, bit| acc | (1 << bit))
+    }
+
     /// Whether the authorizer is on (a handler skips building per-resource checks when it
     /// is off).
     pub fn authorizing(&self) -> bool {
