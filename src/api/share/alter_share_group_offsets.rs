@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle AlterShareGroupOffsets.
 pub(crate) async fn handle(
@@ -21,6 +22,10 @@ pub(crate) async fn handle(
     req: AlterShareGroupOffsetsRequest,
 ) -> Result<AlterShareGroupOffsetsResponse, ApiError> {
     let group = req.group_id.0.to_string();
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(AlterShareGroupOffsetsResponse::default()
+            .with_error_code(Code::GroupAuthorizationFailed.code()));
+    }
     if group.is_empty() {
         return Ok(AlterShareGroupOffsetsResponse::default()
             .with_error_code(Code::InvalidRequest.code())

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DeleteShareGroupOffsets.
 pub(crate) async fn handle(
@@ -17,6 +18,10 @@ pub(crate) async fn handle(
     req: DeleteShareGroupOffsetsRequest,
 ) -> Result<DeleteShareGroupOffsetsResponse, ApiError> {
     let group = req.group_id.0.to_string();
+    if !ctx.authorize_group(Operation::Delete, &group) {
+        return Ok(DeleteShareGroupOffsetsResponse::default()
+            .with_error_code(Code::GroupAuthorizationFailed.code()));
+    }
     let logs = &ctx.broker.logs;
     let mut ids = Vec::new();
     let mut responses = Vec::new();

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{
 
 use crate::api::fetch::LEADER_EPOCH;
 use crate::api::{sb, topic_name, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DescribeShareGroupOffsets.
 pub(crate) async fn handle(
@@ -27,6 +28,9 @@ pub(crate) async fn handle(
         .map(|g| {
             let id = g.group_id.0.to_string();
             let base = DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id);
+            if !ctx.authorize_group(Operation::Describe, &id) {
+                return base.with_error_code(Code::GroupAuthorizationFailed.code());
+            }
             if !shares.is_share_group(&id) {
                 return base
                     .with_error_code(Code::GroupIdNotFound.code())

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{RequestHeader, ShareAcknowledgeRequest, ShareAckn
 
 use crate::api::fetch::LEADER_EPOCH;
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 use crate::share::Acks;
 
 /// The acknowledgement batches of one partition, as the coordinator takes them.
@@ -41,6 +42,13 @@ pub(crate) async fn handle(
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
     };
+    // READ on the group (Kafka: GROUP_AUTHORIZATION_FAILED for the whole request).
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(fail(
+            Code::GroupAuthorizationFailed,
+            "not authorized".into(),
+        ));
+    }
     if group.is_empty() || member.is_empty() {
         return Ok(fail(
             Code::InvalidRequest,

@@ -32,6 +32,7 @@ use crate::group::configs::{ShareAutoOffsetReset, ShareGroupConfig};
 use crate::log::batch::BatchView;
 use crate::log::partition::now_ms;
 use crate::log::{Partition, ReadError};
+use crate::security::acl::Operation;
 use crate::share::partition::{Acquired, BatchInfo};
 
 /// Kafka caps how long a fetch may wait; so do we (it also bounds shutdown).
@@ -75,6 +76,13 @@ pub(crate) async fn handle(
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
     };
+    // READ on the group (Kafka: GROUP_AUTHORIZATION_FAILED for the whole request).
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(fail(
+            Code::GroupAuthorizationFailed,
+            "not authorized".into(),
+        ));
+    }
     if group.is_empty() || member.is_empty() {
         return Ok(fail(
             Code::InvalidRequest,

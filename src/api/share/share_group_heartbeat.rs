@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 
 use crate::api::group::consumer_group_heartbeat::catalog;
 use crate::api::{sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 use crate::share::group::Heartbeat;
 
 /// Handle ShareGroupHeartbeat.
@@ -26,6 +27,10 @@ pub(crate) async fn handle(
             .with_error_message(Some(sb(msg)))
             .with_heartbeat_interval_ms(config.heartbeat_interval_ms)
     };
+    // READ on the group before anything else, as Kafka checks.
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(fail(Code::GroupAuthorizationFailed, "not authorized"));
+    }
     if group.is_empty() {
         return Ok(fail(Code::InvalidRequest, "group id can't be empty"));
     }
