@@ -87,6 +87,24 @@ pub(crate) async fn handle(
                     } else {
                         i32::MIN
                     };
+                    let names = d.members.iter().flat_map(|m| {
+                        m.subscribed_topic_names
+                            .iter()
+                            .chain(m.assignment.topic_partitions.iter().map(|t| &t.topic_name))
+                            .chain(
+                                m.target_assignment
+                                    .topic_partitions
+                                    .iter()
+                                    .map(|t| &t.topic_name),
+                            )
+                            .map(|t| t.0.as_str())
+                    });
+                    if !super::may_describe_all(ctx, names) {
+                        return DescribedGroup::default()
+                            .with_group_id(gid)
+                            .with_error_code(Code::TopicAuthorizationFailed.code())
+                            .with_error_message(Some(sb(super::UNDESCRIBABLE_TOPICS)));
+                    }
                     d.with_group_id(gid).with_authorized_operations(ops)
                 }
                 None => DescribedGroup::default()

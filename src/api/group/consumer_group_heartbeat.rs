@@ -67,6 +67,16 @@ pub(crate) async fn handle(
             &Code::GroupAuthorizationFailed.to_string(),
         ));
     }
+    // DESCRIBE on every subscribed topic name (Kafka answers TOPIC_AUTHORIZATION_FAILED,
+    // with no message, when any is missing).
+    if req.subscribed_topic_names.as_ref().is_some_and(|ts| {
+        ts.iter()
+            .any(|t| !ctx.authorize_topic(Operation::Describe, t.0.as_str()))
+    }) {
+        return Ok(ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(Code::TopicAuthorizationFailed.code())
+            .with_heartbeat_interval_ms(interval));
+    }
     if req.group_id.0.is_empty() {
         return Ok(fail(Code::InvalidRequest, "group id can't be empty"));
     }

@@ -41,6 +41,8 @@ pub(crate) async fn handle(
     let mut responses = Vec::new();
     for t in &req.topics {
         let topic = logs.topic(t.topic_name.0.as_str());
+        // READ on the topic (Kafka: TOPIC_AUTHORIZATION_FAILED for its partitions).
+        let allowed = ctx.authorize_topic(Operation::Read, t.topic_name.0.as_str());
         let mut parts = Vec::new();
         for p in &t.partitions {
             let exists = topic.as_ref().is_some_and(|x| {
@@ -49,6 +51,7 @@ pub(crate) async fn handle(
             let mut r = AlterShareGroupOffsetsResponsePartition::default()
                 .with_partition_index(p.partition_index);
             match &topic {
+                _ if !allowed => r = r.with_error_code(Code::TopicAuthorizationFailed.code()),
                 Some(x) if exists => offsets.push(((x.id, p.partition_index), p.start_offset)),
                 _ => r = r.with_error_code(Code::UnknownTopicOrPartition.code()),
             }

@@ -31,6 +31,10 @@ pub(crate) async fn handle(
             .with_topic_name(t.topic_name.clone())
             .with_topic_id(topic.as_ref().map(|x| x.id).unwrap_or_default());
         match topic {
+            // READ on the topic (Kafka: TOPIC_AUTHORIZATION_FAILED for it).
+            _ if !ctx.authorize_topic(Operation::Read, t.topic_name.0.as_str()) => {
+                r = r.with_error_code(Code::TopicAuthorizationFailed.code())
+            }
             Some(x) => ids.push(x.id),
             None => {
                 r = r

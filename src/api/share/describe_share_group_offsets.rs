@@ -47,6 +47,20 @@ pub(crate) async fn handle(
                 Some(topics) => topics
                     .into_iter()
                     .map(|t| {
+                        // DESCRIBE on a named topic (TOPIC_AUTHORIZATION_FAILED per partition).
+                        if !ctx.authorize_topic(Operation::Describe, t.topic_name.0.as_str()) {
+                            let parts = t
+                                .partitions
+                                .iter()
+                                .map(|&p| {
+                                    partition(p, None)
+                                        .with_error_code(Code::TopicAuthorizationFailed.code())
+                                })
+                                .collect();
+                            return DescribeShareGroupOffsetsResponseTopic::default()
+                                .with_topic_name(t.topic_name)
+                                .with_partitions(parts);
+                        }
                         let topic = logs.topic(t.topic_name.0.as_str());
                         let resp = DescribeShareGroupOffsetsResponseTopic::default()
                             .with_topic_name(t.topic_name.clone())
@@ -72,7 +86,11 @@ pub(crate) async fn handle(
                 None => {
                     let mut out: Vec<DescribeShareGroupOffsetsResponseTopic> = Vec::new();
                     for (tid, p, o) in known {
-                        let Some(topic) = logs.topic_by_id(&tid) else {
+                        // All topics: those the client may not DESCRIBE are left out.
+                        let Some(topic) = logs
+                            .topic_by_id(&tid)
+                            .filter(|t| ctx.authorize_topic(Operation::Describe, &t.name))
+                        else {
                             continue;
                         };
                         match out.iter_mut().find(|t| t.topic_id == tid) {

@@ -80,6 +80,11 @@ pub(crate) async fn handle(
             })
         })
         .collect();
+    // Topics the client may not READ are not acknowledged: TOPIC_AUTHORIZATION_FAILED.
+    let denied = super::unreadable_topics(ctx, req.topics.iter().map(|t| t.topic_id));
+    let (refused, acks): (Vec<_>, Vec<_>) = acks
+        .into_iter()
+        .partition(|((id, _), _)| denied.contains(id));
     let tps: Vec<_> = acks.iter().map(|(tp, _)| *tp).collect();
     let b = Arc::clone(ctx.broker);
     let (g, m) = (group.clone(), member.clone());
@@ -91,7 +96,10 @@ pub(crate) async fn handle(
         .with_leader_id(ctx.broker.config.node_id)
         .with_leader_epoch(LEADER_EPOCH);
     let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
-    for (tp, r) in tps.into_iter().zip(results) {
+    let refused = refused
+        .into_iter()
+        .map(|(tp, _)| (tp, Err(Code::TopicAuthorizationFailed)));
+    for (tp, r) in tps.into_iter().zip(results).chain(refused) {
         let pd = PartitionData::default()
             .with_partition_index(tp.1)
             .with_error_code(r.err().map_or(0, |c| c.code()))

@@ -50,6 +50,20 @@ pub(crate) async fn handle(
                     .with_error_code(Code::GroupIdNotFound.code())
                     .with_error_message(Some(sb(format!("group {} not found", id.0))));
             };
+            let names = g.members.values().flat_map(|m| {
+                m.topics.iter().map(String::as_str).chain(
+                    topics
+                        .iter()
+                        .filter(|t| m.assignment.iter().any(|(id, _)| *id == t.id))
+                        .map(|t| &*t.name),
+                )
+            });
+            if !crate::api::group::may_describe_all(ctx, names) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(Code::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(sb(crate::api::group::UNDESCRIBABLE_TOPICS)));
+            }
             base.with_group_state(sb(g.state_name()))
                 .with_group_epoch(g.epoch)
                 .with_assignment_epoch(g.epoch)

@@ -31,6 +31,15 @@ pub(crate) async fn handle(
     if !ctx.authorize_group(Operation::Read, &group) {
         return Ok(fail(Code::GroupAuthorizationFailed, "not authorized"));
     }
+    // DESCRIBE on every subscribed topic name, as Kafka checks.
+    if req.subscribed_topic_names.as_ref().is_some_and(|ts| {
+        ts.iter()
+            .any(|t| !ctx.authorize_topic(Operation::Describe, t.0.as_str()))
+    }) {
+        return Ok(ShareGroupHeartbeatResponse::default()
+            .with_error_code(Code::TopicAuthorizationFailed.code())
+            .with_heartbeat_interval_ms(config.heartbeat_interval_ms));
+    }
     if group.is_empty() {
         return Ok(fail(Code::InvalidRequest, "group id can't be empty"));
     }
