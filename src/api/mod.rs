@@ -50,6 +50,8 @@ pub struct Broker {
 impl Broker {
     /// Open the data directory and build the shared state.
     pub fn open(config: Config) -> anyhow::Result<Arc<Self>> {
+        // First, so that bad authorizer settings fail before any log is opened.
+        let authorizer = Authorizer::open(&config.security, &config.data_dir)?;
         let logs = LogManager::open(&config.data_dir, config.log.clone(), config.node_id)?;
         let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
         let groups = Coordinator::open(
@@ -67,7 +69,6 @@ impl Broker {
             config.txn,
         )?;
         let shares = crate::share::Coordinator::open(&logs)?;
-        let authorizer = Authorizer::open(&config.security, &config.data_dir)?;
         let fetch_sessions = fetch::session::SessionCache::new(
             config.fetch_session_cache_slots,
             config.fetch_session_eviction_ms,
