@@ -5,7 +5,8 @@
 //! for another principal refusing a consume with TOPIC_AUTHORIZATION_FAILED (and the
 //! produce), a group ACL for another principal refusing the group with
 //! GROUP_AUTHORIZATION_FAILED, a prefixed ALLOW with a literal DENY, and a full Metadata
-//! hiding a topic the client may not describe. Sluice's ACLs also survive a restart.
+//! hiding a topic the client may not describe, and a transactional-id ACL for another
+//! principal refusing InitProducerId. Sluice's ACLs also survive a restart.
 //!
 //! The client's identity is a parameter ([`Identity`]): PLAINTEXT clients are all
 //! `User:ANONYMOUS`; with SASL, the same scenarios run for an authenticated user.
@@ -14,6 +15,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::harness::{java_tool, poll_until, unique_topic, Broker};
@@ -157,6 +159,16 @@ fn consume(
         }
     }
     panic!("consume {topic} (group {group:?}): no record and no authorization error; last error {last:?}");
+}
+
+/// `init_transactions` for `id` as `who`: the error code, if it failed.
+fn init_transactions(addr: &str, who: &Identity, id: &str) -> Option<RDKafkaErrorCode> {
+    let mut extra = who.client();
+    extra.push(("transactional.id", id));
+    let p: BaseProducer = rk::config(addr, &extra).create().unwrap();
+    p.init_transactions(Duration::from_secs(20))
+        .err()
+        .map(|e| e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail))
 }
 
 /// The topics a full Metadata request shows `who`.
@@ -378,8 +390,30 @@ fn scenarios(addr: &str, who: &Identity) -> Observed {
     assert!(!topics.contains("acl-t"), "{topics:?}");
     assert!(topics.contains("pay-secret"), "{topics:?}");
 
+    // 6. A WRITE on a transactional id for bob: our InitProducerId for it is refused.
+    acls_ok(
+        addr,
+        who,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:bob",
+            "--operation",
+            "Write",
+            "--transactional-id",
+            "acl-tx",
+        ],
+    );
+    let mut code = None;
+    let refused = poll_until(DEADLINE, || {
+        code = init_transactions(addr, who, "acl-tx");
+        code == Some(RDKafkaErrorCode::TransactionalIdAuthorizationFailed)
+    });
+    assert!(refused, "init_transactions(acl-tx): {code:?}");
+    assert_eq!(init_transactions(addr, who, "acl-tx-free"), None);
+
     let final_acls = listed(&acls_ok(addr, who, &["--list"]));
-    assert_eq!(final_acls.len(), 5, "{final_acls:?}");
+    assert_eq!(final_acls.len(), 6, "{final_acls:?}");
     Observed {
         listed_after_add,
         listed_after_remove,
