@@ -9,7 +9,9 @@
 //! principal refusing InitProducerId. Sluice's ACLs also survive a restart.
 //!
 //! The client's identity is a parameter ([`Identity`]): PLAINTEXT clients are all
-//! `User:ANONYMOUS`; with SASL, the same scenarios run for an authenticated user.
+//! `User:ANONYMOUS`; with SASL, the same scenarios run for an authenticated user. Topic,
+//! group and transactional-id names are fixed (each run has its own broker), so the two
+//! brokers' `kafka-acls --list` outputs compare equal.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
