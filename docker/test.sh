@@ -25,7 +25,13 @@
 #      compat-tests/scripts/install-testcontainers.sh, programs in docker/testcontainers/)
 #      start the image through the engine's Docker API (podman: `podman system service`),
 #      each on random host ports, and round-trip keyed records through the mapped port; the
-#      start times are logged.
+#      start times are logged;
+#   9. Apache Kafka's single-node ssl and sasl_plaintext examples (docker/docker-compose.ssl.yml
+#      and docker/docker-compose.sasl.yml: Kafka's environment blocks, JKS keystores and a
+#      JAAS file made by docker/secrets.sh with openssl and keytool) start from the image;
+#      kcat and the Java console producer and consumer (Apache Kafka 4.3.1) round-trip
+#      records over SSL with client certificates and over SASL PLAIN, and a client without
+#      a certificate or with a wrong password is refused.
 #
 # The compose files are checked with `docker compose config`, `docker-compose config` or
 # `podman compose config`, whichever works, and always read with python3's yaml module
@@ -221,10 +227,10 @@ elif [[ $engine_name == podman ]] && "${ENGINE[@]}" compose version >/dev/null 2
     compose=("${ENGINE[@]}" compose)
 fi
 if [[ ${#compose[@]} -gt 0 ]]; then
-    for f in docker-compose.yml docker-compose.pipeline.yml; do
+    for f in docker-compose.yml docker-compose.pipeline.yml docker-compose.ssl.yml docker-compose.sasl.yml; do
         "${compose[@]}" -f "$HERE/$f" config -q || fail "${compose[*]} config: docker/$f is invalid"
     done
-    ok "${compose[*]} config accepts docker-compose.yml and docker-compose.pipeline.yml"
+    ok "${compose[*]} config accepts docker-compose.yml, .pipeline.yml, .ssl.yml and .sasl.yml"
 else
     log "no docker compose, docker-compose or podman compose here: the compose files' schema is not checked"
 fi
@@ -1009,6 +1015,112 @@ tc_run python-kraft "$TC_CACHE/venv/bin/python" "$HERE/testcontainers/python/tc_
 tc_run java java -Dorg.slf4j.simpleLogger.log.org.apache.kafka=warn -cp "$TC_CACHE/testcontainers-java-1.21.4/lib/*" "$HERE/testcontainers/java/TcKafka.java" "$IMAGE"
 tc_run go "$TC_CACHE/testcontainers-go/tc-kafka" "$IMAGE"
 log "Testcontainers start times: ${tc_starts[*]}"
+
+# ---- 5. Apache Kafka's single-node ssl and sasl_plaintext examples ---------------------------
+
+# compose_env_of FILE: the broker service's environment block, as KEY=VALUE lines.
+compose_env_of() {
+    awk '
+        /^    environment:$/ { env = 1; next }
+        env && /^      [A-Za-z_][A-Za-z0-9_]*:/ {
+            key = $1; sub(/:$/, "", key)
+            val = $0; sub(/^ *[A-Za-z0-9_]*: */, "", val)
+            if (val ~ /^'\''.*'\''$/) val = substr(val, 2, length(val) - 2)
+            if (val == "\"\"") val = ""
+            print key "=" val; next
+        }
+        env { env = 0 }
+    ' "$1"
+}
+
+# start_example NAME FILE PUBLISHED_PORT HOST_PORT SECRETS: run the compose file's broker
+# with its environment, the secrets directory at /etc/kafka/secrets, and the host listener
+# (advertised as localhost:PUBLISHED_PORT in the file) published on HOST_PORT instead.
+start_example() {
+    local name=$1 file=$2 published=$3 hport=$4 secrets=$5 kv args=()
+    while IFS= read -r kv; do
+        [[ $kv == KAFKA_ADVERTISED_LISTENERS=* ]] && kv=${kv//localhost:$published/127.0.0.1:$hport}
+        args+=(-e "$kv")
+    done < <(compose_env_of "$HERE/$file")
+    [[ ${#args[@]} -ge 10 ]] || fail "could not read the environment block of docker/$file"
+    CONTAINERS+=("$name")
+    "${ENGINE[@]}" rm -f -v "$name" >/dev/null 2>&1 || true
+    quietly "${ENGINE[@]}" run -d --name "$name" "${RUN_FLAGS[@]}" --hostname broker \
+        -p "127.0.0.1:$hport:$published" -v "$secrets:/etc/kafka/secrets:ro" "${args[@]}" "$IMAGE" ||
+        fail "cannot start container $name from docker/$file"
+}
+
+# java_roundtrip WHAT BOOTSTRAP PROPS TOPIC: the Java console producer writes three records
+# and the console consumer reads them back, both with the client properties file PROPS.
+java_roundtrip() {
+    local what=$1 bs=$2 props=$3 topic=$4 run=$REPO/compat-tests/scripts/kafka-run-class.sh
+    printf 'java-1\njava-2\njava-3\n' | timeout "$DEADLINE_SECS" "$run" org.apache.kafka.tools.ConsoleProducer \
+        --bootstrap-server "$bs" --topic "$topic" --producer.config "$props" \
+        >"$CACHE/java-prod.log" 2>&1 || { tail -20 "$CACHE/java-prod.log"; fail "$what: Java console producer"; }
+    timeout "$DEADLINE_SECS" "$run" org.apache.kafka.tools.consumer.ConsoleConsumer \
+        --bootstrap-server "$bs" --topic "$topic" --from-beginning --max-messages 3 \
+        --consumer.config "$props" >"$CACHE/java-cons.out" 2>"$CACHE/java-cons.log" ||
+        { tail -20 "$CACHE/java-cons.log"; fail "$what: Java console consumer"; }
+    [[ $(cat "$CACHE/java-cons.out") == $'java-1\njava-2\njava-3' ]] ||
+        { cat "$CACHE/java-cons.out"; fail "$what: the Java console consumer read other records"; }
+    ok "$what: Java console producer and consumer (Kafka 4.3.1 tools) round-trip 3 records"
+}
+
+log "phase 5: Apache Kafka's single-node ssl and sasl_plaintext examples"
+command -v openssl >/dev/null && command -v keytool >/dev/null ||
+    fail "openssl and keytool (JDK) are needed to make the example's keystores"
+secrets=$CACHE/secrets
+bash "$HERE/secrets.sh" "$secrets" >"$CACHE/secrets.log" 2>&1 || { cat "$CACHE/secrets.log"; fail "docker/secrets.sh"; }
+
+port=$(free_port)
+bootstrap=127.0.0.1:$port
+ctr=sluice-test-ssl-$$
+start_example "$ctr" docker-compose.ssl.yml 9093 "$port" "$secrets/ssl"
+tls=(-X security.protocol=ssl -X "ssl.ca.location=$secrets/ssl/ca.pem"
+    -X "ssl.certificate.location=$secrets/ssl/client.pem" -X "ssl.key.location=$secrets/ssl/client.key")
+end=$((SECONDS + DEADLINE_SECS))
+until kcat -b "$bootstrap" "${tls[@]}" -L -m 2 >/dev/null 2>&1; do
+    [[ $("${ENGINE[@]}" inspect --format '{{.State.Running}}' "$ctr") == true ]] ||
+        { "${ENGINE[@]}" logs "$ctr" 2>&1 | tail -20; fail "container $ctr (docker-compose.ssl.yml) exited"; }
+    ((SECONDS < end)) || fail "the SSL example did not answer on $bootstrap within ${DEADLINE_SECS}s"
+    sleep 0.5
+done
+ok "SSL example: the broker read Kafka's JKS keystore and truststore and answers over TLS"
+records | kcat -b "$bootstrap" "${tls[@]}" -P -t ssl-test -p 0 -K : -X acks=all 2>"$CACHE/produce.err" ||
+    { cat "$CACHE/produce.err"; fail "SSL example: kcat produce"; }
+consume_check "SSL example, kcat with a client certificate" "$expected" -b "$bootstrap" "${tls[@]}" \
+    -C -t ssl-test -p 0 -o beginning
+if kcat -b "$bootstrap" -X security.protocol=ssl -X "ssl.ca.location=$secrets/ssl/ca.pem" \
+    -L -m 5 >/dev/null 2>&1; then
+    fail "SSL example: a client without a certificate was let in (ssl.client.auth=required)"
+fi
+ok "SSL example: a client without a certificate is refused (ssl.client.auth=required)"
+java_roundtrip "SSL example" "$bootstrap" "$secrets/ssl/client-ssl.properties" ssl-java
+"${ENGINE[@]}" rm -f -v "$ctr" >/dev/null 2>&1 || true
+
+port=$(free_port)
+bootstrap=127.0.0.1:$port
+ctr=sluice-test-sasl-$$
+start_example "$ctr" docker-compose.sasl.yml 9094 "$port" "$secrets/sasl"
+sasl=(-X security.protocol=sasl_plaintext -X sasl.mechanisms=PLAIN -X sasl.username=alice)
+end=$((SECONDS + DEADLINE_SECS))
+until kcat -b "$bootstrap" "${sasl[@]}" -X sasl.password=alice-secret -L -m 2 >/dev/null 2>&1; do
+    [[ $("${ENGINE[@]}" inspect --format '{{.State.Running}}' "$ctr") == true ]] ||
+        { "${ENGINE[@]}" logs "$ctr" 2>&1 | tail -20; fail "container $ctr (docker-compose.sasl.yml) exited"; }
+    ((SECONDS < end)) || fail "the SASL example did not answer on $bootstrap within ${DEADLINE_SECS}s"
+    sleep 0.5
+done
+ok "SASL example: the broker read the JAAS file KAFKA_OPTS names and authenticates alice"
+records | kcat -b "$bootstrap" "${sasl[@]}" -X sasl.password=alice-secret -P -t sasl-test -p 0 -K : \
+    -X acks=all 2>"$CACHE/produce.err" || { cat "$CACHE/produce.err"; fail "SASL example: kcat produce"; }
+consume_check "SASL example, kcat as alice (PLAIN)" "$expected" -b "$bootstrap" "${sasl[@]}" \
+    -X sasl.password=alice-secret -C -t sasl-test -p 0 -o beginning
+out=$(kcat -b "$bootstrap" "${sasl[@]}" -X sasl.password=wrong -L -m 5 2>&1) &&
+    fail "SASL example: a wrong password was accepted"
+grep -qi "authentication" <<<"$out" || { echo "$out" | tail -5; fail "SASL example: a wrong password failed without saying why"; }
+ok "SASL example: a wrong password is refused ($(grep -io 'sasl authentication[^,]*' <<<"$out" | head -1))"
+java_roundtrip "SASL example" "$bootstrap" "$secrets/sasl/client-sasl.properties" sasl-java
+"${ENGINE[@]}" rm -f -v "$ctr" >/dev/null 2>&1 || true
 
 log "PASSED with $engine_name; image $IMAGE is $size bytes, $CONN_IMAGE $conn_size bytes"
 echo "$passed passed, 0 failed"

@@ -86,6 +86,13 @@ fn main() -> ExitCode {
         )
         .init();
     for (key, value, source) in &origins {
+        // Passwords and JAAS configurations (which hold passwords) are never logged, as
+        // Kafka prints its Password-typed settings as [hidden].
+        let value = if sluice::security::is_secret_key(key) {
+            "[hidden]"
+        } else {
+            value.as_str()
+        };
         tracing::info!("config {key} = {value} (from {source})");
     }
     if !ignored.is_empty() {

@@ -43,6 +43,10 @@ pub struct Broker {
     pub fetch_sessions: fetch::session::SessionCache,
     /// ACLs and the authorizer (allows everything unless `authorizer.class.name` is set).
     pub authorizer: Authorizer,
+    /// SASL settings of the SASL listeners.
+    pub sasl: crate::security::sasl::Settings,
+    /// SCRAM credentials (AlterUserScramCredentials, SCRAM authentication).
+    pub scram: crate::security::credentials::ScramStore,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
 }
@@ -73,8 +77,37 @@ impl Broker {
             config.fetch_session_cache_slots,
             config.fetch_session_eviction_ms,
         );
+        let listeners = config
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                let (name, _, _) = crate::config::parse_listener(l).ok()?;
+                let protocol = config.security.protocol_of(name.as_deref())?;
+                Some((
+                    name.unwrap_or_else(|| protocol.name().to_string()),
+                    protocol,
+                ))
+            })
+            .collect::<Vec<_>>();
+        let sasl = crate::security::sasl::Settings::from_props(&config.security, &listeners)
+            .map_err(anyhow::Error::msg)?;
+        let scram = crate::security::credentials::ScramStore::open(&config.data_dir)?;
+        if let Some(spec) = config.security.get("sluice.add.scram") {
+            let created = scram
+                .seed(spec)
+                .map_err(|e| anyhow::anyhow!("sluice.add.scram: {e}"))?;
+            for (user, m) in created {
+                tracing::info!(
+                    user,
+                    mechanism = m.name(),
+                    "SCRAM credential created from sluice.add.scram"
+                );
+            }
+        }
         Ok(Arc::new(Broker {
             fetch_sessions,
+            sasl,
+            scram,
             config,
             logs,
             producer_ids,
@@ -208,6 +241,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -460,6 +498,21 @@ async fn dispatch_plain(
         RequestKind::DeleteAcls(r) => {
             ResponseKind::DeleteAcls(security::delete_acls::handle(ctx, hdr, r).await?)
         }
+        RequestKind::SaslHandshake(r) => {
+            ResponseKind::SaslHandshake(security::sasl::handshake(ctx, hdr, r).await?)
+        }
+        RequestKind::SaslAuthenticate(r) => {
+            ResponseKind::SaslAuthenticate(security::sasl::authenticate(ctx, hdr, r).await?)
+        }
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            security::scram_credentials::describe(ctx, hdr, r).await?,
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            security::scram_credentials::alter(ctx, hdr, r).await?,
+        ),
+        RequestKind::DescribeClientQuotas(r) => ResponseKind::DescribeClientQuotas(
+            topics::describe_client_quotas::handle(ctx, hdr, r).await?,
+        ),
         other => {
             return Err(ApiError::Internal(format!(
                 "no handler for {:?}",
@@ -971,6 +1024,32 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
                     .collect(),
             ),
         ),
+        RequestKind::SaslHandshake(_) => {
+            ResponseKind::SaslHandshake(SaslHandshakeResponse::default().with_error_code(code))
+        }
+        RequestKind::SaslAuthenticate(_) => ResponseKind::SaslAuthenticate(
+            SaslAuthenticateResponse::default().with_error_code(code),
+        ),
+        RequestKind::DescribeUserScramCredentials(_) => ResponseKind::DescribeUserScramCredentials(
+            DescribeUserScramCredentialsResponse::default().with_error_code(code),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            AlterUserScramCredentialsResponse::default().with_results(
+                r.deletions
+                    .iter()
+                    .map(|d| &d.name)
+                    .chain(r.upsertions.iter().map(|u| &u.name))
+                    .map(|n| {
+                        alter_user_scram_credentials_response::AlterUserScramCredentialsResult::default()
+                            .with_user(n.clone())
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
+        RequestKind::DescribeClientQuotas(_) => ResponseKind::DescribeClientQuotas(
+            DescribeClientQuotasResponse::default().with_error_code(code),
+        ),
         _ => return None,
     })
 }
@@ -1093,6 +1172,17 @@ mod tests {
                 ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
                 ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
                 ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
+                ApiKey::SaslHandshake => RequestKind::SaslHandshake(Default::default()),
+                ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
+                ApiKey::DescribeUserScramCredentials => {
+                    RequestKind::DescribeUserScramCredentials(Default::default())
+                }
+                ApiKey::AlterUserScramCredentials => {
+                    RequestKind::AlterUserScramCredentials(Default::default())
+                }
+                ApiKey::DescribeClientQuotas => {
+                    RequestKind::DescribeClientQuotas(Default::default())
+                }
                 other => panic!("{other:?} is in SUPPORTED but not in this test"),
             };
             assert!(error_response(&req, 35).is_some(), "{key:?}");
@@ -1108,7 +1198,7 @@ mod tests {
             VersionCheck::ApiVersionsFallback
         );
         assert_eq!(
-            check_version(ApiKey::SaslHandshake, 1),
+            check_version(ApiKey::SaslHandshake, 2),
             VersionCheck::Unsupported
         );
         assert_eq!(

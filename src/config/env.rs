@@ -117,6 +117,24 @@ pub fn apply(
     let mut protocols: Option<(String, String)> = None;
     let mut controller_names = vec!["CONTROLLER".to_string()];
     for (var, value) in &vars {
+        // The image's JVM options may name a JAAS file (SASL users), as Kafka's
+        // docker examples do: `-Djava.security.auth.login.config=/etc/kafka/jaas.conf`.
+        if var == "KAFKA_OPTS" {
+            if let Some(path) = value
+                .split_whitespace()
+                .find_map(|o| o.strip_prefix("-Djava.security.auth.login.config="))
+            {
+                config
+                    .security
+                    .set("java.security.auth.login.config", path.trim_matches('"'));
+                report.applied.push((
+                    var.clone(),
+                    "java.security.auth.login.config".into(),
+                    path.to_string(),
+                ));
+                continue;
+            }
+        }
         // CLUSTER_ID formats KRaft storage in the image; meta.properties has our own id.
         if LAUNCHER_VARS.contains(&var.as_str()) || var == "CLUSTER_ID" {
             report.ignored.push(var.clone());
@@ -337,6 +355,38 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn sasl_plaintext_block_with_a_jaas_file_in_kafka_opts() {
+        // Kafka's docker SASL examples: listeners mapped to SASL_PLAINTEXT, mechanisms, and
+        // a JAAS file named in the JVM options.
+        let mut c = Config::default();
+        apply(
+            &mut c,
+            env(&[
+                (
+                    "KAFKA_LISTENERS",
+                    "SASL_PLAINTEXT://:9092,CONTROLLER://:9093",
+                ),
+                (
+                    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                    "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+                ),
+                ("KAFKA_SASL_ENABLED_MECHANISMS", "PLAIN"),
+                ("KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL", "PLAIN"),
+                (
+                    "KAFKA_OPTS",
+                    "-Xms1g -Djava.security.auth.login.config=/etc/kafka/kafka_server_jaas.conf",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.security.get("java.security.auth.login.config"),
+            Some("/etc/kafka/kafka_server_jaas.conf")
+        );
+        assert_eq!(c.security.get("sasl.enabled.mechanisms"), Some("PLAIN"));
     }
 
     #[test]

@@ -8,12 +8,16 @@
 //!   `listener.name.<l>.*`, authorizer keys, as given in the TOML `[security]` table or as
 //!   `KAFKA_*` variables).
 //! - [`acl`]: ACLs and the authorizer (Kafka's `StandardAuthorizer` semantics).
+//! - [`sasl`]: SASL authentication (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER) on SASL listeners.
+//! - [`credentials`]: the SCRAM credential store.
 //!
 //! The server (`crate::server`) owns the sockets and asks this module how to secure them;
 //! API handlers (`crate::api`) read the [`Session`] to authorize. Nothing here depends on
 //! either.
 
 pub mod acl;
+pub mod credentials;
+pub mod sasl;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -150,11 +154,27 @@ pub fn is_security_key(key: &str) -> bool {
         "allow.everyone.if.no.acl.found",
         "connections.max.reauth.ms",
         "principal.builder.class",
+        // A JAAS file, as the JVM's `-Djava.security.auth.login.config` names it (also
+        // taken from KAFKA_OPTS).
+        "java.security.auth.login.config",
+        // Sluice's own: SCRAM users to create at start-up if missing, like Kafka's
+        // `kafka-storage format --add-scram` (security::credentials::parse_seed).
+        "sluice.add.scram",
     ];
     EXACT.contains(&key)
         || key.starts_with("ssl.")
         || key.starts_with("sasl.")
         || key.starts_with("listener.name.")
+}
+
+/// Whether a property's value is a secret (Kafka's `Password`-typed settings: `*.password`,
+/// `sasl.jaas.config` in all its prefixed forms, `ssl.key.password`, ...), never to be logged.
+pub fn is_secret_key(key: &str) -> bool {
+    key.ends_with("password")
+        || key.ends_with("sasl.jaas.config")
+        || key.ends_with("ssl.keystore.key")
+        || key.ends_with("secret")
+        || key.ends_with("sluice.add.scram")
 }
 
 /// Kafka's security properties by their Kafka names (`ssl.keystore.location`,

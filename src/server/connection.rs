@@ -17,6 +17,7 @@ use super::frame::{self, FrameError};
 use super::output::{self, Output, Piece};
 use crate::api::{self, Broker, Ctx, VersionCheck};
 use crate::guard;
+use crate::security::sasl::{Authenticator, Step};
 use crate::security::Session;
 
 /// Read buffer per connection; small requests then cost one syscall for several frames.
@@ -63,8 +64,16 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
     let token = broker.shutdown.clone();
     let max = broker.config.request_max_bytes;
     let mut out = BytesMut::with_capacity(64 * 1024);
-    let session = Session::new(peer, info.listener_name.clone(), info.protocol);
+    let mut session = Session::new(peer, info.listener_name.clone(), info.protocol);
+    // SASL listeners authenticate before anything else is served (security::sasl).
+    let sasl_settings = broker.sasl.listener(&info.listener_name);
+    let mut sasl = sasl_settings.map(|_| Authenticator::new());
     loop {
+        // Until authenticated, frames are capped at sasl.server.max.receive.size, as in Kafka.
+        let max = match (&sasl, sasl_settings) {
+            (Some(a), Some(s)) if a.authenticating() => s.max_receive.min(max),
+            _ => max,
+        };
         let frame = tokio::select! {
             f = frame::read_frame(&mut rd, max) => f,
             _ = token.cancelled() => break,
@@ -83,6 +92,26 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
                 break;
             }
         };
+        if let (Some(auth), Some(settings)) = (sasl.as_mut(), sasl_settings) {
+            let step = auth.intercept(settings, &broker.scram, &mut session, &frame);
+            match sasl_step(step, &mut out) {
+                Ok(None) => {}
+                Ok(Some(close)) => {
+                    if let Err(e) = wr.write_all(&out).await {
+                        debug!(%peer, error = %e, "write failed; closing");
+                        break;
+                    }
+                    if close {
+                        break;
+                    }
+                    continue;
+                }
+                Err(msg) => {
+                    info!(%peer, "closing connection: {msg}");
+                    break;
+                }
+            }
+        }
         let ctx = Ctx {
             broker: &broker,
             conn: &info,
@@ -115,6 +144,32 @@ pub async fn serve(stream: TcpStream, info: ConnInfo, broker: Arc<Broker>) {
     }
     let _ = wr.shutdown().await;
     debug!(%peer, "connection closed");
+}
+
+/// Put what the authenticator answered into `out`. `Ok(None)`: serve the frame as usual;
+/// `Ok(Some(close))`: send `out`, then close if `close`; `Err`: close now, with the reason.
+fn sasl_step(step: Step, out: &mut BytesMut) -> Result<Option<bool>, String> {
+    match step {
+        Step::Pass => Ok(None),
+        Step::Reply {
+            key,
+            version,
+            correlation_id,
+            body,
+            close,
+        } => {
+            encode_kind(out, key, correlation_id, version, &body).map_err(|e| e.to_string())?;
+            Ok(Some(close))
+        }
+        Step::Raw(token) => {
+            out.clear();
+            let len = i32::try_from(token.len()).map_err(|e| e.to_string())?;
+            out.put_i32(len);
+            out.extend_from_slice(&token);
+            Ok(Some(false))
+        }
+        Step::Close(msg) => Err(msg),
+    }
 }
 
 /// What to send for a request.

@@ -61,9 +61,18 @@ pub struct BrokerBuilder {
     env: Vec<(String, String)>,
     default_rust_log: Option<String>,
     wrapper: Vec<String>,
+    args: Vec<String>,
 }
 
 impl BrokerBuilder {
+    /// An extra command-line argument for every run, after `--listen 127.0.0.1:0` (say, a
+    /// second `--listen NAME://127.0.0.1:PORT`; the first listener stays the one `addr`
+    /// names).
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
     /// The binary to run (default [`sluice_bin`]).
     pub fn bin(mut self, bin: PathBuf) -> Self {
         self.bin = bin;
@@ -164,6 +173,7 @@ impl Broker {
             env: Vec::new(),
             default_rust_log: None,
             wrapper: Vec::new(),
+            args: Vec::new(),
         }
     }
 
@@ -255,6 +265,7 @@ impl Broker {
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(&self.opts.args);
         if let Some(filter) = &self.opts.default_rust_log {
             if std::env::var_os("RUST_LOG").is_none() {
                 cmd.env("RUST_LOG", filter);

@@ -28,6 +28,7 @@ mod kcat;
 mod produce_validation;
 mod python_clients;
 mod rdkafka_client;
+mod security_sasl;
 mod share_groups;
 mod transactions;
 mod transactions_java;

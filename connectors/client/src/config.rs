@@ -1,8 +1,11 @@
 //! Client configuration: where to bootstrap from, how the client names itself, timeouts,
 //! the retry policy and connection limits. Producer and consumer knobs that vary per call
-//! (acks, compression, fetch sizes) live with the calls, not here.
+//! (acks, compression, fetch sizes) live with the calls, not here. Security settings
+//! (`security.protocol`, SASL, TLS) are parsed in `security/`.
 
 use std::time::Duration;
+
+use crate::security::Security;
 
 /// Java's `request.timeout.ms` default.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -96,6 +99,9 @@ pub struct ClientConfig {
     /// [`Client::list_offsets`](crate::Client::list_offsets) (Kafka's `isolation.level`,
     /// default `read_uncommitted`).
     pub isolation_level: IsolationLevel,
+    /// TLS and SASL (Kafka's `security.protocol` and its `sasl.*` and `ssl.*` keys);
+    /// PLAINTEXT by default.
+    pub security: Security,
 }
 
 impl ClientConfig {
@@ -118,6 +124,7 @@ impl ClientConfig {
             connections_max_idle: DEFAULT_CONNECTIONS_MAX_IDLE,
             allow_auto_topic_creation: true,
             isolation_level: IsolationLevel::ReadUncommitted,
+            security: Security::default(),
         }
     }
 
@@ -154,6 +161,12 @@ impl ClientConfig {
     /// Sets the isolation level of fetches and `Latest` offset lookups.
     pub fn with_isolation_level(mut self, level: IsolationLevel) -> Self {
         self.isolation_level = level;
+        self
+    }
+
+    /// Sets the security settings (see [`Security::from_properties`]).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
         self
     }
 

@@ -1,34 +1,100 @@
-//! One TCP connection to one broker: connect, negotiate versions with ApiVersions, then
-//! send requests one at a time and read their responses. A connection carries one request
-//! at a time (no pipelining): Kafka processes a connection's requests in order anyway, and
-//! the pool in `pool.rs` opens more connections for concurrent callers. A connection that
-//! saw a socket, framing or timeout error, or whose request future was dropped half way, is
-//! never reused; the pool opens a fresh one instead.
+//! One connection to one broker: connect (TCP, then TLS for SSL and SASL_SSL), negotiate
+//! versions with ApiVersions, authenticate with SASL for the SASL protocols, then send
+//! requests one at a time and read their responses. A connection carries one request at a
+//! time (no pipelining): Kafka processes a connection's requests in order anyway, and the
+//! pool in `pool.rs` opens more connections for concurrent callers. A connection that saw a
+//! socket, framing or timeout error, or whose request future was dropped half way, is never
+//! reused; the pool opens a fresh one instead.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
-use tokio::io::AsyncWriteExt;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use crate::config::ClientConfig;
 use crate::error::{At, Error, Result};
 use crate::frame::{self, FrameError};
+use crate::security::{sasl, TlsConfig};
 use crate::versions::{implemented, Versions};
 
 /// Name sent in ApiVersions v3+. Kafka checks it against `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
 const SOFTWARE_NAME: &str = "sluice-client";
 /// Version sent in ApiVersions v3+.
 const SOFTWARE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Share of a SASL session's lifetime after which a pooled connection is not reused. Kafka's
+/// client re-authenticates at 85-95% of it; this client opens a new connection instead.
+const SESSION_REUSE_PERCENT: u32 = 85;
 
-/// A negotiated connection to one broker.
+/// The byte stream under a connection: plain TCP or TLS over TCP.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(s) => s,
+            Self::Tls(s) => s.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A negotiated (and, for the SASL protocols, authenticated) connection to one broker.
 #[derive(Debug)]
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     next_correlation_id: i32,
     versions: Versions,
     client_id: StrBytes,
@@ -36,28 +102,64 @@ pub struct Connection {
     /// False once the byte stream may be out of step with request boundaries.
     reusable: bool,
     idle_since: Instant,
+    /// When the SASL session should no longer be relied on (see `SESSION_REUSE_PERCENT`).
+    reuse_until: Option<Instant>,
 }
 
 impl Connection {
-    /// Connects to `addr` (`host:port`) and negotiates API versions. Failures here are
-    /// [`Error::Connect`]: no request of the caller's was sent.
+    /// Connects to `addr` (`host:port`), does the TLS handshake if the security protocol
+    /// asks for TLS, negotiates API versions and authenticates with SASL if the protocol
+    /// asks for it. Failures here are [`Error::Connect`] (retriable; no request of the
+    /// caller's was sent) or [`Error::Authentication`] (not retriable).
     pub async fn open(addr: &str, config: &ClientConfig) -> Result<Self> {
         let connect_err = |source| Error::Connect {
             addr: addr.to_owned(),
             source,
         };
-        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+        let timed_out = |what: &str| {
+            connect_err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no {what} within {:?}", config.connect_timeout),
+            ))
+        };
+        let security = &config.security;
+        // `Security`'s fields are public; a protocol without its settings must not quietly
+        // fall back to plain TCP or to no authentication.
+        let tls = match (security.protocol.uses_tls(), &security.tls) {
+            (true, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "security.protocol {:?} needs TLS settings (Security::tls)",
+                    security.protocol
+                )))
+            }
+            (true, Some(tls)) => Some(tls),
+            (false, _) => None,
+        };
+        let sasl_creds = match (security.protocol.uses_sasl(), &security.sasl) {
+            (true, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "security.protocol {:?} needs SASL credentials (Security::sasl)",
+                    security.protocol
+                )))
+            }
+            (true, Some(creds)) => Some(creds),
+            (false, _) => None,
+        };
+        let tcp = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| {
-                connect_err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no connection within {:?}", config.connect_timeout),
-                ))
-            })?
+            .map_err(|_| timed_out("connection"))?
             .map_err(connect_err)?;
-        if let Err(e) = stream.set_nodelay(true) {
+        if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(addr, "cannot set TCP_NODELAY: {e}");
         }
+        let stream = match tls {
+            Some(tls) => {
+                tokio::time::timeout(config.connect_timeout, tls_handshake(addr, tls, tcp))
+                    .await
+                    .map_err(|_| timed_out("TLS handshake"))??
+            }
+            None => Stream::Plain(tcp),
+        };
         let mut conn = Self {
             addr: addr.to_owned(),
             stream,
@@ -67,18 +169,36 @@ impl Connection {
             max_response_bytes: config.max_response_bytes,
             reusable: true,
             idle_since: Instant::now(),
+            reuse_until: None,
+        };
+        let tls = matches!(conn.stream, Stream::Tls(_));
+        let transport_to_connect = |e| match e {
+            // rustls reports an alert the broker sent after the handshake (TLS 1.3 brokers
+            // refuse a missing client certificate only then) as InvalidData on the next read.
+            Error::Io { source, .. } if tls && source.kind() == std::io::ErrorKind::InvalidData => {
+                Error::Authentication {
+                    addr: addr.to_owned(),
+                    message: format!("TLS: {source}"),
+                }
+            }
+            Error::Io { source, .. } => connect_err(source),
+            Error::Timeout { after, api, .. } => connect_err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no {api:?} response within {after:?}"),
+            )),
+            other => other,
         };
         conn.negotiate(config.connect_timeout)
             .await
-            .map_err(|e| match e {
-                Error::Io { source, .. } => connect_err(source),
-                Error::Timeout { after, .. } => connect_err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no ApiVersions response within {after:?}"),
-                )),
-                other => other,
-            })?;
-        tracing::debug!(addr, versions = %conn.versions, "connected");
+            .map_err(transport_to_connect)?;
+        if let Some(creds) = sasl_creds {
+            let lifetime = sasl::authenticate(&mut conn, creds, config.request_timeout)
+                .await
+                .map_err(transport_to_connect)?;
+            conn.reuse_until =
+                lifetime.and_then(|l| Instant::now().checked_add(l * SESSION_REUSE_PERCENT / 100));
+        }
+        tracing::debug!(addr, versions = %conn.versions, protocol = ?security.protocol, "connected");
         Ok(conn)
     }
 
@@ -165,20 +285,26 @@ impl Connection {
             })
     }
 
-    /// Whether the connection can carry another request.
+    /// Whether the connection can carry another request: it is in step with request
+    /// boundaries and its SASL session (if any) is not near its end.
     pub(crate) fn is_reusable(&self) -> bool {
-        self.reusable
+        self.reusable && self.reuse_until.is_none_or(|t| Instant::now() < t)
     }
 
     /// Whether an idle connection still looks open: the broker has neither closed it nor
-    /// sent anything unasked. A non-blocking read of an idle Kafka connection must find
-    /// nothing to read.
+    /// sent anything unasked. A non-blocking peek at the TCP socket of an idle Kafka
+    /// connection must find nothing to read (under TLS, bytes there would be an alert such
+    /// as close_notify, or data nobody asked for).
     pub(crate) fn looks_alive(&self) -> bool {
         let mut probe = [0u8; 1];
-        match self.stream.try_read(&mut probe) {
-            Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-            Ok(_) => false, // 0 = closed by the broker; >0 = bytes nobody asked for
-        }
+        let mut buf = ReadBuf::new(&mut probe);
+        let mut cx = Context::from_waker(Waker::noop());
+        // Pending = nothing to read; Ready(0) = closed by the broker; Ready(>0) = bytes
+        // nobody asked for.
+        matches!(
+            self.stream.tcp().poll_peek(&mut cx, &mut buf),
+            Poll::Pending
+        )
     }
 
     /// How long the connection has been unused.
@@ -288,9 +414,63 @@ impl Connection {
     }
 }
 
+/// The TLS handshake. The server name checked against the broker's certificate (and sent as
+/// SNI when it is a DNS name) is the host part of `addr`, as Kafka's client uses the host it
+/// connects to.
+async fn tls_handshake(addr: &str, tls: &TlsConfig, tcp: TcpStream) -> Result<Stream> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| Error::Authentication {
+        addr: addr.to_owned(),
+        message: format!("TLS: {host:?} is not a valid server name: {e}"),
+    })?;
+    match TlsConnector::from(tls.rustls()).connect(name, tcp).await {
+        Ok(s) => Ok(Stream::Tls(Box::new(s))),
+        // rustls reports its own failures (untrusted certificate, wrong name, an alert from
+        // the broker) as InvalidData; Kafka treats those as SslAuthenticationException, not
+        // retriable. Anything else is the socket failing.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(Error::Authentication {
+            addr: addr.to_owned(),
+            message: format!("TLS handshake: {e}"),
+        }),
+        Err(e) => Err(Error::Connect {
+            addr: addr.to_owned(),
+            source: e,
+        }),
+    }
+}
+
 fn api_key<R: Request>(addr: &str) -> Result<ApiKey> {
     ApiKey::try_from(R::KEY).map_err(|()| Error::Protocol {
         addr: addr.to_owned(),
         message: format!("unknown api key {}", R::KEY),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::{Security, SecurityProtocol};
+
+    #[tokio::test]
+    async fn a_protocol_without_its_settings_is_refused_before_connecting() {
+        for protocol in [
+            SecurityProtocol::Ssl,
+            SecurityProtocol::SaslPlaintext,
+            SecurityProtocol::SaslSsl,
+        ] {
+            let config = ClientConfig::new(["127.0.0.1:1"]).with_security(Security {
+                protocol,
+                ..Security::default()
+            });
+            let err = Connection::open("127.0.0.1:1", &config).await.unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidArgument(_)),
+                "{protocol:?}: {err}"
+            );
+        }
+    }
 }

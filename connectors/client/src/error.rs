@@ -205,6 +205,19 @@ pub enum Error {
         /// The Kafka error that put the producer in this state, if one did.
         cause: Option<ResponseError>,
     },
+    /// The broker refused the client's SASL credentials or mechanism, the TLS handshake
+    /// failed (the broker's certificate is not trusted or does not name the host, or the
+    /// broker wants a client certificate), or the broker could not prove it knows the SCRAM
+    /// credentials. Not retriable: the same settings fail again, as Kafka's
+    /// `AuthenticationException`s. The message names the mechanism and user, never the
+    /// password.
+    #[error("authentication with {addr} failed: {message}")]
+    Authentication {
+        /// Broker address.
+        addr: String,
+        /// What was refused and why.
+        message: String,
+    },
     /// A group operation did not finish within its deadline.
     #[error("group {group}: {what} did not finish within {after:?}")]
     GroupTimeout {
@@ -305,6 +318,10 @@ impl Error {
                 message: message.clone(),
                 cause: *cause,
             },
+            Self::Authentication { addr, message } => Self::Authentication {
+                addr: addr.clone(),
+                message: message.clone(),
+            },
             Self::GroupTimeout { group, what, after } => Self::GroupTimeout {
                 group: group.clone(),
                 what,
@@ -378,7 +395,7 @@ impl Error {
         match self {
             Self::Kafka { error, .. } => is_fatal_producer_code(*error),
             Self::TransactionState { cause, .. } => cause.is_some_and(is_fatal_producer_code),
-            Self::UnsupportedVersion { .. } => true,
+            Self::UnsupportedVersion { .. } | Self::Authentication { .. } => true,
             _ => false,
         }
     }

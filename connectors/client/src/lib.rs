@@ -7,7 +7,9 @@
 //! - `error`: [`Error`], with Kafka error codes and retriable/fatal classification.
 //! - `frame`: length-prefixed framing, request/response headers, correlation ids.
 //! - `versions`: the table of API versions implemented here, and negotiation.
-//! - `connection`: one negotiated TCP connection ([`Connection`]).
+//! - `security`: [`Security`]: `security.protocol`, SASL (PLAIN, SCRAM-SHA-256/512) and TLS
+//!   (rustls) settings from Kafka's client keys, and the SASL exchange.
+//! - `connection`: one negotiated connection ([`Connection`]), TLS or not, authenticated.
 //! - `pool`: pooled connections per broker; a failed connection is replaced.
 //! - `metadata`: brokers, topics, partition leaders.
 //! - `client`: [`Client`]: routing, metadata refresh, retries, topic admin.
@@ -29,6 +31,7 @@ mod metadata;
 mod offsets;
 mod pool;
 mod produce;
+pub mod security;
 mod txn;
 mod versions;
 
@@ -45,6 +48,10 @@ pub use metadata::{BrokerInfo, PartitionInfo, TopicInfo};
 pub use offsets::{CommitOffset, CommittedOffset, Coordinator, Generation};
 pub use produce::{
     encode_batch, Acks, Compression, Header, ProduceBatch, ProduceOptions, ProduceRecord,
+};
+pub use security::{
+    ConfigError, JaasConfig, SaslConfig, SaslMechanism, Security, SecurityProtocol, TlsConfig,
+    SECURITY_KEYS,
 };
 pub use txn::{
     TransactionConfig, TransactionalProducer, DEFAULT_DELIVERY_TIMEOUT, DEFAULT_MAX_BLOCK,

@@ -60,7 +60,10 @@ impl Pool {
             let mut idle = slot.idle.lock().unwrap_or_else(|p| p.into_inner());
             let mut found = None;
             while let Some(conn) = idle.pop() {
-                if conn.idle_for() < config.connections_max_idle && conn.looks_alive() {
+                if conn.idle_for() < config.connections_max_idle
+                    && conn.is_reusable()
+                    && conn.looks_alive()
+                {
                     found = Some(conn);
                     break;
                 }

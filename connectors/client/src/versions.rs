@@ -38,6 +38,11 @@ pub const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 1, 4),
     (ApiKey::TxnOffsetCommit, 3, 4),
     (ApiKey::EndTxn, 1, 4),
+    // v0 of SaslHandshake means raw tokens without SaslAuthenticate framing; Kafka 1.0+
+    // offers v1, and every SaslAuthenticate version (v1 adds the session lifetime, v2 is
+    // the flexible encoding).
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The range this client implements for `api`, if it sends it at all.

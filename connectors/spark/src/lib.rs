@@ -24,6 +24,7 @@ mod commit;
 mod config;
 mod error;
 mod flume;
+mod kafka_params;
 mod kafka_sink;
 mod range;
 mod rate;
@@ -41,6 +42,7 @@ pub use flume::{
     FlumeBatch, FlumePullStream, FlumePushStream, PullOptions, PushOptions, DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_PARALLELISM, DEFAULT_PUSH_CAPACITY,
 };
+pub use kafka_params::{client_config, is_client_key, DEFAULT_CLIENT_ID};
 pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};

@@ -13,8 +13,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_spark::wordcount::{self, Counts};
 use sluice_spark::{
-    Applied, AutoOffsetReset, Client, ClientConfig, ConsumerStrategy, DirectStream, FlumeBatch,
-    FlumePullStream, FlumePushStream, KafkaSink, PullOptions, PushOptions, RedisSink, StreamConfig,
+    Applied, AutoOffsetReset, Client, ConsumerStrategy, DirectStream, FlumeBatch, FlumePullStream,
+    FlumePushStream, KafkaSink, PullOptions, PushOptions, RedisSink, StreamConfig,
 };
 
 #[derive(Debug, Parser)]
@@ -114,7 +114,9 @@ struct WordcountArgs {
     #[arg(long, default_value_t = 10)]
     top: usize,
     /// Any other Spark or Kafka setting, `KEY=VALUE` (repeatable), e.g.
-    /// `--conf spark.streaming.kafka.allowNonConsecutiveOffsets=true`.
+    /// `--conf spark.streaming.kafka.allowNonConsecutiveOffsets=true`; Kafka's client
+    /// security keys (`security.protocol`, `sasl.mechanism`, `sasl.jaas.config`, `ssl.*`)
+    /// and `client.id` configure the Kafka connection.
     #[arg(long = "conf", value_name = "KEY=VALUE")]
     conf: Vec<String>,
 }
@@ -221,10 +223,17 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
         Starting::Latest => AutoOffsetReset::Latest,
         Starting::None => AutoOffsetReset::None,
     };
+    // Kafka client keys (security.protocol, sasl.*, ssl.*, client.id) build the client's
+    // config; every other key is a stream setting.
+    let mut client_params = Vec::new();
     for kv in &args.conf {
         let Some((k, v)) = kv.split_once('=') else {
             bail!("--conf {kv:?}: expected KEY=VALUE");
         };
+        if sluice_spark::is_client_key(k) {
+            client_params.push((k.trim(), v));
+            continue;
+        }
         config
             .set(k.trim(), v)
             .with_context(|| format!("--conf {kv}"))?;
@@ -250,8 +259,7 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
         }
     };
 
-    let client_config =
-        ClientConfig::from_bootstrap_list(&bootstrap).with_client_id("sluice-spark");
+    let client_config = sluice_spark::client_config(&bootstrap, client_params)?;
     let client = Client::connect(client_config)
         .await
         .with_context(|| format!("connect to {bootstrap}"))?;

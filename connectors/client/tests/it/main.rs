@@ -7,4 +7,5 @@ mod groups;
 mod harness;
 mod offsets;
 mod produce_fetch;
+mod security;
 mod txn;

@@ -658,6 +658,64 @@ mod tests {
         );
     }
 
+    /// Flume hands every `kafka.producer.*` / `kafka.consumer.*` key to its Kafka clients;
+    /// the security keys must reach `sluice-client`'s config the same way.
+    #[test]
+    fn security_keys_reach_the_client_config() {
+        use sluice_client::{SaslMechanism, SecurityProtocol};
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["ca".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let ca_path = dir.path().join("ca.pem");
+        std::fs::write(&ca_path, ca.pem()).unwrap();
+        let ca_path = ca_path.to_str().unwrap();
+        let jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                    username=\"alice\" password=\"alice-secret\";";
+        let c = channel(&[
+            ("kafka.producer.security.protocol", "SASL_SSL"),
+            ("kafka.producer.sasl.mechanism", "SCRAM-SHA-512"),
+            ("kafka.producer.sasl.jaas.config", jaas),
+            ("kafka.producer.ssl.truststore.type", "PEM"),
+            ("kafka.producer.ssl.truststore.location", ca_path),
+            ("kafka.consumer.security.protocol", "SSL"),
+            ("kafka.consumer.ssl.truststore.location", ca_path),
+            ("kafka.consumer.ssl.disableTLSHostnameVerification", "true"),
+        ]);
+        let producer = &c.inner.producer.config().security;
+        assert_eq!(producer.protocol, SecurityProtocol::SaslSsl);
+        let sasl = producer.sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(sasl.username, "alice");
+        assert!(producer.tls.as_ref().unwrap().verifies_hostname());
+        let consumer = &c.inner.consumer_settings.client.security;
+        assert_eq!(consumer.protocol, SecurityProtocol::Ssl);
+        assert!(consumer.sasl.is_none());
+        assert!(!consumer.tls.as_ref().unwrap().verifies_hostname());
+
+        // A bad value names the whole Flume key.
+        let err = KafkaChannel::from_context(
+            "c1",
+            &Context::from_pairs(
+                "a1.channels.c1.",
+                [
+                    ("kafka.bootstrap.servers", "h:1"),
+                    ("kafka.consumer.security.protocol", "SSL"),
+                    ("kafka.consumer.ssl.truststore.location", "/nonexistent.pem"),
+                ],
+            ),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .contains("a1.channels.c1.kafka.consumer.ssl.truststore.location"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn decoding_both_formats() {
         let c = channel(&[]);

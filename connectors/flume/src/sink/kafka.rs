@@ -30,8 +30,12 @@
 //! `retry.backoff.max.ms`, `metadata.max.age.ms` and `connections.max.idle.ms` are honoured;
 //! `linger.ms`, `batch.size`, `buffer.memory`, `max.in.flight.requests.per.connection`,
 //! `key.serializer` and `value.serializer` are accepted without effect (every batch is sent
-//! at once and waited for, as Flume's `flush()` forces); `security.protocol` other than
-//! PLAINTEXT is refused; anything else is ignored with one warning.
+//! at once and waited for, as Flume's `flush()` forces); the security keys go to
+//! `sluice-client` (`security.protocol`, `sasl.mechanism`, `sasl.jaas.config`,
+//! `ssl.truststore.*`, `ssl.keystore.*`, `ssl.endpoint.identification.algorithm` and the
+//! rest of `sluice_client::SECURITY_KEYS`, plus Flume's
+//! `ssl.disableTLSHostnameVerification`; see [`security`]); anything else is ignored with
+//! one warning.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,7 +45,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sluice_client::{
-    Acks, Client, ClientConfig, Compression, ProduceBatch, ProduceOptions, ProduceRecord,
+    Acks, Client, ClientConfig, Compression, ProduceBatch, ProduceOptions, ProduceRecord, Security,
 };
 
 use super::hdfs::escape::{EscapeSettings, Template};
@@ -114,26 +118,69 @@ fn parse_ms(ctx: &Context, key: &str) -> Result<Option<Duration>, ConfigError> {
     }
 }
 
-/// Refuses a `security.protocol` other than PLAINTEXT (there is no TLS or SASL here).
-pub(crate) fn check_security(ctx: &Context) -> Result<(), ConfigError> {
-    match ctx.get("security.protocol") {
-        None => Ok(()),
-        Some(p) if p.trim().eq_ignore_ascii_case("PLAINTEXT") => Ok(()),
-        Some(p) => Err(ctx.error(
-            "security.protocol",
-            &format!("{p} is not supported by sluice-flume (only PLAINTEXT)"),
-        )),
-    }
+/// Flume's own key (`KafkaSSLUtil.SSL_DISABLE_FQDN_CHECK`): Flume refuses empty property
+/// values, so `ssl.endpoint.identification.algorithm=` cannot be written there; `true` here
+/// sets it to empty on an SSL or SASL_SSL client.
+pub(crate) const SSL_DISABLE_FQDN_CHECK: &str = "ssl.disableTLSHostnameVerification";
+
+/// Flume's global SSL settings (`SSLUtil`): environment variables read for a TLS client
+/// whose `kafka.producer.*` / `kafka.consumer.*` keys leave the store unset. (Flume also
+/// reads the `javax.net.ssl.*` JVM properties; there is no JVM here.) Passwords are not
+/// listed: PEM stores have none.
+const GLOBAL_SSL_ENV: &[(&str, &str)] = &[
+    ("ssl.keystore.location", "FLUME_SSL_KEYSTORE_PATH"),
+    ("ssl.keystore.type", "FLUME_SSL_KEYSTORE_TYPE"),
+    ("ssl.truststore.location", "FLUME_SSL_TRUSTSTORE_PATH"),
+    ("ssl.truststore.type", "FLUME_SSL_TRUSTSTORE_TYPE"),
+];
+
+/// Whether a client key is read by [`security`].
+pub(crate) fn is_security_key(key: &str) -> bool {
+    key == SSL_DISABLE_FQDN_CHECK || sluice_client::SECURITY_KEYS.contains(&key)
 }
 
-/// Client settings common to producers and consumers: `client.id`, timeouts, retries.
+/// TLS and SASL settings from the Kafka client keys under `ctx` (`security.protocol`,
+/// `sasl.*`, `ssl.*`): Flume passes every key after `kafka.producer.` / `kafka.consumer.`
+/// to the Kafka client, and so are these passed to `sluice-client`, plus Flume's
+/// `ssl.disableTLSHostnameVerification` and its global SSL environment variables.
+pub(crate) fn security(ctx: &Context) -> Result<Security, ConfigError> {
+    let get = |k: &str| ctx.get(k).map(str::to_owned);
+    let mut props: Vec<(String, String)> = ctx
+        .iter()
+        .filter(|(k, _)| sluice_client::SECURITY_KEYS.contains(k))
+        .map(|(k, p)| (k.to_owned(), p.value.clone()))
+        .collect();
+    let tls = get("security.protocol").is_some_and(|p| {
+        p.trim().eq_ignore_ascii_case("SSL") || p.trim().eq_ignore_ascii_case("SASL_SSL")
+    });
+    if tls {
+        if get(SSL_DISABLE_FQDN_CHECK).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+            props.push((
+                "ssl.endpoint.identification.algorithm".to_owned(),
+                String::new(),
+            ));
+        }
+        for (key, var) in GLOBAL_SSL_ENV {
+            if ctx.get(key).is_none() {
+                if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+                    props.push(((*key).to_owned(), v));
+                }
+            }
+        }
+    }
+    Security::from_properties(props).map_err(|e| ctx.error(&e.key, &e.message))
+}
+
+/// Client settings common to producers and consumers: `client.id`, timeouts, retries,
+/// TLS and SASL.
 pub(crate) fn client_config(
     kafka: &Context,
     bootstrap: &str,
     default_client_id: &str,
 ) -> Result<ClientConfig, ConfigError> {
     let mut c = ClientConfig::from_bootstrap_list(bootstrap)
-        .with_client_id(kafka.string("client.id", default_client_id));
+        .with_client_id(kafka.string("client.id", default_client_id))
+        .with_security(security(kafka)?);
     if let Some(d) = parse_ms(kafka, "request.timeout.ms")? {
         c.request_timeout = d;
     }
@@ -176,7 +223,6 @@ pub(crate) fn producer_settings(
     default_acks: &str,
 ) -> Result<ProducerSettings, ConfigError> {
     let p = ctx.sub("kafka.producer.");
-    check_security(&p)?;
     let client = client_config(&p, bootstrap, &format!("sluice-flume-{component}"))?;
     let acks = parse_acks(&p, "acks", &p.string("acks", default_acks))?;
     let compression = match p
@@ -208,11 +254,10 @@ pub(crate) fn producer_settings(
         "retry.backoff.max.ms",
         "metadata.max.age.ms",
         "connections.max.idle.ms",
-        "security.protocol",
         "bootstrap.servers",
     ];
     for (k, _) in p.iter() {
-        if !HONOURED.contains(&k) && !PRODUCER_NO_EFFECT.contains(&k) {
+        if !HONOURED.contains(&k) && !PRODUCER_NO_EFFECT.contains(&k) && !is_security_key(k) {
             tracing::warn!(
                 "{component}: {}{k} is not supported by sluice-flume and is ignored",
                 p.prefix()
@@ -258,6 +303,12 @@ impl LazyClient {
     /// Whether a connection was made.
     pub(crate) fn is_connected(&self) -> bool {
         self.cell.initialized()
+    }
+
+    /// The settings the client connects with.
+    #[cfg(test)]
+    pub(crate) fn config(&self) -> &ClientConfig {
+        &self.config
     }
 
     /// The bootstrap list, for messages.
@@ -887,6 +938,7 @@ mod tests {
             "{err}"
         );
 
+        // SASL_SSL without a mechanism: Kafka would use GSSAPI, which the client lacks.
         let ctx = Context::from_pairs(
             "a1.sinks.k1.",
             [
@@ -894,7 +946,12 @@ mod tests {
                 ("kafka.producer.security.protocol", "SASL_SSL"),
             ],
         );
-        assert!(build("k1", &ctx, ch()).is_err());
+        let err = build("k1", &ctx, ch()).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("a1.sinks.k1.kafka.producer.sasl.mechanism"),
+            "{err}"
+        );
 
         let ctx = Context::from_pairs("a1.sinks.k1.", [("kafka.bootstrap.servers", "h:1")]);
         let s = producer_settings("k1", &ctx, "h:1", "1").unwrap();

@@ -33,8 +33,9 @@
 //! `isolation.level` (read_uncommitted, Kafka's default; read_committed: reads stop at the
 //! last stable offset, records of aborted transactions are never delivered, and `latest`
 //! resets go to the last stable offset) are honoured; `enable.auto.commit` (forced off, as Flume), the deserializers and fetch-size
-//! tuning are accepted without effect; `security.protocol` other than PLAINTEXT is
-//! refused; anything else is ignored with one warning.
+//! tuning are accepted without effect; the security keys (`security.protocol`, `sasl.*`,
+//! `ssl.*`) go to `sluice-client` as for the sink; anything else is ignored with one
+//! warning.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -50,7 +51,7 @@ use sluice_client::{
 use super::{Source, SourceContext};
 use crate::conf::{ConfigError, Context};
 use crate::event::{Event, Headers};
-use crate::sink::kafka::{bootstrap, check_security, client_config, KEY_HEADER};
+use crate::sink::kafka::{bootstrap, client_config, is_security_key, KEY_HEADER};
 
 /// Flume's `DEFAULT_BATCH_SIZE` for the source.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -134,7 +135,6 @@ pub(crate) fn consumer_settings(
     default_reset: &str,
 ) -> Result<ConsumerSettings, ConfigError> {
     let c = ctx.sub("kafka.consumer.");
-    check_security(&c)?;
     let client = client_config(&c, bootstrap, &format!("sluice-flume-{component}"))?;
     let reset = match c
         .string("auto.offset.reset", default_reset)
@@ -178,11 +178,10 @@ pub(crate) fn consumer_settings(
         "retry.backoff.ms",
         "retry.backoff.max.ms",
         "connections.max.idle.ms",
-        "security.protocol",
         "bootstrap.servers",
     ];
     for (k, _) in c.iter() {
-        if !HONOURED.contains(&k) && !CONSUMER_NO_EFFECT.contains(&k) {
+        if !HONOURED.contains(&k) && !CONSUMER_NO_EFFECT.contains(&k) && !is_security_key(k) {
             tracing::warn!(
                 "{component}: {}{k} is not supported by sluice-flume and is ignored",
                 c.prefix()
