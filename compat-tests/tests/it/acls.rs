@@ -9,13 +9,16 @@
 //! principal refusing InitProducerId. Sluice's ACLs also survive a restart.
 //!
 //! The client's identity is a parameter ([`Identity`]): PLAINTEXT clients are all
-//! `User:ANONYMOUS`; with SASL, the same scenarios run for an authenticated user. Topic,
+//! `User:ANONYMOUS`; `acls_apply_to_a_sasl_user` runs the same scenarios for `User:alice`
+//! authenticated with SASL/PLAIN. Topic,
 //! group and transactional-id names are fixed (each run has its own broker), so the two
 //! brokers' `kafka-acls --list` outputs compare equal.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -163,6 +166,25 @@ fn consume(
     panic!("consume {topic} (group {group:?}): no record and no authorization error; last error {last:?}");
 }
 
+/// CreateTopics (one partition) through librdkafka's admin client as `who`.
+fn create_topic(addr: &str, who: &Identity, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> =
+        rk::config(addr, &who.client()).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let res = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(20))),
+        ))
+        .expect("CreateTopics request");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("CreateTopics {t}: {e:?}"));
+    }
+}
+
 /// `init_transactions` for `id` as `who`: the error code, if it failed.
 fn init_transactions(addr: &str, who: &Identity, id: &str) -> Option<RDKafkaErrorCode> {
     let mut extra = who.client();
@@ -223,7 +245,7 @@ fn scenarios(addr: &str, who: &Identity) -> Observed {
         "acl-vis",
         "acl-hid",
     ] {
-        rk::create_topic(addr, t, 1);
+        create_topic(addr, who, t);
         assert_eq!(produce(addr, who, t), None, "produce to {t} before any ACL");
     }
 
@@ -439,6 +461,50 @@ fn acls_behave_as_kafkas_and_survive_a_restart() {
         Err(RDKafkaErrorCode::TopicAuthorizationFailed)
     );
     assert_eq!(consume(&addr, &who, "pay-orders", None), Ok(()));
+}
+
+/// PLAIN users of the SASL variant (Kafka's documented JAAS form).
+const PLAIN_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="alice-secret";"#;
+
+#[test]
+fn acls_apply_to_a_sasl_user() {
+    // The same scenarios for `User:alice`, authenticated with PLAIN on a SASL_PLAINTEXT
+    // listener (the harness's PLAINTEXT one is unused).
+    let sasl = format!("127.0.0.1:{}", sluice_testkit::free_port());
+    let broker = sluice_testkit::Broker::builder()
+        .temp_prefix("sluice-acl-sasl-")
+        .arg("--listen")
+        .arg(&format!("SASL_PLAINTEXT://{sasl}"))
+        .env(
+            "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG",
+            PLAIN_JAAS,
+        )
+        .env(
+            "KAFKA_AUTHORIZER_CLASS_NAME",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        )
+        .env("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND", "true")
+        .start();
+    let alice = Identity {
+        principal: "User:alice".into(),
+        client: [
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "PLAIN"),
+            ("sasl.username", "alice"),
+            ("sasl.password", "alice-secret"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+        admin_config: Some(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+             sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
+             username=\"alice\" password=\"alice-secret\";\n"
+                .to_string(),
+        ),
+    };
+    scenarios(&sasl, &alice);
+    drop(broker);
 }
 
 #[test]
