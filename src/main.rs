@@ -201,6 +201,9 @@ fn build_config(cli: &Cli) -> anyhow::Result<(Config, Origins, Vec<String>, Vec<
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Authorizer settings Sluice cannot use stop the start before any socket or file is
+    // touched; the error names the Kafka property.
+    sluice::security::acl::settings_from(&config.security)?;
     let mut listeners = Vec::new();
     for (i, spec) in config.listeners.iter().enumerate() {
         let (name, host, port) = parse_listener(spec).map_err(anyhow::Error::msg)?;

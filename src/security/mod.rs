@@ -7,7 +7,7 @@
 //!   identity, as handlers see it) and [`Props`] (Kafka's `ssl.*`, `sasl.*`,
 //!   `listener.name.<l>.*`, authorizer keys, as given in the TOML `[security]` table or as
 //!   `KAFKA_*` variables).
-//!
+//! - [`acl`]: ACLs and the authorizer (Kafka's `StandardAuthorizer` semantics).
 //! - [`sasl`]: SASL authentication (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER) on SASL listeners.
 //! - [`credentials`]: the SCRAM credential store.
 //!
@@ -15,6 +15,7 @@
 //! API handlers (`crate::api`) read the [`Session`] to authorize. Nothing here depends on
 //! either.
 
+pub mod acl;
 pub mod credentials;
 pub mod sasl;
 
