@@ -1,5 +1,5 @@
 //! ACLs (Kafka's StandardAuthorizer) judged by Kafka's own `kafka-acls` tool and librdkafka:
-//! the same scenarios run against Sluice and (`--ignored`) against Apache Kafka 4.3.1, both
+//! the same scenarios run against Sluice and, in the same test, against Apache Kafka 4.3.1, both
 //! with `allow.everyone.if.no.acl.found=true` (Kafka's controller link needs it without
 //! super users), and assert the same outcomes: an add/list/remove round trip, a READ ACL
 //! for another principal refusing a consume with TOPIC_AUTHORIZATION_FAILED (and the
@@ -527,8 +527,10 @@ fn without_an_authorizer_the_acl_apis_are_disabled() {
     assert!(text.contains("SecurityDisabledException"), "{text}");
 }
 
+/// The spec: Kafka 4.3.1 with StandardAuthorizer, then Sluice, the same scenarios, the same
+/// outcomes. Runs in the suite (about a minute), since Kafka's behaviour is what the other
+/// ACL tests assume.
 #[test]
-#[ignore = "starts Apache Kafka 4.3.1 (slow); the spec for the ACL tests"]
 fn acls_on_kafka_match_sluice() {
     let who = Identity::anonymous();
     let kafka = Kafka::start(KAFKA_PROPS);
