@@ -202,7 +202,10 @@ fn build_config(cli: &Cli) -> anyhow::Result<(Config, Origins, Vec<String>, Vec<
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    // TLS settings first: a missing or unreadable keystore stops the broker before it
+    // Authorizer settings Sluice cannot use stop the start before any socket or file is
+    // touched; the error names the Kafka property.
+    sluice::security::acl::settings_from(&config.security)?;
+    // Then the TLS settings: a missing or unreadable keystore stops the broker before it
     // binds a port or says it is listening.
     let mut acceptors = Vec::new();
     for spec in &config.listeners {

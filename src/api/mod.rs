@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::group::Coordinator;
 use crate::log::producer::ProducerIdAllocator;
 use crate::log::LogManager;
+use crate::security::acl::{Authorizer, Operation, ResourceType, CLUSTER_NAME};
 use crate::server::connection::ConnInfo;
 
 /// State shared by every connection.
@@ -40,6 +41,8 @@ pub struct Broker {
     pub shares: crate::share::Coordinator,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: fetch::session::SessionCache,
+    /// ACLs and the authorizer (allows everything unless `authorizer.class.name` is set).
+    pub authorizer: Authorizer,
     /// SASL settings of the SASL listeners.
     pub sasl: crate::security::sasl::Settings,
     /// SCRAM credentials (AlterUserScramCredentials, SCRAM authentication).
@@ -51,6 +54,8 @@ pub struct Broker {
 impl Broker {
     /// Open the data directory and build the shared state.
     pub fn open(config: Config) -> anyhow::Result<Arc<Self>> {
+        // First, so that bad authorizer settings fail before any log is opened.
+        let authorizer = Authorizer::open(&config.security, &config.data_dir)?;
         let logs = LogManager::open(&config.data_dir, config.log.clone(), config.node_id)?;
         let producer_ids = ProducerIdAllocator::open(&config.data_dir)?;
         let groups = Coordinator::open(
@@ -109,6 +114,7 @@ impl Broker {
             groups,
             txns,
             shares,
+            authorizer,
             shutdown: CancellationToken::new(),
         }))
     }
@@ -133,6 +139,84 @@ pub struct Ctx<'a> {
     pub conn: &'a ConnInfo,
     /// Who is asking (for authorization).
     pub session: &'a crate::security::Session,
+}
+
+impl Ctx<'_> {
+    /// Whether this connection may perform `op` on `(resource_type, name)`. A plain `true`,
+    /// without allocating, when no authorizer is configured.
+    pub fn authorize(&self, op: Operation, resource_type: ResourceType, name: &str) -> bool {
+        self.broker
+            .authorizer
+            .authorize(self.session, op, resource_type, name)
+    }
+
+    /// Whether this connection may perform `op` on the cluster.
+    pub fn authorize_cluster(&self, op: Operation) -> bool {
+        self.authorize(op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    /// Whether this connection may perform `op` on a topic.
+    pub fn authorize_topic(&self, op: Operation, topic: &str) -> bool {
+        self.authorize(op, ResourceType::Topic, topic)
+    }
+
+    /// Whether this connection may perform `op` on a group.
+    pub fn authorize_group(&self, op: Operation, group: &str) -> bool {
+        self.authorize(op, ResourceType::Group, group)
+    }
+
+    /// Whether this connection may perform `op` on a transactional id.
+    pub fn authorize_txn_id(&self, op: Operation, id: &str) -> bool {
+        self.authorize(op, ResourceType::TransactionalId, id)
+    }
+
+    /// The names among `names` this connection may perform `op` on (Kafka's
+    /// `filterByAuthorized`), each asked once. Everything, when no authorizer is configured.
+    pub fn filter_authorized<'n>(
+        &self,
+        op: Operation,
+        resource_type: ResourceType,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> std::collections::HashSet<&'n str> {
+        let mut seen = std::collections::HashMap::new();
+        for n in names {
+            seen.entry(n)
+                .or_insert_with(|| self.authorize(op, resource_type, n));
+        }
+        seen.into_iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Kafka's authorized-operations bit set for a resource: the bits of `candidates` (one
+    /// per operation code) this connection is allowed. `candidates` itself when no
+    /// authorizer is configured.
+    pub fn authorized_operations(
+        &self,
+        resource_type: ResourceType,
+        name: &str,
+        candidates: i32,
+    ) -> i32 {
+        if !self.authorizing() {
+            return candidates;
+        }
+        (0..31)
+            .filter(|bit| candidates & (1 << bit) != 0)
+            .filter(|bit| {
+                i8::try_from(*bit)
+                    .ok()
+                    .and_then(Operation::from_code)
+                    .is_some_and(|op| self.authorize(op, resource_type, name))
+            })
+            .fold(0, |acc, bit| acc | (1 << bit))
+    }
+
+    /// Whether the authorizer is on (a handler skips building per-resource checks when it
+    /// is off).
+    pub fn authorizing(&self) -> bool {
+        self.broker.authorizer.enabled()
+    }
 }
 
 /// A failure a handler cannot express as an error code in its response.
@@ -200,6 +284,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteShareGroupOffsets, 0, 0),
     // v0 was removed in Kafka 4.0 (KIP-896).
     (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Produce is advertised from v0 although v0–2 are refused, exactly as Kafka 4 does
@@ -404,7 +490,13 @@ async fn dispatch_plain(
             share::delete_share_group_offsets::handle(ctx, hdr, r).await?,
         ),
         RequestKind::DescribeAcls(r) => {
-            ResponseKind::DescribeAcls(meta::describe_acls::handle(ctx, hdr, r).await?)
+            ResponseKind::DescribeAcls(security::describe_acls::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(security::create_acls::handle(ctx, hdr, r).await?)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(security::delete_acls::handle(ctx, hdr, r).await?)
         }
         RequestKind::SaslHandshake(r) => {
             ResponseKind::SaslHandshake(security::sasl::handshake(ctx, hdr, r).await?)
@@ -914,6 +1006,24 @@ pub fn error_response(req: &RequestKind, code: i16) -> Option<ResponseKind> {
         RequestKind::DescribeAcls(_) => {
             ResponseKind::DescribeAcls(DescribeAclsResponse::default().with_error_code(code))
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(
+            CreateAclsResponse::default().with_results(
+                r.creations
+                    .iter()
+                    .map(|_| create_acls_response::AclCreationResult::default().with_error_code(code))
+                    .collect(),
+            ),
+        ),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(
+            DeleteAclsResponse::default().with_filter_results(
+                r.filters
+                    .iter()
+                    .map(|_| {
+                        delete_acls_response::DeleteAclsFilterResult::default().with_error_code(code)
+                    })
+                    .collect(),
+            ),
+        ),
         RequestKind::SaslHandshake(_) => {
             ResponseKind::SaslHandshake(SaslHandshakeResponse::default().with_error_code(code))
         }
@@ -1060,6 +1170,8 @@ mod tests {
                     RequestKind::DeleteShareGroupOffsets(Default::default())
                 }
                 ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
+                ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
+                ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
                 ApiKey::SaslHandshake => RequestKind::SaslHandshake(Default::default()),
                 ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
                 ApiKey::DescribeUserScramCredentials => {

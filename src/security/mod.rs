@@ -7,6 +7,7 @@
 //!   identity, as handlers see it) and [`Props`] (Kafka's `ssl.*`, `sasl.*`,
 //!   `listener.name.<l>.*`, authorizer keys, as given in the TOML `[security]` table or as
 //!   `KAFKA_*` variables).
+//! - [`acl`]: ACLs and the authorizer (Kafka's `StandardAuthorizer` semantics).
 //! - [`tls`]: TLS for SSL and SASL_SSL listeners (rustls), reading [`keystore`] (PEM,
 //!   PKCS12, and JKS through [`jks`]) and naming clients by certificate
 //!   ([`ssl_principal`]).
@@ -17,6 +18,7 @@
 //! API handlers (`crate::api`) read the [`Session`] to authorize. Nothing here depends on
 //! either.
 
+pub mod acl;
 pub mod credentials;
 pub mod jks;
 pub mod keystore;

@@ -3,6 +3,7 @@
 //! behaviour real clients see is judged in `compat-tests/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod acls;
 mod admin;
 mod binary;
 mod client;

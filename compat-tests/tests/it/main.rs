@@ -12,6 +12,7 @@ mod harness;
 mod kafka;
 mod rk;
 
+mod acls;
 mod admin;
 mod bad_input;
 mod configs_parity;

@@ -21,11 +21,13 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::conn::{Compression, Conn, ConnError};
+use crate::conn::{set_nodelay, Compression, Conn, ConnError, Io};
 use crate::event::{encode_event, write_events, EventBatch, Status};
 use crate::handshake::{HandshakeMatch, HandshakeRequest, HandshakeResponse};
 use crate::protocol::Protocol;
 use crate::server::DEFAULT_MAX_FRAME_BYTES;
+use crate::tls::ClientTls;
+use crate::zlib_io::ZlibStream;
 use crate::Event;
 
 /// Flume's `connect-timeout` and `request-timeout` defaults (20 s each).
@@ -61,6 +63,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// Stream compression; must match the server's.
     pub compression: Compression,
+    /// TLS (Flume's `ssl = true`), completed within `connect_timeout` by [`RpcClient::connect`].
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +73,7 @@ impl Default for ClientOptions {
             connect_timeout: DEFAULT_TIMEOUT,
             request_timeout: DEFAULT_TIMEOUT,
             compression: Compression::None,
+            tls: None,
         }
     }
 }
@@ -98,6 +103,42 @@ impl RpcError {
     fn io(peer: &str, what: &str, e: &io::Error) -> RpcError {
         RpcError::Io(io::Error::new(e.kind(), format!("{peer}: {what}: {e}")))
     }
+}
+
+/// Opens the TCP connection and, with TLS, completes the handshake.
+async fn open(addr: &str, opts: &ClientOptions) -> Result<Conn, RpcError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| RpcError::io(addr, "connecting", &e))?;
+    let peer_addr = stream
+        .peer_addr()
+        .map_err(|e| RpcError::io(addr, "connecting", &e))?;
+    let Some(tls) = &opts.tls else {
+        return Ok(Conn::new(
+            stream,
+            peer_addr,
+            opts.compression,
+            DEFAULT_MAX_FRAME_BYTES,
+        ));
+    };
+    set_nodelay(&stream, peer_addr);
+    // With deflate too, zlib goes under TLS, as in Flume (see `zlib_io`).
+    let stream: Box<dyn Io> = match opts.compression {
+        Compression::None => Box::new(stream),
+        Compression::Deflate { level } => Box::new(ZlibStream::new(stream, level)),
+    };
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.0));
+    let stream = connector
+        .connect(ClientTls::server_name(host), stream)
+        .await
+        .map_err(|e| RpcError::io(addr, "TLS handshake", &e))?;
+    Ok(Conn::over(
+        Box::new(stream),
+        peer_addr,
+        Compression::None,
+        DEFAULT_MAX_FRAME_BYTES,
+    ))
 }
 
 /// One connection speaking one protocol; the building block of the typed clients.
@@ -132,22 +173,17 @@ impl RpcClient {
         protocol: Arc<Protocol>,
         opts: ClientOptions,
     ) -> Result<RpcClient, RpcError> {
-        let stream =
-            match tokio::time::timeout(opts.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(RpcError::io(addr, "connecting", &e)),
-                Err(_) => {
-                    return Err(RpcError::Timeout(format!(
-                        "{addr}: connect timed out after {:?}",
-                        opts.connect_timeout
-                    )))
-                }
-            };
-        let peer_addr = stream
-            .peer_addr()
-            .map_err(|e| RpcError::io(addr, "connecting", &e))?;
+        let limit = opts.connect_timeout;
+        let conn = match tokio::time::timeout(limit, open(addr, &opts)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(RpcError::Timeout(format!(
+                    "{addr}: connect timed out after {limit:?}"
+                )))
+            }
+        };
         Ok(RpcClient {
-            conn: Conn::new(stream, peer_addr, opts.compression, DEFAULT_MAX_FRAME_BYTES),
+            conn,
             peer: addr.to_string(),
             protocol,
             opts,

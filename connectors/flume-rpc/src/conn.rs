@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use bytes::{Buf, BytesMut};
 use flate2::write::ZlibEncoder;
 use flate2::{Decompress, FlushDecompress, Status};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::frame::{encode_frame, Frame, FrameDecoder, FrameError};
@@ -36,6 +36,13 @@ pub enum Compression {
     },
 }
 
+/// Small request/response messages: don't let Nagle hold them back.
+pub(crate) fn set_nodelay(stream: &TcpStream, peer: SocketAddr) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+    }
+}
+
 /// Why a connection could not deliver a frame.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
@@ -47,8 +54,12 @@ pub(crate) enum ConnError {
     Inflate(String),
 }
 
+/// The byte stream under the frames: a TCP socket, or TLS over one.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     peer: SocketAddr,
     /// Plain bytes waiting for the frame decoder.
     plain: BytesMut,
@@ -72,10 +83,17 @@ impl Conn {
         compression: Compression,
         max_frame_bytes: usize,
     ) -> Conn {
-        // Small request/response messages: don't let Nagle hold them back.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
-        }
+        set_nodelay(&stream, peer);
+        Conn::over(Box::new(stream), peer, compression, max_frame_bytes)
+    }
+
+    /// A connection over any stream (TLS over TCP); TCP_NODELAY is the caller's job.
+    pub(crate) fn over(
+        stream: Box<dyn Io>,
+        peer: SocketAddr,
+        compression: Compression,
+        max_frame_bytes: usize,
+    ) -> Conn {
         let (inflater, deflater) = match compression {
             Compression::None => (None, None),
             Compression::Deflate { level } => (
@@ -167,16 +185,18 @@ impl Conn {
     pub(crate) async fn write_frame(&mut self, serial: i32, payload: &[u8]) -> io::Result<()> {
         let frame = encode_frame(serial, payload);
         match self.deflater.as_mut() {
-            None => self.stream.write_all(&frame).await,
+            None => self.stream.write_all(&frame).await?,
             Some(enc) => {
                 // flush() is a zlib SYNC_FLUSH: the peer can inflate the whole message now,
                 // as with Netty's encoder.
                 enc.write_all(&frame)?;
                 enc.flush()?;
                 let out = std::mem::take(enc.get_mut());
-                self.stream.write_all(&out).await
+                self.stream.write_all(&out).await?
             }
         }
+        // TLS may hold the last record back until flushed (a no-op on plain TCP).
+        self.stream.flush().await
     }
 
     /// Writes raw bytes, bypassing framing and compression (tests of hostile input).

@@ -14,7 +14,11 @@
 //! - `protocol`: the protocols' JSON texts and MD5s; parsing a peer's protocol text.
 //! - `handshake`: Avro's handshake records.
 //! - `frame`: Netty data-pack framing with size limits.
-//! - `conn`: one TCP connection, optionally zlib-wrapped (`compression-type = deflate`).
+//! - `conn`: one TCP connection, optionally zlib-wrapped (`compression-type = deflate`),
+//!   optionally under TLS.
+//! - `keystore`: JKS and PKCS12 keystores and truststores.
+//! - `tls`: [`ServerTls`] and [`ClientTls`], Flume's `ssl` settings as rustls configs.
+//! - `zlib_io`: a zlib stream under TLS, for `ssl` together with deflate (Flume's order).
 //! - `server`: [`Server`], the handler traits, per-connection handshake and dispatch.
 //! - `client`: [`RpcClient`] (handshake, calls) and the typed clients.
 
@@ -24,8 +28,11 @@ mod conn;
 mod event;
 mod frame;
 mod handshake;
+pub mod keystore;
 mod protocol;
 mod server;
+mod tls;
+mod zlib_io;
 
 pub use client::{AvroSourceClient, ClientOptions, RpcClient, RpcError, SparkSinkClient};
 pub use codec::{DecodeError, Problem};
@@ -38,3 +45,4 @@ pub use server::{
     AvroSourceHandler, Server, ServerOptions, SparkSinkHandler, DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_SHUTDOWN_TIMEOUT,
 };
+pub use tls::{ClientTls, ServerTls, StoreFile, TlsError, TlsFilters, Trust};

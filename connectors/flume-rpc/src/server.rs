@@ -24,15 +24,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{DecodeError, Reader, Writer};
-use crate::conn::{Compression, Conn, ConnError};
+use crate::conn::{set_nodelay, Compression, Conn, ConnError, Io};
 use crate::event::{read_event, read_events, EventBatch, Status};
 use crate::handshake::{HandshakeMatch, HandshakeRequest, HandshakeResponse};
 use crate::protocol::{hex, Protocol, ProtocolError};
+use crate::tls::ServerTls;
+use crate::zlib_io::ZlibStream;
 use crate::Event;
 
 /// Default cap on one frame (all buffers plus their length prefixes). Java has none beyond its
@@ -41,6 +43,10 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// Default time [`Server::shutdown`] waits for requests in flight before aborting them.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Time a client has to complete the TLS handshake: Netty's `SslHandler` default (10 s),
+/// which Flume's avro source keeps.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Distinct client protocol hashes a server remembers (Java's `Responder` keeps every one).
 /// Beyond this a new protocol is still accepted, just parsed again on its next connection.
@@ -76,6 +82,9 @@ pub struct ServerOptions {
     pub max_frame_bytes: usize,
     /// How long [`Server::shutdown`] waits for requests in flight.
     pub shutdown_timeout: Duration,
+    /// TLS (Flume's `ssl = true`): every connection must complete a TLS handshake first; a
+    /// client that does not is closed with one `warn!` naming it.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerOptions {
@@ -84,6 +93,7 @@ impl Default for ServerOptions {
             compression: Compression::None,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -162,7 +172,8 @@ impl Server {
             known: Mutex::new(known),
             opts,
         });
-        tracing::info!(%local_addr, protocol = %protocol.full_name(), "avro rpc server listening");
+        let tls = shared.opts.tls.is_some();
+        tracing::info!(%local_addr, protocol = %protocol.full_name(), tls, "avro rpc server listening");
         let task = tokio::spawn(accept_loop(listener, shared, token.clone()));
         Ok(Server {
             local_addr,
@@ -217,13 +228,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, token: Cancella
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(%peer, "avro rpc connection accepted");
-                    let conn = Conn::new(
-                        stream,
-                        peer,
-                        shared.opts.compression,
-                        shared.opts.max_frame_bytes,
-                    );
-                    conns.spawn(serve_connection(conn, Arc::clone(&shared), token.clone()));
+                    conns.spawn(open_connection(stream, peer, Arc::clone(&shared), token.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -258,6 +263,53 @@ enum CloseReason {
     Decode(#[from] DecodeError),
     #[error("bad handshake: {0}")]
     Handshake(#[from] ProtocolError),
+}
+
+/// Completes the TLS handshake when TLS is on (on the connection's own task, so a slow or
+/// wrong client holds up no one else), then serves the connection.
+async fn open_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    token: CancellationToken,
+) {
+    let (compression, max) = (shared.opts.compression, shared.opts.max_frame_bytes);
+    let conn = match &shared.opts.tls {
+        None => Conn::new(stream, peer, compression, max),
+        Some(tls) => {
+            set_nodelay(&stream, peer);
+            // With deflate too, zlib goes under TLS, as in Flume (see `zlib_io`).
+            let stream: Box<dyn Io> = match compression {
+                Compression::None => Box::new(stream),
+                Compression::Deflate { level } => Box::new(ZlibStream::new(stream, level)),
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.0));
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let outcome = tokio::select! {
+                _ = token.cancelled() => return,
+                o = handshake => o,
+            };
+            match outcome {
+                Ok(Ok(s)) => Conn::over(Box::new(s), peer, Compression::None, max),
+                Ok(Err(e)) => {
+                    tracing::warn!(
+                        %peer,
+                        "closing avro rpc connection: TLS handshake failed \
+                         (a client without ssl = true, or one that does not trust our certificate?): {e}"
+                    );
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        %peer,
+                        "closing avro rpc connection: no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}"
+                    );
+                    return;
+                }
+            }
+        }
+    };
+    serve_connection(conn, shared, token).await;
 }
 
 async fn serve_connection(mut conn: Conn, shared: Arc<Shared>, token: CancellationToken) {

@@ -9,6 +9,7 @@
 //! - `source`: the channel processor (interceptors, selectors) and every source type.
 //! - `sink`: sink runner, sink processors, and every sink type.
 //! - `counters`, `monitoring`: Flume's component counters and their JSON over HTTP.
+//! - `ssl`: the avro source's and sink's SSL keys (and Flume's global defaults for them).
 
 pub mod agent;
 pub mod channel;
@@ -19,6 +20,7 @@ pub mod monitoring;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub mod ssl;
 
 pub use agent::Agent;
 pub use event::Event;

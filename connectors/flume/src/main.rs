@@ -106,6 +106,7 @@ fn init_logging(props: &BTreeMap<String, String>) {
 fn agent(args: AgentArgs) -> ExitCode {
     let props = system_properties(&args.define);
     init_logging(&props);
+    sluice_flume::ssl::set_system_properties(props.clone());
     if !args.jvm.is_empty() {
         tracing::info!("ignoring JVM options: -X{}", args.jvm.join(" -X"));
     }

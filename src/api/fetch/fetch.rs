@@ -30,6 +30,7 @@ use super::{check_leader_epoch, partition_of};
 use crate::api::splice::{Splices, MIN_SPLICE};
 use crate::api::{blocking, ApiError, Code, Ctx};
 use crate::log::{FileRegion, Partition, ReadError, Topic};
+use crate::security::acl::Operation;
 
 /// Kafka caps how long a fetch may wait; so do we (it also bounds shutdown).
 const MAX_WAIT_CAP_MS: u64 = 30_000;
@@ -159,21 +160,33 @@ pub(crate) async fn handle(
     };
     let mut wants = Vec::with_capacity(parts.len());
     // A session's partitions come topic by topic: look each topic up once.
-    let mut last: Option<(&TopicKey, Option<Arc<Topic>>)> = None;
+    // READ on the topic is asked once per topic too; an unauthorized topic's partitions
+    // get TOPIC_AUTHORIZATION_FAILED whether or not it exists, as in Kafka (a topic id that
+    // names no topic stays UNKNOWN_TOPIC_ID: there is no name to check).
+    let mut last: Option<(&TopicKey, Option<Arc<Topic>>, bool)> = None;
     for p in &parts {
-        let topic = match &last {
-            Some((k, t)) if *k == &p.topic => t.clone(),
+        let (topic, allowed) = match &last {
+            Some((k, t, ok)) if *k == &p.topic => (t.clone(), *ok),
             _ => {
                 let t = match &p.topic {
                     TopicKey::Id(id) => logs.topic_by_id(id),
                     TopicKey::Name(name) => logs.topic(name.0.as_str()),
                 };
-                last = Some((&p.topic, t.clone()));
-                t
+                let name = match &p.topic {
+                    TopicKey::Id(_) => t.as_ref().map(|t| &*t.name),
+                    TopicKey::Name(name) => Some(name.0.as_str()),
+                };
+                let ok = name.is_none_or(|n| ctx.authorize_topic(Operation::Read, n));
+                last = Some((&p.topic, t.clone(), ok));
+                (t, ok)
             }
         };
-        let target = check_leader_epoch(p.leader_epoch)
-            .and_then(|()| partition_of(topic.as_deref(), p.partition, unknown));
+        let target = if allowed {
+            check_leader_epoch(p.leader_epoch)
+                .and_then(|()| partition_of(topic.as_deref(), p.partition, unknown))
+        } else {
+            Err(Code::TopicAuthorizationFailed)
+        };
         wants.push(Want {
             partition: p.partition,
             target,

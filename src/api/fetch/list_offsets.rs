@@ -12,6 +12,7 @@ use tracing::error;
 
 use super::{check_leader_epoch, partition_by_name, LEADER_EPOCH};
 use crate::api::{blocking, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -33,10 +34,18 @@ pub(crate) async fn handle(
         -1
     };
     let read_committed = req.isolation_level == 1;
+    // DESCRIBE on each topic (Kafka: TOPIC_AUTHORIZATION_FAILED for every partition of a
+    // topic without it, before looking for the topic).
+    let allowed: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| ctx.authorize_topic(Operation::Describe, t.name.0.as_str()))
+        .collect();
     let topics = blocking(move || {
         req.topics
             .into_iter()
-            .map(|t| {
+            .zip(allowed)
+            .map(|(t, allowed)| {
                 let parts = t
                     .partitions
                     .iter()
@@ -45,6 +54,9 @@ pub(crate) async fn handle(
                             .with_partition_index(p.partition_index)
                             .with_timestamp(-1)
                             .with_offset(-1);
+                        if !allowed {
+                            return base.with_error_code(Code::TopicAuthorizationFailed.code());
+                        }
                         let part = match check_leader_epoch(p.current_leader_epoch).and_then(|()| {
                             partition_by_name(&broker.logs, t.name.0.as_str(), p.partition_index)
                         }) {

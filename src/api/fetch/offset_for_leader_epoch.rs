@@ -10,7 +10,8 @@ use kafka_protocol::messages::{
 };
 
 use super::{check_leader_epoch, partition_by_name, LEADER_EPOCH};
-use crate::api::{ApiError, Ctx};
+use crate::api::{ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle OffsetForLeaderEpoch.
 pub(crate) async fn handle(
@@ -19,10 +20,14 @@ pub(crate) async fn handle(
     req: OffsetForLeaderEpochRequest,
 ) -> Result<OffsetForLeaderEpochResponse, ApiError> {
     let logs = &ctx.broker.logs;
+    // Kafka: CLUSTER_ACTION on the cluster (followers) allows every topic; otherwise
+    // DESCRIBE on each (consumers), TOPIC_AUTHORIZATION_FAILED for the others.
+    let cluster = ctx.authorize_cluster(Operation::ClusterAction);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = cluster || ctx.authorize_topic(Operation::Describe, t.topic.0.as_str());
             let parts = t
                 .partitions
                 .iter()
@@ -31,6 +36,9 @@ pub(crate) async fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
+                    if !allowed {
+                        return base.with_error_code(Code::TopicAuthorizationFailed.code());
+                    }
                     match check_leader_epoch(p.current_leader_epoch)
                         .and_then(|()| partition_by_name(logs, t.topic.0.as_str(), p.partition))
                     {

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{
 use super::consumer_group_heartbeat::{by_topic, catalog};
 use crate::api::{sb, ApiError, Code, Ctx};
 use crate::group::consumer::{state_name, Partitions};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handle ConsumerGroupDescribe.
 pub(crate) async fn handle(
@@ -39,6 +40,11 @@ pub(crate) async fn handle(
         .group_ids
         .into_iter()
         .map(|gid| {
+            if !ctx.authorize_group(Operation::Describe, gid.0.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(gid)
+                    .with_error_code(Code::GroupAuthorizationFailed.code());
+            }
             let described = ctx.broker.groups.with_consumer_group(gid.0.as_str(), |g| {
                 DescribedGroup::default()
                     .with_group_state(sb(state_name(g)))
@@ -71,7 +77,36 @@ pub(crate) async fn handle(
                     )
             });
             match described {
-                Some(d) => d.with_group_id(gid),
+                Some(d) => {
+                    let ops = if req.include_authorized_operations {
+                        ctx.authorized_operations(
+                            ResourceType::Group,
+                            gid.0.as_str(),
+                            crate::api::group::describe_groups::GROUP_OPERATIONS,
+                        )
+                    } else {
+                        i32::MIN
+                    };
+                    let names = d.members.iter().flat_map(|m| {
+                        m.subscribed_topic_names
+                            .iter()
+                            .chain(m.assignment.topic_partitions.iter().map(|t| &t.topic_name))
+                            .chain(
+                                m.target_assignment
+                                    .topic_partitions
+                                    .iter()
+                                    .map(|t| &t.topic_name),
+                            )
+                            .map(|t| t.0.as_str())
+                    });
+                    if !super::may_describe_all(ctx, names) {
+                        return DescribedGroup::default()
+                            .with_group_id(gid)
+                            .with_error_code(Code::TopicAuthorizationFailed.code())
+                            .with_error_message(Some(sb(super::UNDESCRIBABLE_TOPICS)));
+                    }
+                    d.with_group_id(gid).with_authorized_operations(ops)
+                }
                 None => DescribedGroup::default()
                     .with_group_id(gid.clone())
                     .with_group_state(sb("Dead"))

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 
 use crate::api::{sb, ApiError, Code, Ctx};
 use crate::group::consumer::{Catalog, Heartbeat, Partitions, TopicInfo};
+use crate::security::acl::Operation;
 
 /// Every topic with its id and partition count.
 pub(crate) fn catalog(ctx: &Ctx<'_>) -> Catalog {
@@ -60,6 +61,22 @@ pub(crate) async fn handle(
             .with_heartbeat_interval_ms(interval)
     };
     tracing::trace!(?req, "consumer group heartbeat request");
+    if !ctx.authorize_group(Operation::Read, req.group_id.0.as_str()) {
+        return Ok(fail(
+            Code::GroupAuthorizationFailed,
+            &Code::GroupAuthorizationFailed.to_string(),
+        ));
+    }
+    // DESCRIBE on every subscribed topic name (Kafka answers TOPIC_AUTHORIZATION_FAILED,
+    // with no message, when any is missing).
+    if req.subscribed_topic_names.as_ref().is_some_and(|ts| {
+        ts.iter()
+            .any(|t| !ctx.authorize_topic(Operation::Describe, t.0.as_str()))
+    }) {
+        return Ok(ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(Code::TopicAuthorizationFailed.code())
+            .with_heartbeat_interval_ms(interval));
+    }
     if req.group_id.0.is_empty() {
         return Ok(fail(Code::InvalidRequest, "group id can't be empty"));
     }

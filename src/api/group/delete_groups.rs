@@ -5,6 +5,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, RequestHeader};
 
 use crate::api::{blocking, ApiError, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DeleteGroups.
 pub(crate) async fn handle(
@@ -13,11 +14,20 @@ pub(crate) async fn handle(
     req: DeleteGroupsRequest,
 ) -> Result<DeleteGroupsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
+    // DELETE on each group (GROUP_AUTHORIZATION_FAILED for the others, as Kafka answers).
+    let allowed: Vec<bool> = req
+        .groups_names
+        .iter()
+        .map(|g| ctx.authorize_group(Operation::Delete, g.0.as_str()))
+        .collect();
     let results = blocking(move || {
         req.groups_names
             .into_iter()
-            .map(|g| {
-                let r = if broker.shares.is_share_group(g.0.as_str()) {
+            .zip(allowed)
+            .map(|(g, allowed)| {
+                let r = if !allowed {
+                    Err(crate::api::Code::GroupAuthorizationFailed)
+                } else if broker.shares.is_share_group(g.0.as_str()) {
                     broker.shares.delete_group(g.0.as_str())
                 } else {
                     broker.groups.delete(g.0.as_str())

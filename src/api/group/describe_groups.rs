@@ -5,9 +5,10 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, RequestHeader};
 
 use crate::api::{sb, ApiError, Code, Ctx};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Authorized operations of a group without an authorizer: READ, DELETE, DESCRIBE.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+pub(crate) const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 /// Handle DescribeGroups.
 pub(crate) async fn handle(
@@ -20,9 +21,18 @@ pub(crate) async fn handle(
         .groups
         .into_iter()
         .map(|id| {
+            if !ctx.authorize_group(Operation::Describe, id.0.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(Code::GroupAuthorizationFailed.code());
+            }
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(if ops { GROUP_OPERATIONS } else { i32::MIN });
+                .with_authorized_operations(if ops {
+                    ctx.authorized_operations(ResourceType::Group, id.0.as_str(), GROUP_OPERATIONS)
+                } else {
+                    i32::MIN
+                });
             match ctx.broker.groups.describe(id.0.as_str()) {
                 None if hdr.request_api_version >= 6 => base
                     .with_group_state(sb("Dead"))

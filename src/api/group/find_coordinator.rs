@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -26,13 +27,33 @@ pub(crate) async fn handle(
         req.key_type,
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION | KEY_TYPE_SHARE
     );
+    // DESCRIBE on the group or transactional id the key names; share-state keys are for
+    // brokers (CLUSTER_ACTION).
+    let denied = |key: &str| -> Option<Code> {
+        match req.key_type {
+            KEY_TYPE_GROUP if !ctx.authorize_group(Operation::Describe, key) => {
+                Some(Code::GroupAuthorizationFailed)
+            }
+            KEY_TYPE_TRANSACTION if !ctx.authorize_txn_id(Operation::Describe, key) => {
+                Some(Code::TransactionalIdAuthorizationFailed)
+            }
+            KEY_TYPE_SHARE if !ctx.authorize_cluster(Operation::ClusterAction) => {
+                Some(Code::ClusterAuthorizationFailed)
+            }
+            _ => None,
+        }
+    };
     if hdr.request_api_version >= 4 {
         let coordinators = req
             .coordinator_keys
-            .into_iter()
+            .iter()
             .map(|key| {
-                let c = Coordinator::default().with_key(key);
-                if supported {
+                let c = Coordinator::default().with_key(key.clone());
+                if let Some(code) = denied(key) {
+                    c.with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code.code())
+                } else if supported {
                     c.with_node_id(node)
                         .with_host(sb(host.clone()))
                         .with_port(i32::from(port))
@@ -45,6 +66,12 @@ pub(crate) async fn handle(
             })
             .collect();
         return Ok(FindCoordinatorResponse::default().with_coordinators(coordinators));
+    }
+    if let Some(code) = denied(req.key.as_str()) {
+        return Ok(FindCoordinatorResponse::default()
+            .with_error_code(code.code())
+            .with_node_id(BrokerId(-1))
+            .with_port(-1));
     }
     Ok(if supported {
         FindCoordinatorResponse::default()

@@ -2,7 +2,9 @@
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, RequestHeader};
 
+use crate::api::Code;
 use crate::api::{ApiError, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle Heartbeat.
 pub(crate) async fn handle(
@@ -10,6 +12,11 @@ pub(crate) async fn handle(
     _hdr: &RequestHeader,
     req: HeartbeatRequest,
 ) -> Result<HeartbeatResponse, ApiError> {
+    if !ctx.authorize_group(Operation::Read, req.group_id.0.as_str()) {
+        return Ok(
+            HeartbeatResponse::default().with_error_code(Code::GroupAuthorizationFailed.code())
+        );
+    }
     let r = ctx.broker.groups.heartbeat(
         req.group_id.0.as_str(),
         req.member_id.as_str(),

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeade
 use super::settle;
 use crate::api::{ApiError, Code, Ctx};
 use crate::group::state::{join_error, JoinParams, MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS};
+use crate::security::acl::Operation;
 
 /// Handle JoinGroup.
 pub(crate) async fn handle(
@@ -13,6 +14,10 @@ pub(crate) async fn handle(
     hdr: &RequestHeader,
     req: JoinGroupRequest,
 ) -> Result<JoinGroupResponse, ApiError> {
+    // READ on the group comes first in Kafka (before any validation).
+    if !ctx.authorize_group(Operation::Read, req.group_id.0.as_str()) {
+        return Ok(join_error(Code::GroupAuthorizationFailed, ""));
+    }
     let member_id = req.member_id.to_string();
     if req.group_id.0.is_empty() {
         return Ok(join_error(Code::InvalidGroupId, &member_id));

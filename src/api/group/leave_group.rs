@@ -3,7 +3,9 @@
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, RequestHeader};
 
+use crate::api::Code;
 use crate::api::{ApiError, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle LeaveGroup.
 pub(crate) async fn handle(
@@ -11,6 +13,11 @@ pub(crate) async fn handle(
     hdr: &RequestHeader,
     req: LeaveGroupRequest,
 ) -> Result<LeaveGroupResponse, ApiError> {
+    if !ctx.authorize_group(Operation::Read, req.group_id.0.as_str()) {
+        return Ok(
+            LeaveGroupResponse::default().with_error_code(Code::GroupAuthorizationFailed.code())
+        );
+    }
     let batched = hdr.request_api_version >= 3;
     let members: Vec<(String, Option<String>)> = if batched {
         req.members

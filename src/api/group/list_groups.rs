@@ -5,6 +5,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, RequestHeader};
 
 use crate::api::{sb, ApiError, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle ListGroups.
 pub(crate) async fn handle(
@@ -31,6 +32,11 @@ pub(crate) async fn handle(
         .map(|(id, st)| (id, "share".to_string(), st, "share"));
     let mut all: Vec<_> = classic.chain(consumer).chain(share).collect();
     all.sort();
+    // Kafka lists every group to a client that may DESCRIBE the cluster, else only the
+    // groups it may DESCRIBE.
+    if !ctx.authorize_cluster(Operation::Describe) {
+        all.retain(|(id, _, _, _)| ctx.authorize_group(Operation::Describe, id));
+    }
     let groups = all
         .into_iter()
         .filter(|(_, _, st, _)| states.is_empty() || states.contains(&st.to_lowercase()))

@@ -34,3 +34,19 @@ pub(crate) async fn settle<T>(reply: Reply<T>, fallback: impl FnOnce() -> T) -> 
         Reply::Wait(rx) => rx.await.unwrap_or_else(|_| fallback()),
     }
 }
+
+/// Kafka's message when a described consumer or share group names a topic the client may
+/// not DESCRIBE (the group is then answered TOPIC_AUTHORIZATION_FAILED without members).
+pub(crate) const UNDESCRIBABLE_TOPICS: &str =
+    "The group has described topic(s) that the client is not authorized to describe.";
+
+/// Whether the client may DESCRIBE every topic in `names`.
+pub(crate) fn may_describe_all<'n>(
+    ctx: &crate::api::Ctx<'_>,
+    names: impl IntoIterator<Item = &'n str>,
+) -> bool {
+    !ctx.authorizing()
+        || names
+            .into_iter()
+            .all(|n| ctx.authorize_topic(crate::security::acl::Operation::Describe, n))
+}

@@ -14,6 +14,7 @@ use crate::api::{blocking, ApiError, Code, Ctx};
 use crate::group::consumer::CommitScope;
 use crate::group::offsets::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
 use crate::log::partition::now_ms;
+use crate::security::acl::Operation;
 
 /// (partition, error) per partition of a topic, filled in as the request is checked.
 type PartitionCodes = Vec<(i32, Option<Code>)>;
@@ -26,7 +27,11 @@ pub(crate) async fn handle(
 ) -> Result<OffsetCommitResponse, ApiError> {
     let b = ctx.broker;
     let group = req.group_id.0.to_string();
-    let checked = if group.is_empty() {
+    // READ on the group, then READ on each topic, before anything else (Kafka's order).
+    let group_ok = ctx.authorize_group(Operation::Read, &group);
+    let checked = if !group_ok {
+        Err(Code::GroupAuthorizationFailed)
+    } else if group.is_empty() {
         Err(Code::InvalidGroupId)
     } else {
         b.groups.check_commit(
@@ -47,9 +52,12 @@ pub(crate) async fn handle(
     let mut stale: Vec<(String, i32)> = Vec::new();
     for t in req.topics {
         let topic = b.logs.topic(t.name.0.as_str());
+        let topic_ok = !group_ok || ctx.authorize_topic(Operation::Read, t.name.0.as_str());
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let code = if let Some(c) = refused {
+            let code = if !topic_ok {
+                Some(Code::TopicAuthorizationFailed)
+            } else if let Some(c) = refused {
                 Some(c)
             } else if !topic.as_ref().is_some_and(|tp| {
                 usize::try_from(p.partition_index).is_ok_and(|i| i < tp.partitions.len())

@@ -7,6 +7,7 @@ use kafka_protocol::messages::offset_delete_response::{
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, RequestHeader};
 
 use crate::api::{blocking, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle OffsetDelete.
 pub(crate) async fn handle(
@@ -16,6 +17,12 @@ pub(crate) async fn handle(
 ) -> Result<OffsetDeleteResponse, ApiError> {
     let b = ctx.broker;
     let group = req.group_id.0.to_string();
+    // DELETE on the group, then READ on each topic (Kafka's checks).
+    if !ctx.authorize_group(Operation::Delete, &group) {
+        return Ok(
+            OffsetDeleteResponse::default().with_error_code(Code::GroupAuthorizationFailed.code())
+        );
+    }
     if b.groups.describe(&group).is_none() {
         return Ok(OffsetDeleteResponse::default().with_error_code(Code::GroupIdNotFound.code()));
     }
@@ -24,13 +31,16 @@ pub(crate) async fn handle(
     for t in req.topics {
         let name = t.name.0.to_string();
         let subscribed = b.groups.is_subscribed(&group, &name);
+        let allowed = ctx.authorize_topic(Operation::Read, &name);
         let parts = t
             .partitions
             .iter()
             .map(|p| {
                 let r = OffsetDeleteResponsePartition::default()
                     .with_partition_index(p.partition_index);
-                if subscribed {
+                if !allowed {
+                    r.with_error_code(Code::TopicAuthorizationFailed.code())
+                } else if subscribed {
                     r.with_error_code(Code::GroupSubscribedToTopic.code())
                 } else {
                     to_delete.push((name.clone(), p.partition_index));

@@ -11,23 +11,33 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, RequestH
 
 use crate::api::{sb, ApiError, Code, Ctx};
 use crate::group::Coordinator;
+use crate::security::acl::Operation;
 
 /// (topic, [(partition, offset, leader epoch, metadata, error code)]) for a group.
 type Fetched = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
+/// The committed offsets of `group`: of the `wanted` topics, or of every topic. `describe`
+/// says whether the client may DESCRIBE a topic: as in Kafka, a named topic without it
+/// answers TOPIC_AUTHORIZATION_FAILED, and the all-topics answer leaves it out.
 fn lookup(
     groups: &Coordinator,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    describe: &dyn Fn(&str) -> bool,
 ) -> Fetched {
     match wanted {
         Some(topics) => topics
             .into_iter()
             .map(|(t, parts)| {
+                let allowed = describe(&t);
                 let rows = parts
                     .into_iter()
                     .map(|p| {
+                        if !allowed {
+                            let code = Code::TopicAuthorizationFailed.code();
+                            return (p, -1, -1, String::new(), code);
+                        }
                         if require_stable && groups.offsets.has_pending(group, &t, p) {
                             return (p, -1, -1, String::new(), Code::UnstableOffsetCommit.code());
                         }
@@ -48,7 +58,19 @@ fn lookup(
             .collect(),
         None => {
             let mut out: Fetched = Vec::new();
+            let mut last: Option<(String, bool)> = None;
             for ((t, p), c) in groups.offsets.group(group) {
+                let allowed = match &last {
+                    Some((lt, ok)) if *lt == t => *ok,
+                    _ => {
+                        let ok = describe(&t);
+                        last = Some((t.clone(), ok));
+                        ok
+                    }
+                };
+                if !allowed {
+                    continue;
+                }
                 let unstable = require_stable && groups.offsets.has_pending(group, &t, p);
                 let row = if unstable {
                     (p, -1, -1, String::new(), Code::UnstableOffsetCommit.code())
@@ -78,17 +100,30 @@ pub(crate) async fn handle(
     req: OffsetFetchRequest,
 ) -> Result<OffsetFetchResponse, ApiError> {
     let groups = &ctx.broker.groups;
+    let describe = |t: &str| ctx.authorize_topic(Operation::Describe, t);
     if hdr.request_api_version >= 8 {
         let out = req
             .groups
             .into_iter()
             .map(|g| {
+                // DESCRIBE on the group (Kafka: GROUP_AUTHORIZATION_FAILED for that group).
+                if !ctx.authorize_group(Operation::Describe, g.group_id.0.as_str()) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(Code::GroupAuthorizationFailed.code());
+                }
                 let wanted = g.topics.map(|ts| {
                     ts.into_iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let rows = lookup(groups, g.group_id.0.as_str(), wanted, req.require_stable);
+                let rows = lookup(
+                    groups,
+                    g.group_id.0.as_str(),
+                    wanted,
+                    req.require_stable,
+                    &describe,
+                );
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_topics(
@@ -116,13 +151,18 @@ pub(crate) async fn handle(
             .collect();
         return Ok(OffsetFetchResponse::default().with_groups(out));
     }
+    if !ctx.authorize_group(Operation::Describe, req.group_id.0.as_str()) {
+        return Ok(
+            OffsetFetchResponse::default().with_error_code(Code::GroupAuthorizationFailed.code())
+        );
+    }
     let wanted = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
     let stable = hdr.request_api_version >= 7 && req.require_stable;
-    let rows = lookup(groups, req.group_id.0.as_str(), wanted, stable);
+    let rows = lookup(groups, req.group_id.0.as_str(), wanted, stable, &describe);
     Ok(OffsetFetchResponse::default().with_topics(
         rows.into_iter()
             .map(|(t, parts)| {

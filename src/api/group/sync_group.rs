@@ -5,6 +5,7 @@ use kafka_protocol::messages::{RequestHeader, SyncGroupRequest, SyncGroupRespons
 use super::settle;
 use crate::api::{ApiError, Code, Ctx};
 use crate::group::state::sync_error;
+use crate::security::acl::Operation;
 
 /// Handle SyncGroup.
 pub(crate) async fn handle(
@@ -12,6 +13,9 @@ pub(crate) async fn handle(
     _hdr: &RequestHeader,
     req: SyncGroupRequest,
 ) -> Result<SyncGroupResponse, ApiError> {
+    if !ctx.authorize_group(Operation::Read, req.group_id.0.as_str()) {
+        return Ok(sync_error(Code::GroupAuthorizationFailed));
+    }
     if req.group_id.0.is_empty() {
         return Ok(sync_error(Code::InvalidGroupId));
     }

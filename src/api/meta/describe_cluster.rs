@@ -6,6 +6,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{sb, ApiError, Ctx};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// Handle DescribeCluster.
 pub(crate) async fn handle(
@@ -19,10 +20,17 @@ pub(crate) async fn handle(
         .with_endpoint_type(req.endpoint_type.max(1))
         .with_cluster_id(sb(ctx.broker.logs.cluster_id()))
         .with_controller_id(node)
-        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
-            crate::api::meta::metadata::ALL_CLUSTER_OPERATIONS
-        } else {
+        .with_cluster_authorized_operations(if !req.include_cluster_authorized_operations {
             i32::MIN
+        } else if ctx.authorize_cluster(Operation::Describe) {
+            ctx.authorized_operations(
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+                crate::api::meta::metadata::ALL_CLUSTER_OPERATIONS,
+            )
+        } else {
+            // Kafka answers anyone, but reports no operations without DESCRIBE.
+            0
         })
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(node)

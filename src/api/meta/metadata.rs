@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
 use crate::log::{CreateError, Topic};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// Authorized-operations bit set Kafka reports for a topic when there is no authorizer:
 /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
@@ -26,17 +27,14 @@ pub const ALL_CLUSTER_OPERATIONS: i32 =
     (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13);
 
 /// The partitions of a topic as Metadata and friends describe them: this node leads all.
-pub(crate) fn topic_entry(t: &Topic, node: i32, with_ops: bool) -> MetadataResponseTopic {
+/// `ops`: the authorized-operations bit set to report, `i32::MIN` when not asked for.
+pub(crate) fn topic_entry(t: &Topic, node: i32, ops: i32) -> MetadataResponseTopic {
     let node = BrokerId(node);
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(t.name.to_string()))))
         .with_topic_id(t.id)
         .with_is_internal(t.is_internal())
-        .with_topic_authorized_operations(if with_ops {
-            ALL_TOPIC_OPERATIONS
-        } else {
-            i32::MIN
-        })
+        .with_topic_authorized_operations(ops)
         .with_partitions(
             t.partitions
                 .iter()
@@ -65,14 +63,24 @@ pub(crate) async fn handle(
     // Authorized operations exist from v8 (cluster: v8 to v10 only).
     let ops = req.include_topic_authorized_operations && v >= 8;
     let cluster_ops = req.include_cluster_authorized_operations && (8..=10).contains(&v);
+    // The authorized operations of a topic, when asked for.
+    let ops_of = |name: &str| {
+        if ops {
+            ctx.authorized_operations(ResourceType::Topic, name, ALL_TOPIC_OPERATIONS)
+        } else {
+            i32::MIN
+        }
+    };
     let mut topics = Vec::new();
     match req.topics {
         None => {
             // All topics, the internal ones included and flagged `is_internal`, as Kafka
             // 4.3 answers (franz-go's TestConsumeRegex checks it; clients and tools leave
-            // them out by that flag).
+            // them out by that flag). Topics without DESCRIBE are left out silently.
             for t in b.logs.topics().iter() {
-                topics.push(topic_entry(t, node, ops));
+                if ctx.authorize_topic(Operation::Describe, &t.name) {
+                    topics.push(topic_entry(t, node, ops_of(&t.name)));
+                }
             }
         }
         Some(wanted) => {
@@ -85,8 +93,31 @@ pub(crate) async fn handle(
                     (None, id) if id != Uuid::nil() => b.logs.topic_by_id(&id),
                     _ => None,
                 };
+                // DESCRIBE first, so an unauthorized client learns nothing of whether the
+                // topic exists. Asked by id: the answer names no topic (Kafka treats ids as
+                // not sensitive, names as sensitive).
+                let described = match (&w.name, &found) {
+                    (Some(n), _) => Some(n.0.to_string()),
+                    (None, Some(t)) => Some(t.name.to_string()),
+                    (None, None) => None,
+                };
+                if let Some(n) = &described {
+                    if !ctx.authorize_topic(Operation::Describe, n) {
+                        topics.push(
+                            MetadataResponseTopic::default()
+                                .with_name(w.name.clone())
+                                .with_topic_id(if w.name.is_some() {
+                                    Uuid::nil()
+                                } else {
+                                    w.topic_id
+                                })
+                                .with_error_code(Code::TopicAuthorizationFailed.code()),
+                        );
+                        continue;
+                    }
+                }
                 if let Some(t) = found {
-                    topics.push(topic_entry(&t, node, ops));
+                    topics.push(topic_entry(&t, node, ops_of(&t.name)));
                     continue;
                 }
                 let Some(name) = w.name.clone() else {
@@ -105,6 +136,17 @@ pub(crate) async fn handle(
                     );
                     continue;
                 }
+                // Auto-creation needs CREATE on the cluster or on the topic.
+                if !ctx.authorize_cluster(Operation::Create)
+                    && !ctx.authorize_topic(Operation::Create, name.0.as_str())
+                {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(name))
+                            .with_error_code(Code::TopicAuthorizationFailed.code()),
+                    );
+                    continue;
+                }
                 let logs_name = name.0.to_string();
                 let parts = b.config.num_partitions;
                 let broker = std::sync::Arc::clone(b);
@@ -117,11 +159,11 @@ pub(crate) async fn handle(
                 match created {
                     Ok(t) => {
                         info!(topic = %t.name, partitions = parts, "auto-created topic");
-                        topics.push(topic_entry(&t, node, ops));
+                        topics.push(topic_entry(&t, node, ops_of(&t.name)));
                     }
                     // Another connection created it in the meantime.
                     Err(CreateError::Exists(_)) => match b.logs.topic(name.0.as_str()) {
-                        Some(t) => topics.push(topic_entry(&t, node, ops)),
+                        Some(t) => topics.push(topic_entry(&t, node, ops_of(&t.name))),
                         None => topics.push(
                             MetadataResponseTopic::default()
                                 .with_name(Some(name))
@@ -153,7 +195,16 @@ pub(crate) async fn handle(
         .with_cluster_id(Some(sb(b.logs.cluster_id())))
         .with_controller_id(BrokerId(node))
         .with_cluster_authorized_operations(if cluster_ops {
-            ALL_CLUSTER_OPERATIONS
+            // Kafka reports them only to a client that may DESCRIBE the cluster.
+            if ctx.authorize_cluster(Operation::Describe) {
+                ctx.authorized_operations(
+                    ResourceType::Cluster,
+                    CLUSTER_NAME,
+                    ALL_CLUSTER_OPERATIONS,
+                )
+            } else {
+                i32::MIN
+            }
         } else {
             i32::MIN
         })

@@ -1,6 +1,5 @@
-//! Cluster-level APIs: ApiVersions, Metadata, DescribeCluster, DescribeAcls.
+//! Cluster-level APIs: ApiVersions, Metadata, DescribeCluster.
 
 pub mod api_versions;
-pub mod describe_acls;
 pub mod describe_cluster;
 pub mod metadata;

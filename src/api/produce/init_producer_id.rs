@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 use tracing::error;
 
 use crate::api::{blocking, ApiError, Code, Ctx};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handle InitProducerId.
 pub(crate) async fn handle(
@@ -23,6 +24,23 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    // Kafka: WRITE on the transactional id; without one, IDEMPOTENT_WRITE on the cluster or
+    // WRITE on some topic (KIP-679).
+    match &req.transactional_id {
+        Some(id) if !ctx.authorize_txn_id(Operation::Write, id.0.as_str()) => {
+            return Ok(fail(Code::TransactionalIdAuthorizationFailed));
+        }
+        None if !ctx.authorize_cluster(Operation::IdempotentWrite)
+            && !ctx.broker.authorizer.authorize_any(
+                ctx.session,
+                Operation::Write,
+                ResourceType::Topic,
+            ) =>
+        {
+            return Ok(fail(Code::ClusterAuthorizationFailed));
+        }
+        _ => {}
+    }
     if let Some(id) = &req.transactional_id {
         let b = ctx.broker;
         let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));

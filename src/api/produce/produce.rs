@@ -18,6 +18,7 @@ use crate::api::{blocking, sb, ApiError, Code, Ctx};
 use crate::log::batch::BatchView;
 use crate::log::validate::Invalid;
 use crate::log::{is_internal_topic, AppendError, AppendInfo, Error as LogError, Partition};
+use crate::security::acl::Operation;
 
 /// First Produce version that names topics by id.
 const TOPIC_ID_VERSION: i16 = 13;
@@ -70,6 +71,14 @@ pub(crate) async fn handle(
     let by_id = hdr.request_api_version >= TOPIC_ID_VERSION;
     let refuse_all: Option<(Code, &str)> = if !matches!(req.acks, -1..=1) {
         Some((Code::InvalidRequiredAcks, "acks must be -1, 0 or 1"))
+    } else if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !ctx.authorize_txn_id(Operation::Write, id.0.as_str()))
+    {
+        // Kafka answers every partition with this when the producer may not write for its
+        // transactional id.
+        Some((Code::TransactionalIdAuthorizationFailed, "not authorized"))
     } else {
         None
     };
@@ -97,6 +106,14 @@ pub(crate) async fn handle(
         } else {
             is_internal_topic(t.name.0.as_str()).then(|| t.name.0.to_string())
         };
+        // WRITE on the topic, checked before existence as Kafka does (a topic id that names
+        // no topic has no name to check).
+        let acl_name: Option<&str> = if by_id {
+            topic.as_ref().map(|t| &*t.name)
+        } else {
+            Some(t.name.0.as_str())
+        };
+        let unauthorized = acl_name.is_some_and(|n| !ctx.authorize_topic(Operation::Write, n));
         let mut slots = Vec::with_capacity(t.partition_data.len());
         for p in t.partition_data {
             let fail = |code: Code, msg: Option<&str>| {
@@ -110,6 +127,10 @@ pub(crate) async fn handle(
             };
             if let Some((code, msg)) = refuse_all {
                 slots.push(fail(code, Some(msg)));
+                continue;
+            }
+            if unauthorized {
+                slots.push(fail(Code::TopicAuthorizationFailed, None));
                 continue;
             }
             if let Some(name) = &internal {

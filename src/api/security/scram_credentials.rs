@@ -20,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{error, info};
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 use crate::security::credentials::Change;
 use crate::security::sasl::scram::{MAX_ITERATIONS, MIN_ITERATIONS};
 use crate::security::sasl::Mechanism;
@@ -30,6 +31,11 @@ pub(crate) async fn describe(
     _hdr: &RequestHeader,
     req: DescribeUserScramCredentialsRequest,
 ) -> Result<DescribeUserScramCredentialsResponse, ApiError> {
+    // Kafka: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the request.
+    if !ctx.authorize_cluster(Operation::Describe) {
+        return Ok(DescribeUserScramCredentialsResponse::default()
+            .with_error_code(Code::ClusterAuthorizationFailed.code()));
+    }
     let store = &ctx.broker.scram;
     let infos = |creds: Vec<(Mechanism, i32)>| -> Vec<CredentialInfo> {
         creds
@@ -108,6 +114,21 @@ pub(crate) async fn alter(
     _hdr: &RequestHeader,
     req: AlterUserScramCredentialsRequest,
 ) -> Result<AlterUserScramCredentialsResponse, ApiError> {
+    // Kafka: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for every user named.
+    if !ctx.authorize_cluster(Operation::Alter) {
+        let results = req
+            .deletions
+            .iter()
+            .map(|d| &d.name)
+            .chain(req.upsertions.iter().map(|u| &u.name))
+            .map(|n| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(n.clone())
+                    .with_error_code(Code::ClusterAuthorizationFailed.code())
+            })
+            .collect();
+        return Ok(AlterUserScramCredentialsResponse::default().with_results(results));
+    }
     let store = &ctx.broker.scram;
     // Kafka keys the request by user name: a user in two changes (two mechanisms, or a
     // deletion and an upsertion) is refused whole with DUPLICATE_RESOURCE.

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle AlterShareGroupOffsets.
 pub(crate) async fn handle(
@@ -21,6 +22,10 @@ pub(crate) async fn handle(
     req: AlterShareGroupOffsetsRequest,
 ) -> Result<AlterShareGroupOffsetsResponse, ApiError> {
     let group = req.group_id.0.to_string();
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(AlterShareGroupOffsetsResponse::default()
+            .with_error_code(Code::GroupAuthorizationFailed.code()));
+    }
     if group.is_empty() {
         return Ok(AlterShareGroupOffsetsResponse::default()
             .with_error_code(Code::InvalidRequest.code())
@@ -36,6 +41,8 @@ pub(crate) async fn handle(
     let mut responses = Vec::new();
     for t in &req.topics {
         let topic = logs.topic(t.topic_name.0.as_str());
+        // READ on the topic (Kafka: TOPIC_AUTHORIZATION_FAILED for its partitions).
+        let allowed = ctx.authorize_topic(Operation::Read, t.topic_name.0.as_str());
         let mut parts = Vec::new();
         for p in &t.partitions {
             let exists = topic.as_ref().is_some_and(|x| {
@@ -44,6 +51,7 @@ pub(crate) async fn handle(
             let mut r = AlterShareGroupOffsetsResponsePartition::default()
                 .with_partition_index(p.partition_index);
             match &topic {
+                _ if !allowed => r = r.with_error_code(Code::TopicAuthorizationFailed.code()),
                 Some(x) if exists => offsets.push(((x.id, p.partition_index), p.start_offset)),
                 _ => r = r.with_error_code(Code::UnknownTopicOrPartition.code()),
             }

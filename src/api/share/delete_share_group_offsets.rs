@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DeleteShareGroupOffsets.
 pub(crate) async fn handle(
@@ -17,6 +18,10 @@ pub(crate) async fn handle(
     req: DeleteShareGroupOffsetsRequest,
 ) -> Result<DeleteShareGroupOffsetsResponse, ApiError> {
     let group = req.group_id.0.to_string();
+    if !ctx.authorize_group(Operation::Delete, &group) {
+        return Ok(DeleteShareGroupOffsetsResponse::default()
+            .with_error_code(Code::GroupAuthorizationFailed.code()));
+    }
     let logs = &ctx.broker.logs;
     let mut ids = Vec::new();
     let mut responses = Vec::new();
@@ -26,6 +31,10 @@ pub(crate) async fn handle(
             .with_topic_name(t.topic_name.clone())
             .with_topic_id(topic.as_ref().map(|x| x.id).unwrap_or_default());
         match topic {
+            // READ on the topic (Kafka: TOPIC_AUTHORIZATION_FAILED for it).
+            _ if !ctx.authorize_topic(Operation::Read, t.topic_name.0.as_str()) => {
+                r = r.with_error_code(Code::TopicAuthorizationFailed.code())
+            }
             Some(x) => ids.push(x.id),
             None => {
                 r = r

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{
 
 use crate::api::fetch::LEADER_EPOCH;
 use crate::api::{sb, topic_name, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DescribeShareGroupOffsets.
 pub(crate) async fn handle(
@@ -27,6 +28,9 @@ pub(crate) async fn handle(
         .map(|g| {
             let id = g.group_id.0.to_string();
             let base = DescribeShareGroupOffsetsResponseGroup::default().with_group_id(g.group_id);
+            if !ctx.authorize_group(Operation::Describe, &id) {
+                return base.with_error_code(Code::GroupAuthorizationFailed.code());
+            }
             if !shares.is_share_group(&id) {
                 return base
                     .with_error_code(Code::GroupIdNotFound.code())
@@ -43,6 +47,20 @@ pub(crate) async fn handle(
                 Some(topics) => topics
                     .into_iter()
                     .map(|t| {
+                        // DESCRIBE on a named topic (TOPIC_AUTHORIZATION_FAILED per partition).
+                        if !ctx.authorize_topic(Operation::Describe, t.topic_name.0.as_str()) {
+                            let parts = t
+                                .partitions
+                                .iter()
+                                .map(|&p| {
+                                    partition(p, None)
+                                        .with_error_code(Code::TopicAuthorizationFailed.code())
+                                })
+                                .collect();
+                            return DescribeShareGroupOffsetsResponseTopic::default()
+                                .with_topic_name(t.topic_name)
+                                .with_partitions(parts);
+                        }
                         let topic = logs.topic(t.topic_name.0.as_str());
                         let resp = DescribeShareGroupOffsetsResponseTopic::default()
                             .with_topic_name(t.topic_name.clone())
@@ -68,7 +86,11 @@ pub(crate) async fn handle(
                 None => {
                     let mut out: Vec<DescribeShareGroupOffsetsResponseTopic> = Vec::new();
                     for (tid, p, o) in known {
-                        let Some(topic) = logs.topic_by_id(&tid) else {
+                        // All topics: those the client may not DESCRIBE are left out.
+                        let Some(topic) = logs
+                            .topic_by_id(&tid)
+                            .filter(|t| ctx.authorize_topic(Operation::Describe, &t.name))
+                        else {
                             continue;
                         };
                         match out.iter_mut().find(|t| t.topic_id == tid) {

@@ -33,3 +33,23 @@ pub(crate) fn other_type(ctx: &Ctx<'_>, group: &str) -> bool {
             .with_consumer_group(group, |_| ())
             .is_some()
 }
+
+/// The topics among `ids` this client may not READ (Kafka answers their partitions
+/// TOPIC_AUTHORIZATION_FAILED in ShareFetch and ShareAcknowledge). Empty, without looking
+/// anything up, when no authorizer is configured; an id that names no topic has no name to
+/// check and is left to the usual UNKNOWN_TOPIC_ID handling.
+pub(crate) fn unreadable_topics(
+    ctx: &Ctx<'_>,
+    ids: impl IntoIterator<Item = uuid::Uuid>,
+) -> std::collections::HashSet<uuid::Uuid> {
+    if !ctx.authorizing() {
+        return std::collections::HashSet::new();
+    }
+    ids.into_iter()
+        .filter(|id| {
+            ctx.broker.logs.topic_by_id(id).is_some_and(|t| {
+                !ctx.authorize_topic(crate::security::acl::Operation::Read, &t.name)
+            })
+        })
+        .collect()
+}

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{RequestHeader, ShareAcknowledgeRequest, ShareAckn
 
 use crate::api::fetch::LEADER_EPOCH;
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 use crate::share::Acks;
 
 /// The acknowledgement batches of one partition, as the coordinator takes them.
@@ -41,6 +42,13 @@ pub(crate) async fn handle(
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
     };
+    // READ on the group (Kafka: GROUP_AUTHORIZATION_FAILED for the whole request).
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(fail(
+            Code::GroupAuthorizationFailed,
+            "not authorized".into(),
+        ));
+    }
     if group.is_empty() || member.is_empty() {
         return Ok(fail(
             Code::InvalidRequest,
@@ -72,6 +80,11 @@ pub(crate) async fn handle(
             })
         })
         .collect();
+    // Topics the client may not READ are not acknowledged: TOPIC_AUTHORIZATION_FAILED.
+    let denied = super::unreadable_topics(ctx, req.topics.iter().map(|t| t.topic_id));
+    let (refused, acks): (Vec<_>, Vec<_>) = acks
+        .into_iter()
+        .partition(|((id, _), _)| denied.contains(id));
     let tps: Vec<_> = acks.iter().map(|(tp, _)| *tp).collect();
     let b = Arc::clone(ctx.broker);
     let (g, m) = (group.clone(), member.clone());
@@ -83,7 +96,10 @@ pub(crate) async fn handle(
         .with_leader_id(ctx.broker.config.node_id)
         .with_leader_epoch(LEADER_EPOCH);
     let mut topics: Vec<ShareAcknowledgeTopicResponse> = Vec::new();
-    for (tp, r) in tps.into_iter().zip(results) {
+    let refused = refused
+        .into_iter()
+        .map(|(tp, _)| (tp, Err(Code::TopicAuthorizationFailed)));
+    for (tp, r) in tps.into_iter().zip(results).chain(refused) {
         let pd = PartitionData::default()
             .with_partition_index(tp.1)
             .with_error_code(r.err().map_or(0, |c| c.code()))

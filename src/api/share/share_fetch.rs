@@ -32,6 +32,7 @@ use crate::group::configs::{ShareAutoOffsetReset, ShareGroupConfig};
 use crate::log::batch::BatchView;
 use crate::log::partition::now_ms;
 use crate::log::{Partition, ReadError};
+use crate::security::acl::Operation;
 use crate::share::partition::{Acquired, BatchInfo};
 
 /// Kafka caps how long a fetch may wait; so do we (it also bounds shutdown).
@@ -75,6 +76,13 @@ pub(crate) async fn handle(
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
     };
+    // READ on the group (Kafka: GROUP_AUTHORIZATION_FAILED for the whole request).
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(fail(
+            Code::GroupAuthorizationFailed,
+            "not authorized".into(),
+        ));
+    }
     if group.is_empty() || member.is_empty() {
         return Ok(fail(
             Code::InvalidRequest,
@@ -87,11 +95,21 @@ pub(crate) async fn handle(
     let mut acks = Vec::new();
     // Partitions the response must mention, in request order.
     let mut mentioned: Vec<(Uuid, i32)> = Vec::new();
+    // Partitions of topics the client may not READ: neither added to the session nor
+    // acknowledged, answered TOPIC_AUTHORIZATION_FAILED.
+    let denied = super::unreadable_topics(ctx, req.topics.iter().map(|t| t.topic_id));
+    let mut denied_acks = std::collections::HashSet::new();
     for t in &req.topics {
         for p in &t.partitions {
             let tp = (t.topic_id, p.partition_index);
-            add.push(tp);
             mentioned.push(tp);
+            if denied.contains(&t.topic_id) {
+                if !p.acknowledgement_batches.is_empty() {
+                    denied_acks.insert(tp);
+                }
+                continue;
+            }
+            add.push(tp);
             if !p.acknowledgement_batches.is_empty() {
                 acks.push((
                     tp,
@@ -144,10 +162,19 @@ pub(crate) async fn handle(
     let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
     for tp in mentioned {
         let g = got.remove(&tp).unwrap_or_default();
+        let (error, ack_error) = if denied.contains(&tp.0) {
+            let code = Code::TopicAuthorizationFailed.code();
+            (code, if denied_acks.contains(&tp) { code } else { 0 })
+        } else {
+            (
+                g.error.map_or(0, |c| c.code()),
+                ack_results.get(&tp).map_or(0, |c| c.code()),
+            )
+        };
         let pd = PartitionData::default()
             .with_partition_index(tp.1)
-            .with_error_code(g.error.map_or(0, |c| c.code()))
-            .with_acknowledge_error_code(ack_results.get(&tp).map_or(0, |c| c.code()))
+            .with_error_code(error)
+            .with_acknowledge_error_code(ack_error)
             .with_current_leader(leader.clone())
             .with_records(Some(g.records))
             .with_acquired_records(

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{sb, ApiError, Code, Ctx};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Authorized operations of a group without an authorizer: READ, DELETE, DESCRIBE.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -31,10 +32,15 @@ pub(crate) async fn handle(
         .group_ids
         .into_iter()
         .map(|id| {
+            if !ctx.authorize_group(Operation::Describe, id.0.as_str()) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(Code::GroupAuthorizationFailed.code());
+            }
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_authorized_operations(if req.include_authorized_operations {
-                    GROUP_OPERATIONS
+                    ctx.authorized_operations(ResourceType::Group, id.0.as_str(), GROUP_OPERATIONS)
                 } else {
                     i32::MIN
                 });
@@ -44,6 +50,20 @@ pub(crate) async fn handle(
                     .with_error_code(Code::GroupIdNotFound.code())
                     .with_error_message(Some(sb(format!("group {} not found", id.0))));
             };
+            let names = g.members.values().flat_map(|m| {
+                m.topics.iter().map(String::as_str).chain(
+                    topics
+                        .iter()
+                        .filter(|t| m.assignment.iter().any(|(id, _)| *id == t.id))
+                        .map(|t| &*t.name),
+                )
+            });
+            if !crate::api::group::may_describe_all(ctx, names) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(Code::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(sb(crate::api::group::UNDESCRIBABLE_TOPICS)));
+            }
             base.with_group_state(sb(g.state_name()))
                 .with_group_epoch(g.epoch)
                 .with_assignment_epoch(g.epoch)

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 
 use crate::api::group::consumer_group_heartbeat::catalog;
 use crate::api::{sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 use crate::share::group::Heartbeat;
 
 /// Handle ShareGroupHeartbeat.
@@ -26,6 +27,19 @@ pub(crate) async fn handle(
             .with_error_message(Some(sb(msg)))
             .with_heartbeat_interval_ms(config.heartbeat_interval_ms)
     };
+    // READ on the group before anything else, as Kafka checks.
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Ok(fail(Code::GroupAuthorizationFailed, "not authorized"));
+    }
+    // DESCRIBE on every subscribed topic name, as Kafka checks.
+    if req.subscribed_topic_names.as_ref().is_some_and(|ts| {
+        ts.iter()
+            .any(|t| !ctx.authorize_topic(Operation::Describe, t.0.as_str()))
+    }) {
+        return Ok(ShareGroupHeartbeatResponse::default()
+            .with_error_code(Code::TopicAuthorizationFailed.code())
+            .with_heartbeat_interval_ms(config.heartbeat_interval_ms));
+    }
     if group.is_empty() {
         return Ok(fail(Code::InvalidRequest, "group id can't be empty"));
     }

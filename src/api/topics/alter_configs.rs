@@ -23,6 +23,7 @@ use crate::api::{blocking, sb, ApiError, Code, Ctx};
 use crate::config::kafka_keys;
 use crate::group::configs::{AlterError, GroupConfigs};
 use crate::log::{CreateError, DynamicLevel, LogManager};
+use crate::security::acl::Operation;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -222,10 +223,24 @@ pub(crate) async fn handle_incremental(
     req: IncrementalAlterConfigsRequest,
 ) -> Result<IncrementalAlterConfigsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
+    // ALTER_CONFIGS on each resource's ACL resource (see `config_denied`).
+    let denied: Vec<Option<Code>> = req
+        .resources
+        .iter()
+        .map(|r| {
+            super::config_denied(
+                ctx,
+                r.resource_type,
+                r.resource_name.as_str(),
+                Operation::AlterConfigs,
+            )
+        })
+        .collect();
     let responses = blocking(move || {
         req.resources
             .into_iter()
-            .map(|r| {
+            .zip(denied)
+            .map(|(r, denied)| {
                 let ops: Vec<(String, i8, Option<String>)> = r
                     .configs
                     .iter()
@@ -267,7 +282,7 @@ pub(crate) async fn handle_incremental(
                     }
                     Ok(())
                 };
-                let result = apply(&broker.logs, &broker.groups.configs, broker.config.node_id, r.resource_type, r.resource_name.as_str(), change, req.validate_only);
+                let result = if let Some(code) = denied { Err((code, code.to_string())) } else { apply(&broker.logs, &broker.groups.configs, broker.config.node_id, r.resource_type, r.resource_name.as_str(), change, req.validate_only) };
                 let base = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name);
@@ -289,10 +304,24 @@ pub(crate) async fn handle(
     req: AlterConfigsRequest,
 ) -> Result<AlterConfigsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
+    // ALTER_CONFIGS on each resource's ACL resource (see `config_denied`).
+    let denied: Vec<Option<Code>> = req
+        .resources
+        .iter()
+        .map(|r| {
+            super::config_denied(
+                ctx,
+                r.resource_type,
+                r.resource_name.as_str(),
+                Operation::AlterConfigs,
+            )
+        })
+        .collect();
     let responses = blocking(move || {
         req.resources
             .into_iter()
-            .map(|r| {
+            .zip(denied)
+            .map(|(r, denied)| {
                 let set: BTreeMap<String, String> = r
                     .configs
                     .iter()
@@ -306,15 +335,18 @@ pub(crate) async fn handle(
                     *ov = set;
                     Ok(())
                 };
-                let result = apply(
-                    &broker.logs,
-                    &broker.groups.configs,
-                    broker.config.node_id,
-                    r.resource_type,
-                    r.resource_name.as_str(),
-                    change,
-                    req.validate_only,
-                );
+                let result = match denied {
+                    Some(code) => Err((code, code.to_string())),
+                    None => apply(
+                        &broker.logs,
+                        &broker.groups.configs,
+                        broker.config.node_id,
+                        r.resource_type,
+                        r.resource_name.as_str(),
+                        change,
+                        req.validate_only,
+                    ),
+                };
                 let base = alter_configs_response::AlterConfigsResourceResponse::default()
                     .with_resource_type(r.resource_type)
                     .with_resource_name(r.resource_name);

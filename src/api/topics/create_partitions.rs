@@ -6,6 +6,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
 use crate::log::CreateError;
+use crate::security::acl::Operation;
 
 /// Handle CreatePartitions.
 pub(crate) async fn handle(
@@ -14,6 +15,14 @@ pub(crate) async fn handle(
     req: CreatePartitionsRequest,
 ) -> Result<CreatePartitionsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
+    // ALTER on each topic (Kafka: TOPIC_AUTHORIZATION_FAILED, "The topic authorization is
+    // failed.").
+    let unauthorized: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| !ctx.authorize_topic(Operation::Alter, t.name.0.as_str()))
+        .map(|t| t.name.0.to_string())
+        .collect();
     // Kafka's controller adds each topic's new partitions to one bounded list of records
     // (10,000): the topic that would overflow it, and every growing topic after it, fails
     // with UNKNOWN_SERVER_ERROR (an unexpected BoundedListTooLongException there, unlike
@@ -25,6 +34,9 @@ pub(crate) async fn handle(
         .topics
         .iter()
         .filter(|t| {
+            if unauthorized.contains(t.name.0.as_str()) {
+                return false;
+            }
             let have = broker
                 .logs
                 .topic(t.name.0.as_str())
@@ -55,6 +67,9 @@ pub(crate) async fn handle(
             .map(|t| {
                 let base = CreatePartitionsTopicResult::default().with_name(t.name.clone());
                 let fail = |code: Code, msg: String| base.clone().with_error_code(code.code()).with_error_message(Some(sb(msg)));
+                if unauthorized.contains(t.name.0.as_str()) {
+                    return fail(Code::TopicAuthorizationFailed, "The topic authorization is failed.".into());
+                }
                 if refused.contains(t.name.0.as_str()) {
                     return fail(
                         Code::UnknownServerError,

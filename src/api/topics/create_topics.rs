@@ -14,6 +14,7 @@ use tracing::{error, warn};
 use super::describe_configs::{CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_DYNAMIC_TOPIC};
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
 use crate::log::CreateError;
+use crate::security::acl::Operation;
 
 /// Handle CreateTopics.
 pub(crate) async fn handle(
@@ -55,6 +56,19 @@ pub(crate) async fn handle(
             .collect();
         return Ok(CreateTopicsResponse::default().with_topics(results));
     }
+    // CREATE on the cluster, else on each topic (TOPIC_AUTHORIZATION_FAILED); the created
+    // topic's configs are reported only with DESCRIBE_CONFIGS on it, as Kafka does.
+    let cluster_create = ctx.authorize_cluster(Operation::Create);
+    let acl: std::collections::HashMap<String, (bool, bool)> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let n = t.name.0.as_str();
+            let create = cluster_create || ctx.authorize_topic(Operation::Create, n);
+            let configs = ctx.authorize_topic(Operation::DescribeConfigs, n);
+            (n.to_string(), (create, configs))
+        })
+        .collect();
     let results = blocking(move || {
         let cfg = &broker.config;
         let mut seen = std::collections::HashSet::new();
@@ -72,6 +86,15 @@ pub(crate) async fn handle(
                 };
                 if !seen.insert(name.clone()) {
                     return fail(Code::InvalidRequest, format!("topic '{name}' appears more than once in the request"));
+                }
+                let (may_create, may_see_configs) = acl.get(&name).copied().unwrap_or((false, false));
+                if !may_create {
+                    return fail(Code::TopicAuthorizationFailed, "Authorization failed.".into())
+                        .with_topic_config_error_code(if may_see_configs {
+                            0
+                        } else {
+                            Code::TopicAuthorizationFailed.code()
+                        });
                 }
                 let assigned = i32::try_from(t.assignments.len()).unwrap_or(i32::MAX);
                 let partitions = if !t.assignments.is_empty() {
@@ -132,7 +155,7 @@ pub(crate) async fn handle(
                 }
                 match broker.logs.create_topic(&name, partitions, overrides, req.validate_only) {
                     Ok(topic) => {
-                        let configs = (version >= 5).then(|| {
+                        let configs = (version >= 5 && may_see_configs).then(|| {
                             topic
                                 .config
                                 .entries()
@@ -155,6 +178,11 @@ pub(crate) async fn handle(
                             .with_num_partitions(partitions)
                             .with_replication_factor(1)
                             .with_configs(configs)
+                            .with_topic_config_error_code(if may_see_configs {
+                                0
+                            } else {
+                                Code::TopicAuthorizationFailed.code()
+                            })
                     }
                     Err(CreateError::Exists(_)) => fail(Code::TopicAlreadyExists, format!("topic '{name}' already exists")),
                     Err(CreateError::InvalidName(m)) => fail(Code::InvalidTopicException, m),

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, Requ
 use crate::api::fetch::partition_by_name;
 use crate::api::{blocking, ApiError, Code, Ctx};
 use crate::log::ReadError;
+use crate::security::acl::Operation;
 
 /// Handle DeleteRecords.
 pub(crate) async fn handle(
@@ -19,11 +20,18 @@ pub(crate) async fn handle(
     req: DeleteRecordsRequest,
 ) -> Result<DeleteRecordsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
+    // DELETE on each topic (Kafka: TOPIC_AUTHORIZATION_FAILED per partition).
+    let allowed: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| ctx.authorize_topic(Operation::Delete, t.name.0.as_str()))
+        .collect();
     let topics = blocking(move || {
         let topics: Vec<DeleteRecordsTopicResult> = req
             .topics
             .into_iter()
-            .map(|t| {
+            .zip(allowed)
+            .map(|(t, allowed)| {
                 let parts = t
                     .partitions
                     .iter()
@@ -31,6 +39,9 @@ pub(crate) async fn handle(
                         let base = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
+                        if !allowed {
+                            return base.with_error_code(Code::TopicAuthorizationFailed.code());
+                        }
                         match partition_by_name(&broker.logs, t.name.0.as_str(), p.partition_index)
                         {
                             Err(code) => base.with_error_code(code.code()),

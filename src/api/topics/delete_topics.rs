@@ -9,6 +9,7 @@ use tracing::error;
 use uuid::Uuid;
 
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DeleteTopics.
 pub(crate) async fn handle(
@@ -17,6 +18,25 @@ pub(crate) async fn handle(
     req: DeleteTopicsRequest,
 ) -> Result<DeleteTopicsResponse, ApiError> {
     let broker = std::sync::Arc::clone(ctx.broker);
+    // Kafka's checks need the names, which topic ids resolve to: asked here, on the
+    // runtime, for every topic the request can name (DESCRIBE for ids, DELETE for all).
+    let mut describe = std::collections::HashMap::new();
+    let mut delete = std::collections::HashMap::new();
+    if ctx.authorizing() {
+        let named = req.topic_names.iter().map(|n| n.0.to_string());
+        let resolved = req.topics.iter().filter_map(|t| match &t.name {
+            Some(n) => Some(n.0.to_string()),
+            None => broker
+                .logs
+                .topic_by_id(&t.topic_id)
+                .map(|t| t.name.to_string()),
+        });
+        for n in named.chain(resolved) {
+            describe.insert(n.clone(), ctx.authorize_topic(Operation::Describe, &n));
+            delete.insert(n.clone(), ctx.authorize_topic(Operation::Delete, &n));
+        }
+    }
+    let authorizing = ctx.authorizing();
     let responses = blocking(move || {
         let targets: Vec<(Option<TopicName>, Uuid)> = req
             .topic_names
@@ -34,6 +54,24 @@ pub(crate) async fn handle(
                 let base = DeletableTopicResult::default()
                     .with_name(name.clone())
                     .with_topic_id(id);
+                if authorizing {
+                    let n = match (&name, &topic) {
+                        (Some(n), _) => Some(n.0.to_string()),
+                        (None, Some(t)) => Some(t.name.to_string()),
+                        (None, None) => None,
+                    };
+                    if let Some(n) = n {
+                        // By id without DESCRIBE: the name stays hidden.
+                        if name.is_none() && !describe.get(&n).copied().unwrap_or(false) {
+                            return base.with_error_code(Code::TopicAuthorizationFailed.code());
+                        }
+                        if !delete.get(&n).copied().unwrap_or(false) {
+                            return base
+                                .with_name(Some(TopicName(sb(n))))
+                                .with_error_code(Code::TopicAuthorizationFailed.code());
+                        }
+                    }
+                }
                 // A topic that could not be opened at start-up (out of file descriptors)
                 // is not served, but it can be deleted by name.
                 let offline = || {

@@ -11,9 +11,14 @@ use crate::api::{ApiError, Ctx};
 
 /// Handle DescribeClientQuotas.
 pub(crate) async fn handle(
-    _ctx: &Ctx<'_>,
+    ctx: &Ctx<'_>,
     _hdr: &RequestHeader,
     _req: DescribeClientQuotasRequest,
 ) -> Result<DescribeClientQuotasResponse, ApiError> {
+    // Kafka: DESCRIBE_CONFIGS on the cluster, else CLUSTER_AUTHORIZATION_FAILED.
+    if !ctx.authorize_cluster(crate::security::acl::Operation::DescribeConfigs) {
+        return Ok(DescribeClientQuotasResponse::default()
+            .with_error_code(crate::api::Code::ClusterAuthorizationFailed.code()));
+    }
     Ok(DescribeClientQuotasResponse::default().with_entries(Some(Vec::new())))
 }

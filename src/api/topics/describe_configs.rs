@@ -430,6 +430,14 @@ pub(crate) async fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Some(code) = super::config_denied(
+                ctx,
+                r.resource_type,
+                r.resource_name.as_str(),
+                crate::security::acl::Operation::DescribeConfigs,
+            ) {
+                return base.with_error_code(code.code());
+            }
             let entries = match r.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(topic) = b.logs.topic(r.resource_name.as_str()) else {

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{blocking, sb, ApiError, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DescribeLogDirs.
 pub(crate) async fn handle(
@@ -18,6 +19,11 @@ pub(crate) async fn handle(
     _hdr: &RequestHeader,
     req: DescribeLogDirsRequest,
 ) -> Result<DescribeLogDirsResponse, ApiError> {
+    // DESCRIBE on the cluster (Kafka: CLUSTER_AUTHORIZATION_FAILED and no directories).
+    if !ctx.authorize_cluster(Operation::Describe) {
+        return Ok(DescribeLogDirsResponse::default()
+            .with_error_code(crate::api::Code::ClusterAuthorizationFailed.code()));
+    }
     let broker = std::sync::Arc::clone(ctx.broker);
     let result = blocking(move || {
         let wanted: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {

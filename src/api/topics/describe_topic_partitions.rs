@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
 
 use crate::api::meta::metadata::ALL_TOPIC_OPERATIONS;
 use crate::api::{sb, ApiError, Code, Ctx};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handle DescribeTopicPartitions.
 pub(crate) async fn handle(
@@ -20,10 +21,13 @@ pub(crate) async fn handle(
 ) -> Result<DescribeTopicPartitionsResponse, ApiError> {
     let logs = &ctx.broker.logs;
     let node = BrokerId(ctx.broker.config.node_id);
+    // DESCRIBE on each topic: the full list leaves the others out, a named one answers
+    // TOPIC_AUTHORIZATION_FAILED (Kafka's DescribeTopicPartitionsRequestHandler).
     let mut names: Vec<String> = if req.topics.is_empty() {
         logs.topics()
             .iter()
             .filter(|t| !t.is_internal())
+            .filter(|t| ctx.authorize_topic(Operation::Describe, &t.name))
             .map(|t| t.name.to_string())
             .collect()
     } else {
@@ -48,6 +52,14 @@ pub(crate) async fn handle(
         } else {
             0
         };
+        if !ctx.authorize_topic(Operation::Describe, &name) {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(TopicName(sb(name))))
+                    .with_error_code(Code::TopicAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let Some(t) = logs.topic(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
@@ -81,12 +93,13 @@ pub(crate) async fn handle(
         if parts.is_empty() && next_cursor.is_some() {
             break;
         }
+        let ops = ctx.authorized_operations(ResourceType::Topic, &name, ALL_TOPIC_OPERATIONS);
         topics.push(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(TopicName(sb(name))))
                 .with_topic_id(t.id)
                 .with_is_internal(t.is_internal())
-                .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS)
+                .with_topic_authorized_operations(ops)
                 .with_partitions(parts),
         );
         if next_cursor.is_some() {

@@ -26,3 +26,24 @@ pub(crate) const TOO_LARGE_MESSAGE: &str = "Unable to perform excessively large 
 pub(crate) fn records(n: i32, extra: usize) -> usize {
     usize::try_from(n).unwrap_or(0).saturating_add(extra)
 }
+
+/// The error a config request gets for a resource the client may not `op` (DESCRIBE_CONFIGS
+/// or ALTER_CONFIGS), or `None` when allowed. As Kafka maps config resources to ACL
+/// resources: a topic to the topic, a group to the group, brokers, broker loggers and
+/// client-metrics resources to the cluster.
+pub(crate) fn config_denied(
+    ctx: &crate::api::Ctx<'_>,
+    resource_type: i8,
+    name: &str,
+    op: crate::security::acl::Operation,
+) -> Option<crate::api::Code> {
+    use crate::api::Code;
+    // ConfigResource.Type codes: TOPIC 2, GROUP 32; BROKER 4, BROKER_LOGGER 8,
+    // CLIENT_METRICS 16.
+    match resource_type {
+        2 => (!ctx.authorize_topic(op, name)).then_some(Code::TopicAuthorizationFailed),
+        32 => (!ctx.authorize_group(op, name)).then_some(Code::GroupAuthorizationFailed),
+        4 | 8 | 16 => (!ctx.authorize_cluster(op)).then_some(Code::ClusterAuthorizationFailed),
+        _ => None,
+    }
+}

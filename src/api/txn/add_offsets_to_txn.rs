@@ -6,6 +6,7 @@ use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, 
 
 use super::{fenced_for, offsets_partition};
 use crate::api::{ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle AddOffsetsToTxn.
 pub(crate) async fn handle(
@@ -13,7 +14,12 @@ pub(crate) async fn handle(
     hdr: &RequestHeader,
     req: AddOffsetsToTxnRequest,
 ) -> Result<AddOffsetsToTxnResponse, ApiError> {
-    let code = if req.group_id.0.is_empty() {
+    // WRITE on the transactional id, then READ on the group (Kafka's checks and order).
+    let code = if !ctx.authorize_txn_id(Operation::Write, req.transactional_id.0.as_str()) {
+        Some(Code::TransactionalIdAuthorizationFailed)
+    } else if !ctx.authorize_group(Operation::Read, req.group_id.0.as_str()) {
+        Some(Code::GroupAuthorizationFailed)
+    } else if req.group_id.0.is_empty() {
         Some(Code::InvalidGroupId)
     } else {
         ctx.broker

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
 use super::fenced_for;
 use crate::api::{ApiError, Code, Ctx};
 use crate::log::is_internal_topic;
+use crate::security::acl::Operation;
 
 /// First version that batches transactions.
 const BATCHED_VERSION: i16 = 4;
@@ -27,6 +28,11 @@ pub(crate) async fn handle(
     req: AddPartitionsToTxnRequest,
 ) -> Result<AddPartitionsToTxnResponse, ApiError> {
     let v = hdr.request_api_version;
+    // Batched versions come from brokers only (Kafka: CLUSTER_ACTION on the cluster).
+    if v >= BATCHED_VERSION && !ctx.authorize_cluster(Operation::ClusterAction) {
+        return Ok(AddPartitionsToTxnResponse::default()
+            .with_error_code(Code::ClusterAuthorizationFailed.code()));
+    }
     if v < BATCHED_VERSION {
         let result = one(
             ctx,
@@ -71,9 +77,19 @@ async fn one(
     let logs = &ctx.broker.logs;
     let mut parts = Vec::new();
     let mut unknown = Vec::new();
+    let mut unauthorized = Vec::new();
+    // Producers (v0-3) need WRITE on the transactional id (else every partition gets
+    // TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED,
+    // the rest OPERATION_NOT_ATTEMPTED), as Kafka checks.
+    let client = version < BATCHED_VERSION;
+    let id_ok = !client || ctx.authorize_txn_id(Operation::Write, id.0.as_str());
     for t in topics {
         let topic = logs.topic(t.name.0.as_str());
+        let topic_ok = !client || ctx.authorize_topic(Operation::Write, t.name.0.as_str());
         for &p in &t.partitions {
+            if !topic_ok {
+                unauthorized.push((t.name.0.to_string(), p));
+            }
             let known = !is_internal_topic(t.name.0.as_str())
                 && topic
                     .as_ref()
@@ -84,11 +100,15 @@ async fn one(
             parts.push((t.name.0.to_string(), p));
         }
     }
-    let codes: Vec<Option<Code>> = if !unknown.is_empty() {
+    let codes: Vec<Option<Code>> = if !id_ok {
+        vec![Some(Code::TransactionalIdAuthorizationFailed); parts.len()]
+    } else if !unknown.is_empty() || !unauthorized.is_empty() {
         parts
             .iter()
             .map(|p| {
-                Some(if unknown.contains(p) {
+                Some(if unauthorized.contains(p) {
+                    Code::TopicAuthorizationFailed
+                } else if unknown.contains(p) {
                     Code::UnknownTopicOrPartition
                 } else {
                     Code::OperationNotAttempted

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 };
 
 use crate::api::{ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// Handle DescribeProducers.
 pub(crate) async fn handle(
@@ -23,11 +24,16 @@ pub(crate) async fn handle(
         .into_iter()
         .map(|t| {
             let topic = logs.topic(t.name.0.as_str());
+            // READ on the topic (Kafka: TOPIC_AUTHORIZATION_FAILED per partition).
+            let allowed = ctx.authorize_topic(Operation::Read, t.name.0.as_str());
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let r = PartitionResponse::default().with_partition_index(p);
+                    if !allowed {
+                        return r.with_error_code(Code::TopicAuthorizationFailed.code());
+                    }
                     let part = topic
                         .as_ref()
                         .and_then(|tp| usize::try_from(p).ok().and_then(|i| tp.partitions.get(i)));

@@ -5,7 +5,8 @@
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId, RequestHeader};
 
 use super::fenced_for;
-use crate::api::{ApiError, Ctx};
+use crate::api::{ApiError, Code, Ctx};
+use crate::security::acl::Operation;
 
 /// First EndTxn version of transaction version 2.
 pub(crate) const TV2_VERSION: i16 = 5;
@@ -18,6 +19,12 @@ pub(crate) async fn handle(
 ) -> Result<EndTxnResponse, ApiError> {
     let b = ctx.broker;
     let tv2 = hdr.request_api_version >= TV2_VERSION;
+    if !ctx.authorize_txn_id(Operation::Write, req.transactional_id.0.as_str()) {
+        return Ok(EndTxnResponse::default()
+            .with_error_code(Code::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1));
+    }
     match b
         .txns
         .end_txn(

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 
 use crate::api::{sb, ApiError, Code, Ctx};
 use crate::log::partition::now_ms;
+use crate::security::acl::Operation;
 use crate::txn::TxnState;
 
 /// Handle ListTransactions.
@@ -58,6 +59,8 @@ pub(crate) async fn handle(
                 .as_ref()
                 .is_none_or(|r| r.is_match(&m.transactional_id))
         })
+        // Only the transactional ids the client may DESCRIBE, as Kafka lists them.
+        .filter(|m| ctx.authorize_txn_id(Operation::Describe, &m.transactional_id))
         .map(|m| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(sb(m.transactional_id.clone())))

@@ -15,6 +15,7 @@ use super::{fenced_for, offsets_partition};
 use crate::api::{blocking, ApiError, Code, Ctx};
 use crate::group::offsets::{CommittedOffset, OFFSET_METADATA_MAX_BYTES};
 use crate::log::partition::now_ms;
+use crate::security::acl::Operation;
 
 /// First version of transaction version 2 (the offsets partition is added implicitly).
 const TV2_VERSION: i16 = 5;
@@ -33,22 +34,40 @@ pub(crate) async fn handle(
     let pid = req.producer_id.0;
     let epoch = req.producer_epoch;
     // The whole request's fate: group and member checks, then the transaction's.
-    let mut refused: Option<Code> = if group.is_empty() {
-        Some(Code::InvalidGroupId)
-    } else if v >= MEMBER_VERSION && (req.generation_id >= 0 || !req.member_id.is_empty()) {
-        b.groups
-            .check_txn_commit(
-                &group,
-                req.member_id.as_str(),
-                req.group_instance_id.as_deref(),
-                req.generation_id,
-            )
-            .err()
-    } else {
-        None
-    };
+    // WRITE on the transactional id, READ on the group (each fails the whole request),
+    // then READ on each topic, as Kafka checks.
+    let mut refused: Option<Code> =
+        if !ctx.authorize_txn_id(Operation::Write, req.transactional_id.0.as_str()) {
+            Some(Code::TransactionalIdAuthorizationFailed)
+        } else if !ctx.authorize_group(Operation::Read, &group) {
+            Some(Code::GroupAuthorizationFailed)
+        } else if group.is_empty() {
+            Some(Code::InvalidGroupId)
+        } else if v >= MEMBER_VERSION && (req.generation_id >= 0 || !req.member_id.is_empty()) {
+            b.groups
+                .check_txn_commit(
+                    &group,
+                    req.member_id.as_str(),
+                    req.group_instance_id.as_deref(),
+                    req.generation_id,
+                )
+                .err()
+        } else {
+            None
+        };
+    let whole_request = matches!(
+        refused,
+        Some(Code::TransactionalIdAuthorizationFailed | Code::GroupAuthorizationFailed)
+    );
+    let allowed: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| whole_request || ctx.authorize_topic(Operation::Read, t.name.0.as_str()))
+        .collect();
     let mut guard = None;
-    if refused.is_none() {
+    // Kafka commits the authorized topics' offsets and skips the coordinator when there
+    // are none.
+    if refused.is_none() && (allowed.is_empty() || allowed.iter().any(|a| *a)) {
         match b
             .txns
             .begin_write(
@@ -77,11 +96,13 @@ pub(crate) async fn handle(
     let now = now_ms();
     let mut entries = Vec::new();
     let mut topics = Vec::with_capacity(req.topics.len());
-    for t in req.topics {
+    for (t, topic_ok) in req.topics.into_iter().zip(allowed) {
         let topic = b.logs.topic(t.name.0.as_str());
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let code = if let Some(c) = refused {
+            let code = if !topic_ok {
+                Some(Code::TopicAuthorizationFailed)
+            } else if let Some(c) = refused {
                 Some(c)
             } else if !topic.as_ref().is_some_and(|tp| {
                 usize::try_from(p.partition_index).is_ok_and(|i| i < tp.partitions.len())

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::api::{blocking, ApiError, Code, Ctx};
 use crate::log::{AppendError, CONSUMER_OFFSETS_TOPIC};
+use crate::security::acl::Operation;
 
 /// Handle WriteTxnMarkers.
 pub(crate) async fn handle(
@@ -17,6 +18,9 @@ pub(crate) async fn handle(
     _hdr: &RequestHeader,
     req: WriteTxnMarkersRequest,
 ) -> Result<WriteTxnMarkersResponse, ApiError> {
+    // Kafka: ALTER on the cluster, else CLUSTER_ACTION (the admin tool's abort needs one).
+    let allowed =
+        ctx.authorize_cluster(Operation::Alter) || ctx.authorize_cluster(Operation::ClusterAction);
     let broker = std::sync::Arc::clone(ctx.broker);
     let markers = blocking(move || {
         req.markers
@@ -39,7 +43,9 @@ pub(crate) async fn handle(
                             .partition_indexes
                             .iter()
                             .map(|&p| {
-                                let code = if t.name.0.as_str() == CONSUMER_OFFSETS_TOPIC {
+                                let code = if !allowed {
+                                    Some(Code::ClusterAuthorizationFailed)
+                                } else if t.name.0.as_str() == CONSUMER_OFFSETS_TOPIC {
                                     broker
                                         .groups
                                         .offsets

@@ -4,7 +4,8 @@
 //!   handshake path, pipelining, unknown messages, shutdown;
 //! - `hostile`: malformed input closes only the connection it came on;
 //! - `flume`: real Apache Flume 1.11 (Java) on the other end: its avro sink into our server,
-//!   our client into its avro source, our Spark client against the real SparkSink.
+//!   our client into its avro source, our Spark client against the real SparkSink;
+//! - `tls`: keytool's JKS and PKCS12 stores; our client and server over TLS.
 
 // Helpers outside #[test] functions are not covered by clippy.toml's test allowances; `pub`
 // in a test binary's modules only means "shared between modules".
@@ -15,3 +16,4 @@ mod flume;
 mod hostile;
 mod loopback;
 mod support;
+mod tls;

@@ -3,7 +3,11 @@
 //!
 //! Keys and defaults: **hostname**, **port**, `batch-size` 100, `connect-timeout` 20000 ms,
 //! `request-timeout` 20000 ms, `compression-type` none | deflate, `compression-level` 6,
-//! `reset-connection-interval` 0 s (off), `ssl` false.
+//! `reset-connection-interval` 0 s (off), and the SSL keys (`ssl` false, `trust-all-certs`
+//! false, `truststore`, `truststore-password`, `truststore-type` JKS | PKCS12,
+//! `include-`/`exclude-protocols`, `include-`/`exclude-cipher-suites`; see `crate::ssl`).
+//! Without `truststore` or `trust-all-certs` the system's CA certificates are trusted. As in
+//! Flume, the server's certificate chain is checked but not its host name.
 //!
 //! As in Flume:
 //! - the connection is opened at start (a failure is logged, not fatal) and again by the
@@ -15,7 +19,7 @@
 //! - with `reset-connection-interval` > 0 the connection is closed and reopened that often
 //!   (for load balancers in front of several sources).
 //!
-//! Not supported: `ssl = true` (a configuration error naming the key).
+//! With both `ssl` and deflate, zlib runs under TLS, as Flume layers them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,9 +50,7 @@ pub fn build(
     let request_timeout: u64 = ctx.parse("request-timeout", 20_000)?;
     let compression = parse_compression(ctx, "compression-type", Some("compression-level"))?;
     let reset: u64 = ctx.parse("reset-connection-interval", 0)?;
-    if ctx.bool("ssl", false)? {
-        return Err(ctx.error("ssl", "SSL is not supported by sluice-flume's avro sink"));
-    }
+    let tls = crate::ssl::client(ctx, &format!("Sink {name}"))?;
     // Flume's RpcClient refuses timeouts under 1 s and uses 1 s instead.
     let clamp = |ms: u64| Duration::from_millis(ms.max(1000));
     Ok(Box::new(AvroSink {
@@ -61,6 +63,7 @@ pub fn build(
             connect_timeout: clamp(connect_timeout),
             request_timeout: clamp(request_timeout),
             compression,
+            tls,
         },
         reset_interval: (reset > 0).then(|| Duration::from_secs(reset)),
         client: None,

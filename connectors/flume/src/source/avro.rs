@@ -4,7 +4,10 @@
 //!
 //! Keys and defaults: **bind**, **port**, `threads` (accepted; connections are tasks, so
 //! there is no pool to size), `compression-type` none | deflate (every client must match),
-//! `ssl` false, `ipFilter` false.
+//! `ipFilter` false, and the SSL keys (`ssl` false, `keystore`, `keystore-password`,
+//! `keystore-type` JKS | PKCS12, `include-`/`exclude-protocols`, `include-`/
+//! `exclude-cipher-suites`; see `crate::ssl`): with `ssl = true` every connection is TLS, and
+//! a client that fails the handshake (a plaintext one, say) is closed with one warning.
 //!
 //! `append` is one `processEvent`, `appendBatch` one `processEventBatch`; a channel error
 //! answers `FAILED` (the sender keeps the events and retries), success `OK`. Counters:
@@ -12,12 +15,14 @@
 //! `AppendBatchAcceptedCount` here; the channel processor counts events and
 //! `ChannelWriteFail`.
 //!
-//! Not supported (configuration errors naming the key): `ssl = true`, `ipFilter = true`.
+//! With both `ssl` and deflate, zlib runs under TLS, as Flume layers them.
+//!
+//! Not supported (a configuration error naming the key): `ipFilter = true`.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sluice_flume_rpc::{AvroSourceHandler, Compression, Server, ServerOptions, Status};
+use sluice_flume_rpc::{AvroSourceHandler, Compression, Server, ServerOptions, ServerTls, Status};
 
 use super::{ChannelProcessor, Source, SourceContext};
 use crate::conf::{ConfigError, Context};
@@ -31,9 +36,7 @@ pub fn build(name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> 
     let threads: i64 = ctx.parse("threads", 0)?;
     let _ = threads;
     let compression = parse_compression(ctx, "compression-type", None)?;
-    if ctx.bool("ssl", false)? {
-        return Err(ctx.error("ssl", "SSL is not supported by sluice-flume's avro source"));
-    }
+    let tls = crate::ssl::server(ctx, &format!("Source {name}"))?;
     if ctx.bool("ipFilter", false)? {
         return Err(ctx.error(
             "ipFilter",
@@ -45,6 +48,7 @@ pub fn build(name: &str, ctx: &Context) -> Result<Box<dyn Source>, ConfigError> 
         bind,
         port,
         compression,
+        tls,
     }))
 }
 
@@ -78,6 +82,7 @@ struct AvroSource {
     bind: String,
     port: u16,
     compression: Compression,
+    tls: Option<ServerTls>,
 }
 
 struct Handler {
@@ -131,15 +136,17 @@ impl Source for AvroSource {
         });
         let opts = ServerOptions {
             compression: self.compression,
+            tls: self.tls.clone(),
             ..ServerOptions::default()
         };
         let server = Server::avro_source((self.bind.as_str(), self.port), handler, opts)
             .await
             .map_err(|e| anyhow::anyhow!("avro source {}: {e}", self.name))?;
         tracing::info!(
-            "Avro source {} started on {}",
+            "Avro source {} started on {}{}",
             self.name,
-            server.local_addr()
+            server.local_addr(),
+            if self.tls.is_some() { " (ssl)" } else { "" }
         );
         ctx.shutdown.cancelled().await;
         tracing::info!("Avro source {} stopping", self.name);

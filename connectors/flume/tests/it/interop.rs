@@ -24,13 +24,13 @@ fn flume_home() -> PathBuf {
 }
 
 /// A real Flume agent `a1` in a temp dir, logging at INFO to `<dir>/flume.log`.
-struct RealFlume {
+pub struct RealFlume {
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
 
 impl RealFlume {
-    fn start(config: &str) -> RealFlume {
+    pub fn start(config: &str) -> RealFlume {
         let home = flume_home();
         let dir = tempfile::Builder::new()
             .prefix("real-flume-")
@@ -71,11 +71,11 @@ impl RealFlume {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("flume.log")).unwrap_or_default()
     }
 
-    fn wait_for_log(&mut self, needle: &str) {
+    pub fn wait_for_log(&mut self, needle: &str) {
         let end = Instant::now() + Duration::from_secs(60);
         loop {
             if self.log().contains(needle) {

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
+mod avro_ssl;
 mod channels;
 mod config_dir;
 mod config_errors;

@@ -22,6 +22,7 @@ pub(crate) async fn send_batch(port: u16, events: &[Event], compression: Compres
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(10),
         compression,
+        ..ClientOptions::default()
     };
     eventually(
         WAIT,
@@ -595,6 +596,7 @@ async fn avro_sink_to_avro_source_with_deflate() {
                 connect_timeout: Duration::from_secs(2),
                 request_timeout: Duration::from_secs(2),
                 compression: Compression::None,
+                ..ClientOptions::default()
             },
         )
         .await
