@@ -492,6 +492,47 @@ fn rdkafka_scram_over_sasl_ssl_and_client_auth_only_from_the_listener_prefix() {
 }
 
 #[test]
+fn a_certificate_principal_is_what_the_authorizer_sees() {
+    let certs = Certs::new();
+    let start = |super_user: &str| {
+        let keystore = certs.p("server-keystore.pem");
+        let ca = certs.p("ca.pem");
+        ssl_broker(
+            &security_toml(&[
+                ("ssl.keystore.location", &keystore),
+                ("ssl.client.auth", "required"),
+                ("ssl.truststore.location", &ca),
+                ("ssl.principal.mapping.rules", "RULE:^CN=([a-z]+),.*$/$1/"),
+                (
+                    "authorizer.class.name",
+                    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                ),
+                ("super.users", super_user),
+            ]),
+            &[],
+            "info",
+        )
+    };
+    let mut alice = rk_ssl(&certs);
+    alice.push(("ssl.certificate.location", certs.p("client.crt")));
+    alice.push(("ssl.key.location", certs.p("client.key")));
+    // CN=alice,OU=eng,O=Acme maps to User:alice, a super user: everything is allowed.
+    let broker = start("User:alice");
+    rdkafka_round_trip(broker.addr(), &as_refs(&alice), 5);
+    drop(broker);
+    // Another super user and no ACLs: alice may not write.
+    let broker = start("User:bob");
+    let topic = unique_topic("tls-acl");
+    let p = rk::producer(broker.addr(), &as_refs(&alice));
+    let reports = rk::produce_all(&p, &topic, &records(1, "denied"));
+    let err = reports[0].as_ref().unwrap_err().to_string();
+    assert!(
+        err.contains("authorization"),
+        "expected an authorization error: {err}"
+    );
+}
+
+#[test]
 fn apache_kafka_image_ssl_variables() {
     // The apache/kafka image's single-node SSL example: keystore and truststore file names
     // and password files in the secrets directory, client certificates required.
