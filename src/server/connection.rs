@@ -114,7 +114,10 @@ async fn serve_stream<R: AsyncRead + Unpin>(
     let mut out = BytesMut::with_capacity(64 * 1024);
     // SASL listeners authenticate before anything else is served (security::sasl).
     let sasl_settings = broker.sasl.listener(&info.listener_name);
-    let mut sasl = sasl_settings.map(|_| Authenticator::new());
+    let mut sasl = sasl_settings.map(|_| {
+        Authenticator::new()
+            .with_supported(|k, v| api::check_version(k, v) == VersionCheck::Supported)
+    });
     loop {
         // Until authenticated, frames are capped at sasl.server.max.receive.size, as in Kafka.
         let max = match (&sasl, sasl_settings) {

@@ -435,6 +435,15 @@ pub struct Authenticator {
     expires: Option<Instant>,
     /// The client used SaslAuthenticate v1+ (Kafka's `connectedClientSupportsReauthentication`).
     reauth_capable: bool,
+    /// Which (API, version) pairs the broker serves; the server passes its table in, so
+    /// this module does not reach up into the API layer.
+    supported: fn(ApiKey, i16) -> bool,
+}
+
+/// The codec's own range: what [`Authenticator::new`] assumes until the server says.
+fn codec_range(key: ApiKey, version: i16) -> bool {
+    let r = key.valid_versions();
+    r.min <= version && version <= r.max
 }
 
 impl Authenticator {
@@ -448,7 +457,14 @@ impl Authenticator {
             bad_mechanism: None,
             expires: None,
             reauth_capable: false,
+            supported: codec_range,
         }
+    }
+
+    /// The broker's table of supported (API, version) pairs, for the SASL requests.
+    pub fn with_supported(mut self, supported: fn(ApiKey, i16) -> bool) -> Authenticator {
+        self.supported = supported;
+        self
     }
 
     /// Whether the connection is between handshake and authentication (frames are capped
@@ -502,11 +518,12 @@ impl Authenticator {
 
     /// Decode a SASL-phase request with the guard in front, as the server does for the rest.
     fn decode<T: Decodable>(
+        &self,
         frame: &Bytes,
         key: ApiKey,
         version: i16,
     ) -> Result<(RequestHeader, T), String> {
-        if crate::api::check_version(key, version) != crate::api::VersionCheck::Supported {
+        if !(self.supported)(key, version) {
             return Err(format!("unsupported version {version} of {key:?}"));
         }
         let hv = key.request_header_version(version);
@@ -528,7 +545,7 @@ impl Authenticator {
         version: i16,
     ) -> Step {
         let (header, req) =
-            match Self::decode::<SaslHandshakeRequest>(frame, ApiKey::SaslHandshake, version) {
+            match self.decode::<SaslHandshakeRequest>(frame, ApiKey::SaslHandshake, version) {
                 Ok(d) => d,
                 Err(e) => return Step::Close(e),
             };
@@ -585,12 +602,14 @@ impl Authenticator {
         frame: &Bytes,
         version: i16,
     ) -> Step {
-        let (header, req) =
-            match Self::decode::<SaslAuthenticateRequest>(frame, ApiKey::SaslAuthenticate, version)
-            {
-                Ok(d) => d,
-                Err(e) => return Step::Close(e),
-            };
+        let (header, req) = match self.decode::<SaslAuthenticateRequest>(
+            frame,
+            ApiKey::SaslAuthenticate,
+            version,
+        ) {
+            Ok(d) => d,
+            Err(e) => return Step::Close(e),
+        };
         if self.authenticated.is_none() && version > 0 {
             self.reauth_capable = true;
         }
