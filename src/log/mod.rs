@@ -412,8 +412,6 @@ pub fn base64_id(id: &Uuid) -> String {
     out
 }
 
-/// Replace `path` with `contents` atomically and durably: temp file, fsync, rename, fsync of
-/// the directory.
 /// Replace `path` with `contents` atomically: write a temp file, fsync it, rename it over
 /// the old one and fsync the directory, so a crash leaves the old or the new file whole.
 pub(crate) fn write_atomic(path: &Path, contents: &str) -> Result<(), Error> {

@@ -724,7 +724,6 @@ impl Authorizer {
     /// Write `acls` to the file atomically: a temporary file, fsynced, renamed over the
     /// old one, and the directory fsynced so the rename itself survives a power loss.
     fn persist(&self, acls: &BTreeSet<Acl>) -> Result<(), Error> {
-        use std::io::Write;
         let file = AclFile {
             acl: acls.iter().cloned().collect(),
         };
@@ -732,19 +731,10 @@ impl Authorizer {
             path: self.path.clone(),
             msg: format!("cannot encode ACLs: {e}"),
         })?;
-        let tmp = self.path.with_extension("toml.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(text.as_bytes()).map_err(|e| io(&tmp, e))?;
-        f.sync_all().map_err(|e| io(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, e))?;
-        if let Some(dir) = self.path.parent() {
-            crate::log::sync_dir(dir).map_err(|e| Error::Io {
-                path: dir.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        }
-        Ok(())
+        crate::log::write_atomic(&self.path, &text).map_err(|e| Error::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
     }
 }
 
