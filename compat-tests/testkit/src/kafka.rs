@@ -59,6 +59,18 @@ impl Kafka {
     /// `extra` property lines. `log4j2` is a log4j2 properties text (None: errors only, the
     /// install's quiet config). Returns at once; the broker answers a few seconds later.
     pub fn spawn(prefix: &str, extra: &str, log4j2: Option<&str>) -> Kafka {
+        Self::spawn_formatted(prefix, extra, log4j2, &[])
+    }
+
+    /// [`Kafka::spawn`] with extra `kafka-storage format` arguments, such as
+    /// `--add-scram 'SCRAM-SHA-512=[name=alice,password=alice-secret]'` (users that exist
+    /// before the broker starts, as a SASL-only listener needs).
+    pub fn spawn_formatted(
+        prefix: &str,
+        extra: &str,
+        log4j2: Option<&str>,
+        format_args: &[&str],
+    ) -> Kafka {
         let home = kafka_home();
         assert!(
             home.join(".installed").exists(),
@@ -103,6 +115,7 @@ impl Kafka {
             .arg("kafka.tools.StorageTool")
             .args(["format", "--standalone", "-t", CLUSTER_ID, "-c"])
             .arg(&cfg)
+            .args(format_args)
             .output()
             .expect("run java (is it on PATH? compat-tests/scripts/install-java.sh)");
         assert!(

@@ -28,6 +28,7 @@ mod kcat;
 mod produce_validation;
 mod python_clients;
 mod rdkafka_client;
+mod security_clients;
 mod security_sasl;
 mod security_tls;
 mod share_groups;

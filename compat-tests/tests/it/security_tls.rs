@@ -19,16 +19,16 @@ use crate::harness::{
 };
 use crate::rk::{self, Rec};
 
-const PASSWORD: &str = "changeit";
+pub(crate) const PASSWORD: &str = "changeit";
 
 /// Certificates and stores in a temp dir. Made by `openssl` (keys, certificates, PKCS12,
 /// PEM) and `keytool` (JKS, and keytool's own PKCS12 truststore).
-struct Certs {
+pub(crate) struct Certs {
     dir: tempfile::TempDir,
 }
 
 impl Certs {
-    fn new() -> Certs {
+    pub(crate) fn new() -> Certs {
         let dir = tempfile::Builder::new()
             .prefix("sluice-tls-")
             .tempdir()
@@ -79,11 +79,11 @@ keytool -exportcert -rfc -alias broker -keystore server-ec.jks -storepass $PW \
         Certs { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn p(&self, name: &str) -> String {
+    pub(crate) fn p(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
 
@@ -105,7 +105,7 @@ keytool -exportcert -rfc -alias broker -keystore server-ec.jks -storepass $PW \
 }
 
 /// A TOML `[security]` table from Kafka keys.
-fn security_toml(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn security_toml(pairs: &[(&str, &str)]) -> String {
     let mut t = String::from("[security]\n");
     for (k, v) in pairs {
         t.push_str(&format!("{k:?} = {v:?}\n"));

@@ -270,6 +270,10 @@ impl Server {
         if !attrs.next().is_some_and(|c| c.starts_with("c=")) {
             return Err(self.invalid("client-final has no channel binding"));
         }
+        // Exact equality, as Kafka 4.x's `ScramSaslServer` checks (RFC 5802 section 5.1).
+        // librdkafka before 2.6.1 sends `r=` + client nonce + the full nonce (the client
+        // nonce twice, librdkafka PR 4895); Kafka 3.8.1 to 3.9 let that through with
+        // `endsWith`, but 4.x refuses it with this message, and so do we.
         if attrs.next().and_then(|r| r.strip_prefix("r=")) != Some(nonce) {
             return Err(self.invalid("Invalid client nonce in the final client message."));
         }
@@ -386,6 +390,54 @@ mod tests {
         let mut s = Server::new(Mechanism::ScramSha256, Hash::Sha256);
         assert!(s.step(b"n,,n=bob,r=x", &store).is_err());
         assert_eq!(s.user(), Some("bob"));
+    }
+
+    /// librdkafka before 2.6.1 (Debian's kcat links 2.0.2) repeats its client nonce in the
+    /// client-final message, with a proof that is right for what it sent. Kafka 4.3.1
+    /// compares the nonce with `equals` and fails the exchange before the proof, with
+    /// Kafka's invalid-credentials text; Sluice must do the same, not accept a suffix
+    /// match as Kafka 3.8.1 to 3.9 did.
+    #[test]
+    fn a_repeated_client_nonce_is_refused_as_kafka_4_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ScramStore::open(dir.path()).unwrap();
+        let h = Hash::Sha512;
+        let salted = h.hi(b"alice-secret", b"saltsaltsalt", 4096);
+        store
+            .upsert(
+                "alice",
+                Mechanism::ScramSha512,
+                h.credential(b"saltsaltsalt", &salted, 4096),
+            )
+            .unwrap();
+        let mut s = Server::new(Mechanism::ScramSha512, h);
+        let cnonce = "LlLaX_g_1}L4>qkHxpf@OcLR?F?AY2_l";
+        let bare = format!("n=alice,r={cnonce}");
+        let Progress::Continue(sf) = s.step(format!("n,,{bare}").as_bytes(), &store).unwrap()
+        else {
+            panic!("expected server-first");
+        };
+        let sf = String::from_utf8(sf).unwrap();
+        let nonce = sf.split(',').next().unwrap().strip_prefix("r=").unwrap();
+        assert!(nonce.starts_with(cnonce) && nonce.len() > cnonce.len());
+        // The client-final librdkafka 2.0.2 builds: `r=` + cnonce + the full nonce, with
+        // a proof over exactly that text (so only the nonce check can refuse it).
+        let without_proof = format!("c=biws,r={cnonce}{nonce}");
+        let auth = format!("{bare},{sf},{without_proof}");
+        let client_key = h.hmac(&salted, b"Client Key");
+        let sig = h.hmac(&h.digest(&client_key), auth.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(&sig).map(|(a, b)| a ^ b).collect();
+        let cf = format!("{without_proof},p={}", B64.encode(proof));
+        let Err(e) = s.step(cf.as_bytes(), &store) else {
+            panic!("a repeated client nonce was accepted");
+        };
+        assert_eq!(
+            e.reason,
+            "Invalid client nonce in the final client message."
+        );
+        assert!(e
+            .message
+            .contains("invalid credentials with SASL mechanism SCRAM-SHA-512"));
     }
 
     #[test]
