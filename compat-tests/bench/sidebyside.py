@@ -403,7 +403,11 @@ rootLogger.appenderRef.file.ref = FILE
 logger.request.name = kafka.request.logger
 logger.request.level = warn
 """)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # As Kafka's Uuid.randomUuid: never an id that starts with "-", which the storage tool's
+    # argument parser would take for an option (1 in 64 random ids did, failing the run).
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     fmt = subprocess.run(
         java_cmd(TOOL_HEAP, "kafka.tools.StorageTool",
                  ["format", "--standalone", "-t", cluster_id, "-c", str(cfg)]),
