@@ -1088,7 +1088,7 @@ def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
         f"`linger.ms=0` (Kafka's EndToEndLatency tool's setting)." + (
             " TLS phases only: the probe runs once, at that first `linger.ms`." if tls_only
             else ""),
-        *([f"- **TLS:** {tls_description()}"] if meta.get("tls") else []),
+        *([f"- **TLS:** {tls_description(tls_only)}"] if meta.get("tls") else []),
         "",
         "Medians of the repeats, with min–max in brackets. The ratio is Sluice's median over "
         "Kafka's; ↑ means higher is better, ↓ lower is better. "
@@ -1129,18 +1129,21 @@ def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def tls_description() -> str:
+def tls_description(tls_only: bool) -> str:
+    order = ("The TLS phases (produce with 1 producer, consume, and the latency probe at "
+             "the rate above and the headline `linger.ms`) run alone, so Kafka's JVM is "
+             "colder than after the plaintext phases" if tls_only else
+             "The TLS phases (produce with 1 producer, consume, and the latency probe at "
+             "the headline row's rate and `linger.ms`) run after all the plaintext ones, "
+             "on topics of their own")
     return ("both brokers get an SSL listener beside their PLAINTEXT one, on the same "
             "PKCS12 keystore: an RSA 2048 server certificate for 127.0.0.1 and localhost "
             "(SAN), signed by a CA that `openssl` makes once per run. Kafka serves TLS with "
             "the JDK's JSSE, Sluice with rustls (ring). Java clients trust the CA as a PEM "
             "truststore (`security.protocol=SSL`, `ssl.truststore.type=PEM`), the rdkafka "
-            "probe through `ssl.ca.location`; both verify the host name. The TLS phases "
-            "(produce with 1 producer, consume, and the latency probe at the headline "
-            "row's rate and `linger.ms`) run after all the plaintext ones, on topics of "
-            "their own. Every JVM, Kafka's broker and the perf tools, has the flags of "
+            f"probe through `ssl.ca.location`; both verify the host name. {order}. Every JVM, Kafka's broker and the perf tools, has the flags of "
             "Kafka's own `bin/kafka-run-class.sh` (G1, C2 JIT on), as in the plaintext "
-            "phases; no client-only C1 or serial-GC flags, which slow Java's TLS down.")
+            "phases, not the compat tests' C1-only flags, under which Java's TLS is slow.")
 
 
 def readme_rows(data: dict, rows) -> list[str]:
@@ -1172,12 +1175,13 @@ def render_chart(meta: dict, runs: list[dict], path: Path):
     # The usual twelve panels; rows a run left out (--tls-only) give their place to the TLS
     # rows.
     has = {k for k in data if data[k]["kafka"] or data[k]["sluice"]}
-    panels = [k for k in ["produce_1p_mib_s", "produce_4p_mib_s", "consume_mib_s", "consume_join_ms",
+    tls_panels = ["tls_produce_mib_s", "tls_consume_mib_s", "tls_e2e_p50", "tls_e2e_p99",
+                  "tls_e2e_p999", "cpu_p1_tls", "cpu_c_tls"]
+    panels = [k for k in (tls_panels if meta.get("tls_only") else []) + ["produce_1p_mib_s", "produce_4p_mib_s", "consume_mib_s", "consume_join_ms",
                           "e2e_p50", "e2e_p99", "e2e_p999", "first_ack",
-                          "rss_idle", "rss_peak", "cpu_p1", "cpu_c",
-                          "tls_produce_mib_s", "tls_consume_mib_s", "tls_e2e_p50",
-                          "tls_e2e_p99", "tls_e2e_p999", "cpu_p1_tls", "cpu_c_tls"]
-              if k in has][:12]
+                          "rss_idle", "rss_peak", "cpu_p1", "cpu_c", *tls_panels]
+              if k in has]
+    panels = list(dict.fromkeys(panels))[:12]
     info = {k: (label, unit, higher) for k, label, unit, higher, _ in METRICS}
     colors = {"kafka": "#4C72B0", "sluice": "#DD8452"}
     fig, axes = plt.subplots(3, 4, figsize=(16, 12))
