@@ -70,6 +70,9 @@ usage: e2e_latency --bootstrap HOST:PORT --topic NAME --rate RECORDS_PER_S [flag
   --record-size B      value size in bytes, at least 8 (default 1024)
   --linger-ms MS       producer linger.ms (default 5: Java's default since Kafka 4.0,
                        KIP-1030, and librdkafka's)
+  --client-config K=V  a librdkafka property for every client of the probe (admin, producer,
+                       consumer), after its own settings; may be repeated. The TLS phases
+                       pass security.protocol=ssl and ssl.ca.location=CA.pem this way.
 
 Prints one JSON line. Normally run by compat-tests/bench/run.sh.";
 
@@ -83,6 +86,8 @@ struct Args {
     warmup: Duration,
     record_size: usize,
     linger_ms: f64,
+    /// `--client-config` pairs, in the order given.
+    client_config: Vec<(String, String)>,
 }
 
 impl Args {
@@ -98,6 +103,7 @@ impl Args {
         let (mut duration, mut warmup): (f64, f64) = (30.0, 5.0);
         let mut record_size = 1024;
         let mut linger_ms: f64 = 5.0;
+        let mut client_config = Vec::new();
         let mut it = raw.into_iter();
         while let Some(flag) = it.next() {
             let mut value = || {
@@ -113,6 +119,14 @@ impl Args {
                 "--warmup-secs" => warmup = parse_num(&flag, &value()?)?,
                 "--record-size" => record_size = parse_num(&flag, &value()?)?,
                 "--linger-ms" => linger_ms = parse_num(&flag, &value()?)?,
+                "--client-config" => {
+                    let kv = value()?;
+                    let (k, v) = kv
+                        .split_once('=')
+                        .filter(|(k, _)| !k.trim().is_empty())
+                        .ok_or_else(|| anyhow!("--client-config wants KEY=VALUE, got {kv:?}"))?;
+                    client_config.push((k.trim().to_string(), v.to_string()));
+                }
                 "-h" | "--help" => bail!("{USAGE}"),
                 other => bail!("unknown flag {other:?}\n\n{USAGE}"),
             }
@@ -141,6 +155,7 @@ impl Args {
             warmup: Duration::from_secs_f64(warmup),
             record_size,
             linger_ms,
+            client_config,
         }))
     }
 }
@@ -177,7 +192,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<String> {
-    create_topic(&args.bootstrap, &args.topic, args.partitions)?;
+    create_topic(
+        &args.bootstrap,
+        &args.client_config,
+        &args.topic,
+        args.partitions,
+    )?;
 
     let origin = Instant::now();
     let stop_sending = Arc::new(AtomicBool::new(false));
@@ -187,6 +207,7 @@ fn run(args: &Args) -> Result<String> {
     let measure_from = Arc::new(AtomicU64::new(u64::MAX));
     let consumer = {
         let (bootstrap, topic) = (args.bootstrap.clone(), args.topic.clone());
+        let extra = args.client_config.clone();
         let (stop, expected_c) = (Arc::clone(&stop_sending), Arc::clone(&expected));
         let partitions = args.partitions;
         let measure_from = Arc::clone(&measure_from);
@@ -194,6 +215,7 @@ fn run(args: &Args) -> Result<String> {
         let handle = thread::spawn(move || {
             consume(
                 &bootstrap,
+                &extra,
                 &topic,
                 partitions,
                 origin,
@@ -344,20 +366,34 @@ impl ClientContext for ClientLog {
 
 impl ConsumerContext for ClientLog {}
 
-fn client_config(bootstrap: &str, settings: &[(&str, &str)]) -> ClientConfig {
+/// A client's config: the bootstrap, `settings`, then the `--client-config` pairs (`extra`),
+/// which thus win over the probe's own settings.
+fn client_config(
+    bootstrap: &str,
+    extra: &[(String, String)],
+    settings: &[(&str, &str)],
+) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap)
         .set("client.id", "sluice-e2e-latency");
     for (k, v) in settings {
         cfg.set(*k, *v);
     }
+    for (k, v) in extra {
+        cfg.set(k, v);
+    }
     cfg
 }
 
 /// Creates `topic` and waits until Metadata shows every partition with a leader: Kafka
 /// creates topics asynchronously.
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, &[])
+fn create_topic(
+    bootstrap: &str,
+    extra: &[(String, String)],
+    topic: &str,
+    partitions: i32,
+) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap, extra, &[])
         .create()
         .context("creating admin client")?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -455,7 +491,7 @@ struct Produced {
 /// its own `send`, in nanoseconds since `origin`.
 fn produce(args: &Args, origin: Instant, measure_from_ns: &AtomicU64) -> Result<Produced> {
     let producer: ThreadedProducer<DeliveryContext> =
-        client_config(&args.bootstrap, PRODUCER_SETTINGS)
+        client_config(&args.bootstrap, &args.client_config, PRODUCER_SETTINGS)
             .set("linger.ms", args.linger_ms.to_string())
             .create_with_context(DeliveryContext {
                 log: ClientLog::new("producer"),
@@ -541,6 +577,7 @@ struct Consumed {
 #[allow(clippy::too_many_arguments)]
 fn consume(
     bootstrap: &str,
+    extra: &[(String, String)],
     topic: &str,
     partitions: i32,
     origin: Instant,
@@ -549,7 +586,7 @@ fn consume(
     expected: &AtomicU64,
     ready: std::sync::mpsc::Sender<()>,
 ) -> Result<Consumed> {
-    let consumer: BaseConsumer<ClientLog> = client_config(bootstrap, CONSUMER_SETTINGS)
+    let consumer: BaseConsumer<ClientLog> = client_config(bootstrap, extra, CONSUMER_SETTINGS)
         .create_with_context(ClientLog::new("consumer"))
         .context("creating consumer")?;
     consumer

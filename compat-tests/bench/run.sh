@@ -17,7 +17,7 @@ for a in "$@"; do
         sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
         echo "Flags: --quick, --repeats N, --records N, --latency-secs S, --latency-rate R,"
         echo "       --only kafka|sluice, --keep, --out-dir DIR, --consume-1000p [--tail-records N]"
-        echo "       [--tail-rate R]. See compat-tests/bench/README.md."
+        echo "       [--tail-rate R], --tls, --tls-only. See compat-tests/bench/README.md."
         exit 0
     fi
 done

@@ -76,6 +76,20 @@ NO_LINGER_MS = 0.0
 # --transaction-duration-ms; its own default is 3000). Short, so the phase runs many
 # transactions: their commit round trips and markers are what it measures.
 TXN_DURATION_MS = 100
+# TLS phases (--tls, --tls-only): one keystore for both brokers, made per run by `openssl`.
+TLS_PASSWORD = "bench-secret"
+# Java clients on the SSL listener: the CA as a PEM truststore (Kafka reads PEM stores since
+# KIP-651). Hostname verification stays on (the Java default, `https`): the certificate
+# names 127.0.0.1.
+def java_tls_props(ca: Path) -> list[str]:
+    return ["security.protocol=SSL", "ssl.truststore.type=PEM", f"ssl.truststore.location={ca}"]
+
+
+# The same for the rdkafka probe (librdkafka verifies the host name by default too).
+def probe_tls_props(ca: Path) -> list[str]:
+    return ["security.protocol=ssl", f"ssl.ca.location={ca}"]
+
+
 # Probe rate when no Kafka run precedes it (--only sluice) and --latency-rate isn't given.
 DEFAULT_RATE = 5000
 LABEL = {"kafka": f"Apache Kafka {KAFKA_VERSION}", "sluice": "Sluice"}
@@ -259,6 +273,8 @@ class Broker:
     system: str
     workdir: Path
     bootstrap: str = ""
+    # The SSL listener's address, when the run has TLS phases.
+    tls_bootstrap: str = ""
     proc: subprocess.Popen | None = None
     spawned_at: float = 0.0
     log: Path | None = None
@@ -288,19 +304,70 @@ def child_env() -> dict:
     return env
 
 
-def start_kafka(workdir: Path, extra_props: str = "") -> Broker:
+@dataclass
+class Certs:
+    """A CA and one server certificate for 127.0.0.1/localhost, made once per run. Both
+    brokers load the same PKCS12 keystore (key + chain); clients trust `ca`."""
+    dir: Path
+    keystore: Path
+    ca: Path
+
+
+def make_certs() -> Certs:
+    d = Path(tempfile.mkdtemp(prefix="sluice-bench-certs-"))
+    _tempdirs.append(d)
+    script = f"""set -euo pipefail
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+  -subj "/CN=Sluice bench CA" \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+  -extfile server.ext -out server.crt
+openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.pem -name broker \
+  -out server.p12 -passout pass:{TLS_PASSWORD}
+"""
+    r = subprocess.run(["bash", "-c", script], cwd=d, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise BenchError(f"making the TLS certificates with openssl failed:\n{r.stderr[-2000:]}")
+    return Certs(d, d / "server.p12", d / "ca.pem")
+
+
+def tls_handshake(addr: str, ca: Path) -> str:
+    """Protocol and cipher suite `openssl s_client` gets from a listener (what a client with
+    openssl's preferences negotiates; Java's and librdkafka's choice is alike on TLS 1.3)."""
+    try:
+        r = subprocess.run(["openssl", "s_client", "-connect", addr, "-CAfile", str(ca),
+                            "-verify_return_error", "-brief"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"openssl s_client failed: {e}"
+    out = r.stdout + r.stderr
+    got = [l.strip() for l in out.splitlines()
+           if l.startswith(("Protocol version", "Ciphersuite", "Verification"))]
+    return "; ".join(got) if got else f"no handshake (exit {r.returncode}): {out[-300:]!r}"
+
+
+def start_kafka(workdir: Path, extra_props: str = "", certs: Certs | None = None) -> Broker:
     port, cport = free_port(), free_port()
+    sport = free_port() if certs else 0
+    # With TLS phases: an SSL listener beside PLAINTEXT (which stays inter-broker and serves
+    # every other phase), on the shared PKCS12 keystore.
+    ssl_listener = f",SSL://127.0.0.1:{sport}" if certs else ""
+    ssl_props = (f"ssl.keystore.type=PKCS12\nssl.keystore.location={certs.keystore}\n"
+                 f"ssl.keystore.password={TLS_PASSWORD}\nssl.key.password={TLS_PASSWORD}\n"
+                 if certs else "")
     logs = workdir / "kraft-combined-logs"
     # config/server.properties of Kafka 4.x, on our ports and dir, plus the one dev setting.
     props = f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+listeners=PLAINTEXT://127.0.0.1:{port}{ssl_listener},CONTROLLER://127.0.0.1:{cport}
 inter.broker.listener.name=PLAINTEXT
-advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}{ssl_listener},CONTROLLER://127.0.0.1:{cport}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL
 num.network.threads=3
 num.io.threads=8
 socket.send.buffer.bytes=102400
@@ -318,7 +385,7 @@ log.retention.hours=168
 log.segment.bytes=1073741824
 log.retention.check.interval.ms=300000
 group.initial.rebalance.delay.ms=0
-{extra_props}"""
+{ssl_props}{extra_props}"""
     cfg = workdir / "server.properties"
     cfg.write_text(props)
     # Kafka's default log4j2 config logs INFO to files; do the same, into one file.
@@ -336,14 +403,19 @@ rootLogger.appenderRef.file.ref = FILE
 logger.request.name = kafka.request.logger
 logger.request.level = warn
 """)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # As Kafka's Uuid.randomUuid: never an id that starts with "-", which the storage tool's
+    # argument parser would take for an option (1 in 64 random ids did, failing the run).
+    cluster_id = "-"
+    while cluster_id.startswith("-"):
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     fmt = subprocess.run(
         java_cmd(TOOL_HEAP, "kafka.tools.StorageTool",
                  ["format", "--standalone", "-t", cluster_id, "-c", str(cfg)]),
         capture_output=True, text=True, env=child_env(), timeout=120)
     if fmt.returncode != 0:
         raise BenchError(f"kafka-storage format failed ({fmt.returncode}):\n{fmt.stdout}{fmt.stderr}")
-    b = Broker("kafka", workdir, bootstrap=f"127.0.0.1:{port}", log=log)
+    b = Broker("kafka", workdir, bootstrap=f"127.0.0.1:{port}", log=log,
+               tls_bootstrap=f"127.0.0.1:{sport}" if certs else "")
     out = open(workdir / "broker.out", "w")
     b.spawned_at = time.monotonic()
     with out:
@@ -352,17 +424,29 @@ logger.request.level = warn
     return b
 
 
-def start_sluice(workdir: Path, binary: Path, extra_toml: str = "") -> Broker:
+def start_sluice(workdir: Path, binary: Path, extra_toml: str = "",
+                 certs: Certs | None = None) -> Broker:
     # A fixed free port, like Kafka's, so both are timed the same way: from spawn to the
     # first acknowledged produce. The `listening on` line is still read, as a check.
     port = free_port()
+    sport = free_port() if certs else 0
+    if certs:
+        # Kafka's ssl.* keys in the [security] table, on the same PKCS12 keystore as Kafka's.
+        extra_toml = (f'[security]\n"ssl.keystore.type" = "PKCS12"\n'
+                      f'"ssl.keystore.location" = {json.dumps(str(certs.keystore))}\n'
+                      f'"ssl.keystore.password" = "{TLS_PASSWORD}"\n'
+                      f'"ssl.key.password" = "{TLS_PASSWORD}"\n' + extra_toml)
     cfg = workdir / "sluice.toml"
     cfg.write_text(extra_toml + "[group]\ninitial_rebalance_delay_ms = 0\n")
     log = workdir / "sluice.stderr"
-    b = Broker("sluice", workdir, bootstrap=f"127.0.0.1:{port}", log=log)
+    b = Broker("sluice", workdir, bootstrap=f"127.0.0.1:{port}", log=log,
+               tls_bootstrap=f"127.0.0.1:{sport}" if certs else "")
+    listen = ["--listen", b.bootstrap]
+    if certs:
+        listen += ["--listen", f"SSL://{b.tls_bootstrap}"]
     with open(workdir / "sluice.stdout", "w") as out, open(log, "w") as err:
         b.spawned_at = time.monotonic()
-        b.proc = spawn([str(binary), "--listen", b.bootstrap, "--data-dir",
+        b.proc = spawn([str(binary), *listen, "--data-dir",
                         str(workdir / "data"), "--config", str(cfg)],
                        stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=child_env())
     return b
@@ -497,19 +581,23 @@ def finish_tool(t: ToolRun, broker: Broker, notes: list[str]) -> list[tuple[floa
 
 def producer_perf(broker: Broker, topic: str, records: int, producers: int, record_size: int,
                   logdir: Path, notes: list[str], compression: str = "none",
-                  extra: tuple[str, ...] = (), tag: str = "", throughput: int = -1) -> dict:
+                  extra: tuple[str, ...] = (), tag: str = "", throughput: int = -1,
+                  tls_ca: Path | None = None) -> dict:
     """`producers` ProducerPerformance JVMs at once, each sending its share (unthrottled
     unless `throughput` records/s is given), with `extra` arguments (the transactional
     phase's). Throughput = all records / (first start .. last end), where each JVM's start is
-    its reported end minus its own elapsed time (records / its records/sec)."""
+    its reported end minus its own elapsed time (records / its records/sec). With `tls_ca`,
+    the producers use the SSL listener and trust that CA."""
     runs = []
+    bootstrap = broker.tls_bootstrap if tls_ca else broker.bootstrap
+    tls = java_tls_props(tls_ca) if tls_ca else []
     for i in range(producers):
         share = records // producers + (1 if i < records % producers else 0)
         cmd = java_cmd(TOOL_HEAP, "org.apache.kafka.tools.ProducerPerformance", [
-            "--bootstrap-server", broker.bootstrap, "--topic", topic,
+            "--bootstrap-server", bootstrap, "--topic", topic,
             "--num-records", str(share), "--record-size", str(record_size),
             "--throughput", str(throughput), "--command-property", "acks=all",
-            f"client.id=bench-producer-{i}", f"compression.type={compression}", *extra])
+            f"client.id=bench-producer-{i}", f"compression.type={compression}", *tls, *extra])
         runs.append((share, start_tool(f"producer-perf-{producers}p-{compression}{tag}-{i}", cmd,
                                        logdir)))
     starts, ends, lat = [], [], []
@@ -543,12 +631,18 @@ def producer_perf(broker: Broker, topic: str, records: int, producers: int, reco
 
 
 def consumer_perf_cmd(broker: Broker, topic: str, records: int, group: str | None = None,
-                      metrics: bool = False, isolation: str = "read_uncommitted") -> list[str]:
+                      metrics: bool = False, isolation: str = "read_uncommitted",
+                      tls_ca: Path | None = None) -> list[str]:
     return java_cmd(TOOL_HEAP, "org.apache.kafka.tools.ConsumerPerformance", [
-        "--bootstrap-server", broker.bootstrap, "--topic", topic,
+        "--bootstrap-server", broker.tls_bootstrap if tls_ca else broker.bootstrap,
+        "--topic", topic,
         "--num-records", str(records), "--timeout", "30000",
         "--group", group or f"bench-consumer-{uuid.uuid4().hex[:8]}",
         "--command-property", f"isolation.level={isolation}",
+        # One flag per property: ConsumerPerformance's --command-property takes one value
+        # (ProducerPerformance's takes several).
+        *[arg for kv in (java_tls_props(tls_ca) if tls_ca else [])
+          for arg in ("--command-property", kv)],
         *(["--print-metrics"] if metrics else [])])
 
 
@@ -572,8 +666,8 @@ def client_metrics(lines: list[str]) -> dict:
 def consumer_perf(broker: Broker, topic: str, records: int, logdir: Path,
                   notes: list[str], isolation: str = "read_uncommitted",
                   group: str | None = None, metrics: bool = False,
-                  name: str | None = None) -> dict:
-    cmd = consumer_perf_cmd(broker, topic, records, group, metrics, isolation)
+                  name: str | None = None, tls_ca: Path | None = None) -> dict:
+    cmd = consumer_perf_cmd(broker, topic, records, group, metrics, isolation, tls_ca)
     if name is None:
         name = "consumer-perf" if isolation == "read_uncommitted" else f"consumer-perf-{isolation}"
     lines = [l for _, l in finish_tool(start_tool(name, cmd, logdir), broker, notes)]
@@ -613,12 +707,16 @@ def parse_consumer_perf(broker: Broker, records: int, lines: list[str],
 
 def e2e_latency(broker: Broker, probe: Path, topic: str, rate: float, partitions: int,
                 duration: float, warmup: float, record_size: int, linger_ms: float,
-                logdir: Path, notes: list[str]) -> dict:
-    cmd = [str(probe), "--bootstrap", broker.bootstrap, "--topic", topic, "--rate", f"{rate:.0f}",
+                logdir: Path, notes: list[str], tls_ca: Path | None = None,
+                name: str = "e2e-latency") -> dict:
+    cmd = [str(probe), "--bootstrap", broker.tls_bootstrap if tls_ca else broker.bootstrap,
+           "--topic", topic, "--rate", f"{rate:.0f}",
            "--partitions", str(partitions), "--duration-secs", str(duration),
            "--warmup-secs", str(warmup), "--record-size", str(record_size),
            "--linger-ms", f"{linger_ms:g}"]
-    lines = [l for _, l in finish_tool(start_tool("e2e-latency", cmd, logdir), broker, notes)]
+    for kv in probe_tls_props(tls_ca) if tls_ca else []:
+        cmd += ["--client-config", kv]
+    lines = [l for _, l in finish_tool(start_tool(name, cmd, logdir), broker, notes)]
     js = next((l for l in reversed(lines) if l.startswith("{")), None)
     if js is None:
         raise BenchError(f"e2e_latency against {broker.system} printed no result: {lines[-5:]}")
@@ -649,7 +747,10 @@ class Sizes:
     idle_secs: float
 
 
-def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes: list[str]) -> dict:
+def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes: list[str],
+               certs: Certs | None = None) -> dict:
+    """One run of one broker. With `certs` it also gets an SSL listener, and the TLS phases
+    run after the others (with `args.tls_only`, instead of them)."""
     res: dict = {"system": system, "repeat": rep, "load_before": loadavg()}
     workdir = Path(tempfile.mkdtemp(prefix=f"sluice-bench-{system}-"))
     _tempdirs.append(workdir)
@@ -659,8 +760,8 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
     sampler = None
     t_run = time.monotonic()
     try:
-        broker = (start_kafka(workdir) if system == "kafka"
-                  else start_sluice(workdir, Path(args.sluice_bin)))
+        broker = (start_kafka(workdir, certs=certs) if system == "kafka"
+                  else start_sluice(workdir, Path(args.sluice_bin), certs=certs))
         res["first_ack_s"] = wait_first_ack(broker)
         if system == "sluice":
             said = (workdir / "sluice.stdout").read_text(errors="replace")
@@ -672,7 +773,10 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
         t1, t4, tl = "bench-produce-1p", "bench-produce-4p", "bench-e2e-latency"
         tz = "bench-produce-1p-lz4"
         tt = "bench-produce-1p-txn"
-        create_topics(broker.bootstrap, [t1, t4, tz, tt], sizes.partitions)
+        ts = "bench-produce-1p-tls"
+        plain = not args.tls_only
+        topics = ([t1, t4, tz, tt] if plain else []) + ([ts] if certs else [])
+        create_topics(broker.bootstrap, topics, sizes.partitions)
         # Let start-up work settle (Kafka's JIT and background threads) before the idle figure.
         time.sleep(sizes.idle_secs)
         broker.check_alive("while idle")
@@ -693,43 +797,69 @@ def run_system(system: str, rep: int, sizes: Sizes, rate_box: dict, args, notes:
             return out
 
         rs = sizes.record_size
-        phase("produce_1p", lambda o: o["records"] * rs,
-              lambda: producer_perf(broker, t1, sizes.records, 1, rs, logdir, notes))
-        phase("produce_4p", lambda o: o["records"] * rs,
-              lambda: producer_perf(broker, t4, sizes.records, 4, rs, logdir, notes))
-        # lz4-compressed batches: both brokers decompress every batch to validate its records
-        # (Kafka's LogValidator; Sluice's log::validate) and store it as sent.
-        phase("produce_1p_lz4", lambda o: o["records"] * rs,
-              lambda: producer_perf(broker, tz, sizes.records, 1, rs, logdir, notes, "lz4"))
-        phase("consume", lambda o: o["records"] * rs,
-              lambda: consumer_perf(broker, t1, sizes.records, logdir, notes))
-        # Transactions: one producer committing every TXN_DURATION_MS (InitProducerId with a
-        # transactional id, AddPartitionsToTxn, EndTxn and a marker on each of the topic's
-        # partitions per transaction), then a read_committed consumer over what it wrote,
-        # control batches and all.
-        phase("produce_1p_txn", lambda o: o["records"] * rs,
-              lambda: producer_perf(broker, tt, sizes.records, 1, rs, logdir, notes,
-                                    extra=("--transactional-id",
-                                           f"bench-txn-{uuid.uuid4().hex[:8]}",
-                                           "--transaction-duration-ms", str(TXN_DURATION_MS)),
-                                    tag="-txn"))
-        phase("consume_rc", lambda o: o["records"] * rs,
-              lambda: consumer_perf(broker, tt, sizes.records, logdir, notes,
-                                    isolation="read_committed"))
-        if system == "kafka" and "rate" not in rate_box:
-            best = max(res["produce_1p"]["records_s"], res["produce_4p"]["records_s"])
-            rate_box["rate"] = round(best / 2)
-            rate_box["from"] = f"half of Kafka's best records/s ({best:.0f}) in repeat {rep}"
-        if "rate" not in rate_box:
-            rate_box.update(rate=DEFAULT_RATE, **{"from": "default for runs without Kafka"})
-        rate = rate_box["rate"]
-        for name, linger in (("latency", args.latency_linger_ms),
-                             ("latency_default_linger", DEFAULT_LINGER_MS),
-                             ("latency_no_linger", NO_LINGER_MS)):
-            phase(name, lambda o: (o["acked"] + o["received"]) * rs,
-                  lambda: e2e_latency(broker, Path(args.probe_bin), f"{tl}-{name}", rate,
-                                      sizes.partitions, sizes.latency_secs,
-                                      sizes.warmup_secs, rs, linger, logdir, notes))
+        if plain:
+            phase("produce_1p", lambda o: o["records"] * rs,
+                  lambda: producer_perf(broker, t1, sizes.records, 1, rs, logdir, notes))
+            phase("produce_4p", lambda o: o["records"] * rs,
+                  lambda: producer_perf(broker, t4, sizes.records, 4, rs, logdir, notes))
+            # lz4-compressed batches: both brokers decompress every batch to validate its records
+            # (Kafka's LogValidator; Sluice's log::validate) and store it as sent.
+            phase("produce_1p_lz4", lambda o: o["records"] * rs,
+                  lambda: producer_perf(broker, tz, sizes.records, 1, rs, logdir, notes, "lz4"))
+            phase("consume", lambda o: o["records"] * rs,
+                  lambda: consumer_perf(broker, t1, sizes.records, logdir, notes))
+            # Transactions: one producer committing every TXN_DURATION_MS (InitProducerId with a
+            # transactional id, AddPartitionsToTxn, EndTxn and a marker on each of the topic's
+            # partitions per transaction), then a read_committed consumer over what it wrote,
+            # control batches and all.
+            phase("produce_1p_txn", lambda o: o["records"] * rs,
+                  lambda: producer_perf(broker, tt, sizes.records, 1, rs, logdir, notes,
+                                        extra=("--transactional-id",
+                                               f"bench-txn-{uuid.uuid4().hex[:8]}",
+                                               "--transaction-duration-ms", str(TXN_DURATION_MS)),
+                                        tag="-txn"))
+            phase("consume_rc", lambda o: o["records"] * rs,
+                  lambda: consumer_perf(broker, tt, sizes.records, logdir, notes,
+                                        isolation="read_committed"))
+        def probe_rate() -> float:
+            # Half of Kafka's best produce rate in its first run: the plaintext produce phases,
+            # or in a --tls-only run the TLS one. Every later run keeps it.
+            if system == "kafka" and "rate" not in rate_box:
+                best = max(res[k]["records_s"] for k in ("produce_1p", "produce_4p",
+                                                          "produce_1p_tls") if k in res)
+                rate_box["rate"] = round(best / 2)
+                rate_box["from"] = f"half of Kafka's best records/s ({best:.0f}) in repeat {rep}"
+            if "rate" not in rate_box:
+                rate_box.update(rate=DEFAULT_RATE, **{"from": "default for runs without Kafka"})
+            return rate_box["rate"]
+
+        if plain:
+            rate = probe_rate()
+            for name, linger in (("latency", args.latency_linger_ms),
+                                 ("latency_default_linger", DEFAULT_LINGER_MS),
+                                 ("latency_no_linger", NO_LINGER_MS)):
+                phase(name, lambda o: (o["acked"] + o["received"]) * rs,
+                      lambda: e2e_latency(broker, Path(args.probe_bin), f"{tl}-{name}", rate,
+                                          sizes.partitions, sizes.latency_secs,
+                                          sizes.warmup_secs, rs, linger, logdir, notes))
+        if certs:
+            # TLS, after every plaintext phase so those run as without it: the same producer,
+            # consumer and probe against the SSL listener (one keystore for both brokers,
+            # clients trusting its CA). The probe runs at the rate and linger.ms of the
+            # headline latency row.
+            res["tls_handshake"] = tls_handshake(broker.tls_bootstrap, certs.ca)
+            phase("produce_1p_tls", lambda o: o["records"] * rs,
+                  lambda: producer_perf(broker, ts, sizes.records, 1, rs, logdir, notes,
+                                        tag="-tls", tls_ca=certs.ca))
+            phase("consume_tls", lambda o: o["records"] * rs,
+                  lambda: consumer_perf(broker, ts, sizes.records, logdir, notes,
+                                        name="consumer-perf-tls", tls_ca=certs.ca))
+            rate = probe_rate()
+            phase("latency_tls", lambda o: (o["acked"] + o["received"]) * rs,
+                  lambda: e2e_latency(broker, Path(args.probe_bin), f"{tl}-tls", rate,
+                                      sizes.partitions, sizes.latency_secs, sizes.warmup_secs,
+                                      rs, args.latency_linger_ms, logdir, notes,
+                                      tls_ca=certs.ca, name="e2e-latency-tls"))
         broker.check_alive("at the end of the load")
         res["broker_cpu_total_s"] = proc_cpu_s(broker.pid) - cpu_total0
         res["rss_peak_mib"] = proc_status_kib(broker.pid, "VmHWM") / 1024
@@ -817,6 +947,22 @@ METRICS = [
      lambda r: r["latency_no_linger"]["p999_ms"]),
     ("e2e0_rate", "latency probe at linger.ms=0: records/s sent", "records/s", None,
      lambda r: r["latency_no_linger"]["achieved_rate"]),
+    ("tls_produce_mib_s", "TLS: produce, 1 producer", "MiB/s", True,
+     lambda r: r["produce_1p_tls"]["mib_s"]),
+    ("tls_produce_rec_s", "TLS: produce, 1 producer", "records/s", True,
+     lambda r: r["produce_1p_tls"]["records_s"]),
+    ("tls_consume_mib_s", "TLS: consume (fetch phase)", "MiB/s", True,
+     lambda r: r["consume_tls"]["fetch_mib_s"]),
+    ("tls_consume_rec_s", "TLS: consume (fetch phase)", "records/s", True,
+     lambda r: r["consume_tls"]["fetch_records_s"]),
+    ("tls_e2e_p50", "TLS: end-to-end latency p50", "ms", False,
+     lambda r: r["latency_tls"]["p50_ms"]),
+    ("tls_e2e_p99", "TLS: end-to-end latency p99", "ms", False,
+     lambda r: r["latency_tls"]["p99_ms"]),
+    ("tls_e2e_p999", "TLS: end-to-end latency p99.9", "ms", False,
+     lambda r: r["latency_tls"]["p999_ms"]),
+    ("tls_e2e_rate", "TLS: latency probe: records/s sent", "records/s", None,
+     lambda r: r["latency_tls"]["achieved_rate"]),
     ("first_ack", "start → first acked produce", "s", False, lambda r: r["first_ack_s"]),
     ("rss_idle", "RSS idle", "MiB", False, lambda r: r["rss_idle_mib"]),
     ("rss_peak", "RSS peak (VmHWM)", "MiB", False, lambda r: r["rss_peak_mib"]),
@@ -838,7 +984,22 @@ METRICS = [
      lambda r: r["latency_default_linger"]["cpu_s_per_gib"]),
     ("cpu_lat0", "broker CPU per GiB, latency phase, linger.ms=0", "CPU s/GiB", False,
      lambda r: r["latency_no_linger"]["cpu_s_per_gib"]),
+    ("cpu_p1_tls", "broker CPU per GiB, TLS produce 1p", "CPU s/GiB", False,
+     lambda r: r["produce_1p_tls"]["cpu_s_per_gib"]),
+    ("cpu_c_tls", "broker CPU per GiB, TLS consume", "CPU s/GiB", False,
+     lambda r: r["consume_tls"]["cpu_s_per_gib"]),
+    ("cpu_lat_tls", "broker CPU per GiB, TLS latency phase (in+out)", "CPU s/GiB", False,
+     lambda r: r["latency_tls"]["cpu_s_per_gib"]),
     ("shutdown", "SIGTERM → exit", "s", False, lambda r: r["shutdown_s"]),
+]
+
+# The TLS rows in the README's compact form: (label, unit, metric keys joined with " / ").
+README_TLS_ROWS = [
+    ("TLS produce, 1 producer, 1 KiB, acks=all", "MiB/s", ["tls_produce_mib_s"]),
+    ("TLS consume, fetch phase", "MiB/s", ["tls_consume_mib_s"]),
+    ("TLS end-to-end latency p50 / p99 / p99.9", "ms",
+     ["tls_e2e_p50", "tls_e2e_p99", "tls_e2e_p999"]),
+    ("broker CPU per GiB, TLS produce / consume", "s", ["cpu_p1_tls", "cpu_c_tls"]),
 ]
 
 
@@ -899,8 +1060,10 @@ def cell(vals: list[float]) -> str:
 def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
     data = collect(runs)
     m = meta["machine"]
+    tls_only = meta.get("tls_only", False)
     lines = [
-        "# Sluice vs Apache Kafka: side-by-side benchmark",
+        "# Sluice vs Apache Kafka: side-by-side benchmark" + (", TLS phases only" if tls_only
+                                                             else ""),
         "",
         f"- **date:** {meta['date']}",
         f"- **command:** `{meta['command']}`",
@@ -922,7 +1085,10 @@ def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
         f"({meta['sizes']['warmup_secs']:g} s warm-up not measured), three times: producer "
         f"`linger.ms={meta.get('linger_ms', LATENCY_LINGER_MS):g}` (the plain "
         f"\"end-to-end latency\" rows), then the clients' default `linger.ms=5`, then "
-        f"`linger.ms=0` (Kafka's EndToEndLatency tool's setting).",
+        f"`linger.ms=0` (Kafka's EndToEndLatency tool's setting)." + (
+            " TLS phases only: the probe runs once, at that first `linger.ms`." if tls_only
+            else ""),
+        *([f"- **TLS:** {tls_description(tls_only)}"] if meta.get("tls") else []),
         "",
         "Medians of the repeats, with min–max in brackets. The ratio is Sluice's median over "
         "Kafka's; ↑ means higher is better, ↓ lower is better. "
@@ -933,10 +1099,20 @@ def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
     ]
     for key, label, unit, higher, _get in METRICS:
         k, s = data[key]["kafka"], data[key]["sluice"]
+        if not k and not s:
+            continue  # a phase this run left out (--tls-only), or one that failed everywhere
         ratio = (fmt_ratio(statistics.median(s) / statistics.median(k))
                  if k and s and statistics.median(k) else "—")
         arrow = "" if higher is None else ("↑" if higher else "↓")
         lines.append(f"| {label} | {unit} | {cell(k)} | {cell(s)} | {ratio} | {arrow} |")
+    if meta.get("tls"):
+        lines += ["", "The TLS rows in the top-level README's form (medians):", "",
+                  *readme_rows(data, README_TLS_ROWS)]
+        shakes = sorted({f"{r['system']}: {r['tls_handshake']}" for r in runs
+                         if r.get("tls_handshake")})
+        if shakes:
+            lines += ["", "Handshake `openssl s_client` gets from each SSL listener: "
+                      + "; ".join(shakes) + "."]
     lines += ["", "## Runs", "",
               "| # | system | wall (s) | load avg before | load avg after | status |",
               "|---|---|---:|---|---|---|"]
@@ -947,9 +1123,46 @@ def render_markdown(meta: dict, runs: list[dict], notes: list[str]) -> str:
     lines += ["", "## Notes from the run", ""]
     notes = [n for n in notes if not any(b in n for b in BENIGN)]
     lines += [f"- {n}".replace("\n", " ") for n in notes] if notes else ["- none"]
-    lines += ["", "Raw figures of every run: `latest.json`. How each figure is measured: "
+    lines += ["", f"Raw figures of every run: `{'tls' if tls_only else 'latest'}.json`. "
+              "How each figure is measured: "
               "`compat-tests/bench/README.md`.", ""]
     return "\n".join(lines)
+
+
+def tls_description(tls_only: bool) -> str:
+    order = ("The TLS phases (produce with 1 producer, consume, and the latency probe at "
+             "the rate above and the headline `linger.ms`) run alone, so Kafka's JVM is "
+             "colder than after the plaintext phases" if tls_only else
+             "The TLS phases (produce with 1 producer, consume, and the latency probe at "
+             "the headline row's rate and `linger.ms`) run after all the plaintext ones, "
+             "on topics of their own")
+    return ("both brokers get an SSL listener beside their PLAINTEXT one, on the same "
+            "PKCS12 keystore: an RSA 2048 server certificate for 127.0.0.1 and localhost "
+            "(SAN), signed by a CA that `openssl` makes once per run. Kafka serves TLS with "
+            "the JDK's JSSE, Sluice with rustls (ring). Java clients trust the CA as a PEM "
+            "truststore (`security.protocol=SSL`, `ssl.truststore.type=PEM`), the rdkafka "
+            f"probe through `ssl.ca.location`; both verify the host name. {order}. Every JVM, Kafka's broker and the perf tools, has the flags of "
+            "Kafka's own `bin/kafka-run-class.sh` (G1, C2 JIT on), as in the plaintext "
+            "phases, not the compat tests' C1-only flags, under which Java's TLS is slow.")
+
+
+def readme_rows(data: dict, rows) -> list[str]:
+    """`| label (unit) | Kafka | Sluice | Sluice/Kafka |` rows of medians, several metrics
+    joined with " / " as the README's latency rows are."""
+    out = ["| metric | Kafka " + KAFKA_VERSION + " | Sluice | Sluice/Kafka |",
+           "|---|---:|---:|---:|"]
+    for label, unit, keys in rows:
+        ks, ss, rs = [], [], []
+        for key in keys:
+            k, s = data[key]["kafka"], data[key]["sluice"]
+            km = statistics.median(k) if k else None
+            sm = statistics.median(s) if s else None
+            ks.append(fmt(km) if km is not None else "—")
+            ss.append(fmt(sm) if sm is not None else "—")
+            rs.append(fmt_ratio(sm / km) if km and sm is not None else "—")
+        out.append(f"| {label} ({unit}) | {' / '.join(ks)} | {' / '.join(ss)} | "
+                   f"{' / '.join(rs)} |")
+    return out
 
 
 def render_chart(meta: dict, runs: list[dict], path: Path):
@@ -959,9 +1172,16 @@ def render_chart(meta: dict, runs: list[dict], path: Path):
     import matplotlib.pyplot as plt
 
     data = collect(runs)
-    panels = [k for k in ["produce_1p_mib_s", "produce_4p_mib_s", "consume_mib_s", "consume_join_ms",
+    # The usual twelve panels; rows a run left out (--tls-only) give their place to the TLS
+    # rows.
+    has = {k for k in data if data[k]["kafka"] or data[k]["sluice"]}
+    tls_panels = ["tls_produce_mib_s", "tls_consume_mib_s", "tls_e2e_p50", "tls_e2e_p99",
+                  "tls_e2e_p999", "cpu_p1_tls", "cpu_c_tls"]
+    panels = [k for k in (tls_panels if meta.get("tls_only") else []) + ["produce_1p_mib_s", "produce_4p_mib_s", "consume_mib_s", "consume_join_ms",
                           "e2e_p50", "e2e_p99", "e2e_p999", "first_ack",
-                          "rss_idle", "rss_peak", "cpu_p1", "cpu_c"]]
+                          "rss_idle", "rss_peak", "cpu_p1", "cpu_c", *tls_panels]
+              if k in has]
+    panels = list(dict.fromkeys(panels))[:12]
     info = {k: (label, unit, higher) for k, label, unit, higher, _ in METRICS}
     colors = {"kafka": "#4C72B0", "sluice": "#DD8452"}
     fig, axes = plt.subplots(3, 4, figsize=(16, 12))
@@ -991,6 +1211,8 @@ def render_chart(meta: dict, runs: list[dict], path: Path):
         ax.set_title(f"{label}\n{unit}{arrow}\n{ratio}", fontsize=10)
         ax.set_ylim(0, max([m + h for m, h in zip(meds, hi)] or [1]) * 1.15 or 1)
         ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     m = meta["machine"]
     fig.suptitle(
         f"Sluice vs Apache Kafka {KAFKA_VERSION} — medians of {meta['repeats']} runs each "
@@ -1298,6 +1520,10 @@ def main() -> int:
                     help="--consume-1000p: records of the tail step (default 30,000)")
     ap.add_argument("--tail-rate", type=int, default=1_000,
                     help="--consume-1000p: producer rate of the tail step, records/s")
+    ap.add_argument("--tls", action="store_true",
+                    help="add the TLS phases (SSL listener on both brokers) after the others")
+    ap.add_argument("--tls-only", action="store_true",
+                    help="only the TLS phases; writes results/tls.{md,png,json}")
     args = ap.parse_args()
     if args.render_only:
         saved = json.loads(Path(args.render_only).read_text())
@@ -1308,6 +1534,8 @@ def main() -> int:
             return 0
         return write_results(Path(args.out_dir), saved["meta"], saved["runs"], saved["notes"],
                              rewrite_json=False)
+    if args.tls_only and args.consume_1000p:
+        ap.error("--tls-only and --consume-1000p each select their own phases; pick one")
     if not (args.sluice_bin and args.probe_bin):
         ap.error("--sluice-bin and --probe-bin are required (run.sh passes them)")
     if args.consume_1000p:
@@ -1335,6 +1563,15 @@ def main() -> int:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
 
+    certs = None
+    if args.tls or args.tls_only:
+        try:
+            certs = make_certs()
+        except BenchError as e:
+            print(f"side-by-side: {e}", file=sys.stderr)
+            cleanup()
+            return 1
+
     systems = [args.only] if args.only else list(SYSTEMS)
     order = [s for _ in range(repeats) for s in systems]
     meta = {
@@ -1348,6 +1585,8 @@ def main() -> int:
         "order": " ".join("A" if s == "kafka" else "B" for s in order) + " (A = Kafka, B = Sluice)",
         "sizes": sizes.__dict__,
         "linger_ms": args.latency_linger_ms,
+        "tls": bool(certs),
+        "tls_only": bool(args.tls_only),
     }
     print(f"side-by-side: {len(order)} runs ({meta['order']}), {sizes.records:,} records per "
           f"produce phase; load average {meta['load_start']}", flush=True)
@@ -1359,7 +1598,7 @@ def main() -> int:
             rep = i // len(systems) + 1
             print(f"[{i + 1}/{len(order)}] {system} (repeat {rep}), load average {loadavg()}",
                   flush=True)
-            r = run_system(system, rep, sizes, rate_box, args, notes)
+            r = run_system(system, rep, sizes, rate_box, args, notes, certs)
             runs.append(r)
             failed |= "error" in r
             if "first_ack_s" in r:
@@ -1384,20 +1623,22 @@ def main() -> int:
 def write_results(out: Path, meta: dict, runs: list[dict], notes: list[str],
                   rewrite_json: bool = True) -> int:
     out.mkdir(parents=True, exist_ok=True)
+    # A --tls-only run has its own files, so it leaves the full run's latest.* alone.
+    base = "tls" if meta.get("tls_only") else "latest"
     md = render_markdown(meta, runs, notes)
-    (out / "latest.md").write_text(md)
+    (out / f"{base}.md").write_text(md)
     if rewrite_json:
-        (out / "latest.json").write_text(json.dumps({"meta": meta, "runs": runs, "notes": notes},
-                                                    indent=1, default=str) + "\n")
+        (out / f"{base}.json").write_text(json.dumps({"meta": meta, "runs": runs, "notes": notes},
+                                                     indent=1, default=str) + "\n")
     status = 0
     try:
-        render_chart(meta, runs, out / "latest.png")
+        render_chart(meta, runs, out / f"{base}.png")
     except Exception as e:  # noqa: BLE001 - a chart problem must not hide the table
         print(f"chart not written: {e}", file=sys.stderr)
         status = 1
     print()
     print(md)
-    print(f"wrote {out / 'latest.md'}, {out / 'latest.png'}, {out / 'latest.json'}")
+    print(f"wrote {out / (base + '.md')}, {out / (base + '.png')}, {out / (base + '.json')}")
     return status
 
 
