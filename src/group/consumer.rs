@@ -50,6 +50,11 @@ pub struct ConsumerMember {
     pub topics: Vec<String>,
     /// Subscribed regex.
     pub regex: Option<String>,
+    /// With an authorizer: the topics the member's principal may DESCRIBE, as of its last
+    /// heartbeat. Kafka resolves a regex only to topics the member may describe; `None`
+    /// (no authorizer) matches every topic.
+    #[serde(default)]
+    pub regex_allowed: Option<BTreeSet<String>>,
     /// Assignor the member asked for.
     pub assignor: Option<String>,
     /// Rebalance timeout.
@@ -147,6 +152,9 @@ pub struct Heartbeat {
     pub topics: Option<Vec<String>>,
     /// Subscribed regex, `None` unchanged.
     pub regex: Option<String>,
+    /// Topics the sender may DESCRIBE, when an authorizer is on (see
+    /// [`ConsumerMember::regex_allowed`]).
+    pub regex_allowed: Option<BTreeSet<String>>,
     /// Server assignor, `None` unchanged.
     pub assignor: Option<String>,
     /// Partitions the client owns, `None` unchanged.
@@ -203,6 +211,7 @@ fn subscribed(m: &ConsumerMember, catalog: &Catalog) -> Vec<String> {
                 // Kafka matches the regex against every topic, internal ones included
                 // (franz-go's Test848RegexBrokerResolves subscribes `__consumer_offsets`).
                 .filter(|t| re.is_match(t))
+                .filter(|t| m.regex_allowed.as_ref().is_none_or(|a| a.contains(*t)))
                 .cloned(),
         );
     }
@@ -493,6 +502,7 @@ impl ConsumerGroup {
                         client_host: hb.client_host.clone(),
                         topics: Vec::new(),
                         regex: None,
+                        regex_allowed: None,
                         assignor: None,
                         rebalance_timeout_ms: hb.rebalance_timeout_ms,
                         assigned: Partitions::new(),
@@ -522,6 +532,20 @@ impl ConsumerGroup {
             changed |= hb.regex != m.regex;
             m.regex = hb.regex.filter(|r| !r.is_empty());
         }
+        // Keep only the allowed topics the regex matches: the snapshot stays small.
+        let allowed = match (&m.regex, hb.regex_allowed) {
+            (Some(r), Some(a)) => {
+                let re = regex::Regex::new(&format!("^(?:{r})$")).ok();
+                Some(
+                    a.into_iter()
+                        .filter(|t| re.as_ref().is_some_and(|re| re.is_match(t)))
+                        .collect(),
+                )
+            }
+            _ => None,
+        };
+        changed |= allowed != m.regex_allowed;
+        m.regex_allowed = allowed;
         if let Some(a) = hb.assignor {
             m.assignor = Some(a);
         }
@@ -808,6 +832,7 @@ mod tests {
             client_host: String::new(),
             topics: topics.iter().map(|t| (*t).to_string()).collect(),
             regex: None,
+            regex_allowed: None,
             assignor: None,
             rebalance_timeout_ms: 0,
             assigned: Partitions::new(),
@@ -832,6 +857,38 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn a_regex_resolves_only_to_topics_the_member_may_describe() {
+        let cat = catalog_of(&[("pay-a", 1), ("pay-secret", 1), ("other", 1)]);
+        let mut g = ConsumerGroup::new("g");
+        let hb = |allowed: Option<&[&str]>| Heartbeat {
+            member_id: "m".into(),
+            epoch: 0,
+            regex: Some("pay-.*".into()),
+            regex_allowed: allowed.map(|a| a.iter().map(|t| (*t).to_string()).collect()),
+            ..Default::default()
+        };
+        let r = g.heartbeat(hb(Some(&["pay-a", "other"])), &cat, 0).unwrap();
+        let pay_a = (cat["pay-a"].id, 0);
+        assert_eq!(r.assignment, Some([pay_a].into()), "only pay-a: {r:?}");
+        // Stored: the allowed topics the regex matches, not every describable topic.
+        let m = &g.members["m"];
+        assert_eq!(m.regex_allowed, Some(["pay-a".to_string()].into()));
+        // Without an authorizer (None), the regex matches both pay- topics.
+        let r = g
+            .heartbeat(
+                Heartbeat {
+                    epoch: r.epoch,
+                    ..hb(None)
+                },
+                &cat,
+                1,
+            )
+            .unwrap();
+        let both: Partitions = [pay_a, (cat["pay-secret"].id, 0)].into();
+        assert_eq!(g.target["m"], both, "{r:?}");
     }
 
     /// Every partition of `cat` is in exactly one member's set.

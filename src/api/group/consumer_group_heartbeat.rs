@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 
 use crate::api::{sb, ApiError, Code, Ctx};
 use crate::group::consumer::{Catalog, Heartbeat, Partitions, TopicInfo};
-use crate::security::acl::Operation;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Every topic with its id and partition count.
 pub(crate) fn catalog(ctx: &Ctx<'_>) -> Catalog {
@@ -91,6 +91,19 @@ pub(crate) async fn handle(
             ));
         }
     }
+    // Kafka resolves a regex only to topics the member may DESCRIBE; with an authorizer,
+    // the coordinator gets the set this principal may describe (`ConsumerMember::regex_allowed`).
+    let catalog = catalog(ctx);
+    let regex_allowed = ctx.broker.authorizer.enabled().then(|| {
+        ctx.filter_authorized(
+            Operation::Describe,
+            ResourceType::Topic,
+            catalog.keys().map(String::as_str),
+        )
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+    });
     let hb = Heartbeat {
         member_id: req.member_id.to_string(),
         epoch: req.member_epoch,
@@ -101,6 +114,7 @@ pub(crate) async fn handle(
             .subscribed_topic_names
             .map(|ts| ts.into_iter().map(|t| t.0.to_string()).collect()),
         regex: req.subscribed_topic_regex.map(|s| s.to_string()),
+        regex_allowed,
         assignor: req.server_assignor.map(|s| s.to_string()),
         owned: req.topic_partitions.map(|tps| {
             tps.into_iter()
@@ -114,7 +128,6 @@ pub(crate) async fn handle(
             .unwrap_or_default(),
         client_host: format!("/{}", ctx.conn.peer.ip().to_canonical()),
     };
-    let catalog = catalog(ctx);
     let result = ctx
         .broker
         .groups
