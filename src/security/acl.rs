@@ -492,6 +492,9 @@ pub fn decide_any<'a>(
     let mut deny_literal = BTreeSet::new();
     let mut deny_prefix = BTreeSet::new();
     let mut allows = Vec::new();
+    // A wildcard ALLOW answers only once every binding is seen: a wildcard DENY met later
+    // still wins, as in Kafka's `Authorizer.authorizeByResourceType`.
+    let mut wildcard_allow = false;
     for acl in acls {
         if acl.resource_type != resource_type
             || (acl.host != WILDCARD && acl.host != who.host)
@@ -508,9 +511,14 @@ pub fn decide_any<'a>(
             (Permission::Deny, PatternType::Prefixed) => {
                 deny_prefix.insert(acl.name.as_str());
             }
-            (Permission::Allow, PatternType::Literal) if acl.name == WILDCARD => return true,
+            (Permission::Allow, PatternType::Literal) if acl.name == WILDCARD => {
+                wildcard_allow = true;
+            }
             (Permission::Allow, p) => allows.push((p, acl.name.as_str())),
         }
+    }
+    if wildcard_allow {
+        return true;
     }
     allows.iter().any(|(p, name)| {
         if *p == PatternType::Literal && deny_literal.contains(name) {
@@ -983,6 +991,18 @@ mod tests {
             ..Settings::default()
         };
         assert!(decide_any(&open, &[], ALICE, Write, Topic));
+    }
+
+    /// Kafka's `authorizeByResourceType` honours a wildcard ALLOW only after every binding
+    /// has been seen, so a wildcard DENY wins whichever comes first (in `acls.toml`'s
+    /// order `User:*` sorts before `User:alice`).
+    #[test]
+    fn any_resource_wildcard_deny_beats_a_wildcard_allow_seen_first() {
+        let acls = [
+            topic("*", PatternType::Literal, WILDCARD_PRINCIPAL, Write, Allow),
+            topic("*", PatternType::Literal, "User:alice", Write, Deny),
+        ];
+        assert!(!decide_any(&strict(), &acls, ALICE, Write, Topic));
     }
 
     #[test]
