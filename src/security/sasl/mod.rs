@@ -484,13 +484,23 @@ impl Authenticator {
         if self.phase == Phase::Raw {
             return self.raw_token(cfg, store, session, frame);
         }
+        // Before authentication, a frame the authenticator cannot place closes the
+        // connection here (Kafka's `SaslServerAuthenticator` fails it too), rather than
+        // relying on the request path to refuse it.
+        let unplaceable = |what: &str| {
+            if self.phase == Phase::Done {
+                Step::Pass
+            } else {
+                Step::Close(format!("{what} during SASL authentication"))
+            }
+        };
         let Some(b) = frame.get(..8) else {
-            return Step::Pass;
+            return unplaceable("frame shorter than a request header");
         };
         let key = i16::from_be_bytes([b[0], b[1]]);
         let version = i16::from_be_bytes([b[2], b[3]]);
         let Ok(key) = ApiKey::try_from(key) else {
-            return Step::Pass;
+            return unplaceable("unknown api key");
         };
         match key {
             ApiKey::ApiVersions => Step::Pass,
@@ -840,6 +850,17 @@ mod tests {
         );
         assert!(matches!(f.step(&mut a, &av), Step::Pass));
         assert!(matches!(f.step(&mut a, &metadata()), Step::Close(_)));
+        // So do frames the authenticator cannot read: an unknown key, a short frame.
+        let mut unknown = metadata().to_vec();
+        unknown[..2].copy_from_slice(&999i16.to_be_bytes());
+        assert!(matches!(
+            f.step(&mut a, &Bytes::from(unknown)),
+            Step::Close(_)
+        ));
+        assert!(matches!(
+            f.step(&mut a, &Bytes::from_static(&[0, 3, 0])),
+            Step::Close(_)
+        ));
         // SaslAuthenticate before SaslHandshake closes too.
         assert!(matches!(
             f.step(&mut a, &plain("alice", "a")),
