@@ -34,6 +34,18 @@ enum Token {
     Punct(char),
 }
 
+impl std::fmt::Display for Token {
+    /// For error messages. A quoted string is named, never shown: in a JAAS entry it is
+    /// usually a password, and `sasl.jaas.config` is a secret Kafka never prints.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::Word(w) => write!(f, "'{w}'"),
+            Token::Quoted(_) => f.write_str("a quoted value"),
+            Token::Punct(c) => write!(f, "'{c}'"),
+        }
+    }
+}
+
 /// Split JAAS text into words, quoted strings and `{ } ; =`, dropping `//` and `/* */`
 /// comments as Java's `ConfigFile` parser does.
 fn tokens(s: &str) -> Result<Vec<Token>, String> {
@@ -142,13 +154,13 @@ fn entries_from(toks: &[Token], i: &mut usize, in_section: bool) -> Result<Vec<E
                             e.options.insert(k.clone(), value);
                             *i += 3;
                         }
-                        Some(t) => return Err(format!("unexpected {t:?} in options of {module}")),
+                        Some(t) => return Err(format!("unexpected {t} in options of {module}")),
                         None => return Err(format!("login module {module} not ended with ';'")),
                     }
                 }
                 entries.push(e);
             }
-            Some(t) => return Err(format!("expected a login module class, found {t:?}")),
+            Some(t) => return Err(format!("expected a login module class, found {t}")),
         }
     }
 }
@@ -171,7 +183,7 @@ pub fn parse_file(s: &str) -> Result<BTreeMap<String, Vec<Entry>>, String> {
     let mut i = 0;
     while let Some(t) = toks.get(i) {
         let Token::Word(name) = t else {
-            return Err(format!("expected a section name, found {t:?}"));
+            return Err(format!("expected a section name, found {t}"));
         };
         if toks.get(i + 1) != Some(&Token::Punct('{')) {
             return Err(format!("section {name} does not open with '{{'"));
@@ -232,5 +244,18 @@ mod tests {
         assert!(parse_entries("a.B;").is_err());
         assert!(parse_file("KafkaServer { a.B required;").is_err());
         assert!(parse_entries("").is_err());
+    }
+
+    #[test]
+    fn errors_never_show_a_quoted_value() {
+        for text in [
+            r#"a.PlainLoginModule required user_alice="s3cret" "hunter2";"#,
+            r#""hunter2" required;"#,
+        ] {
+            let e = parse_entries(text).unwrap_err();
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let e = parse_file(r#""hunter2" { a.B required; };"#).unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }
