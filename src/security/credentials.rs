@@ -191,9 +191,12 @@ pub fn parse_seed(spec: &str) -> Result<Vec<(String, Mechanism, String, i32)>, S
     let mut out = Vec::new();
     let mut rest = spec.trim();
     while !rest.is_empty() {
+        // Messages name the entry, never quote its text: it holds a password, and
+        // sluice.add.scram is a secret setting (security::is_secret_key).
+        let entry = out.len() + 1;
         let (mech, after) = rest
             .split_once("=[")
-            .ok_or_else(|| format!("'{rest}' is not MECHANISM=[name=...,password=...]"))?;
+            .ok_or_else(|| format!("entry {entry} is not MECHANISM=[name=...,password=...]"))?;
         let mech = mech.trim_matches(|c: char| c == ';' || c == ',' || c.is_whitespace());
         let m = Mechanism::parse(mech)
             .filter(|m| m.scram().is_some())
@@ -203,9 +206,9 @@ pub fn parse_seed(spec: &str) -> Result<Vec<(String, Mechanism, String, i32)>, S
             .ok_or_else(|| format!("'{mech}=[' is not closed with ']'"))?;
         let (mut name, mut password, mut iterations) = (None, None, 4096);
         for kv in body.split(',') {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| format!("'{kv}' is not key=value"))?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                format!("entry {entry}: a field is not key=value (a password cannot hold ',')")
+            })?;
             let v = v.trim().trim_matches('"').to_string();
             match k.trim() {
                 "name" => name = Some(v),
@@ -221,9 +224,9 @@ pub fn parse_seed(spec: &str) -> Result<Vec<(String, Mechanism, String, i32)>, S
                             )
                         })?
                 }
-                other => {
+                _ => {
                     return Err(format!(
-                        "unknown key '{other}' (name, password, iterations)"
+                        "entry {entry}: unknown key (name, password, iterations are known)"
                     ))
                 }
             }
@@ -372,6 +375,18 @@ mod tests {
         assert!(parse_seed("SCRAM-SHA-1=[name=a,password=b]").is_err());
         assert!(parse_seed("SCRAM-SHA-256=[name=a,password=b,iterations=100]").is_err());
         assert!(parse_seed("SCRAM-SHA-256=[name=a]").is_err());
+    }
+
+    #[test]
+    fn seed_errors_never_quote_a_password() {
+        for spec in [
+            "SCRAM-SHA-256 [name=alice,password=hunter2]",
+            "SCRAM-SHA-256=[name=alice,password=hunt,er2]",
+            "SCRAM-SHA-256=[name=alice,password=hunt,er2=x]",
+        ] {
+            let e = parse_seed(spec).unwrap_err();
+            assert!(!e.contains("hunt") && !e.contains("er2"), "{e}");
+        }
     }
 
     #[test]
