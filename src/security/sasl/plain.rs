@@ -18,8 +18,10 @@ pub fn authenticate(
         reason: m.to_string(),
     };
     let text = String::from_utf8_lossy(msg);
-    // Kafka splits on NUL keeping trailing empty tokens, and wants exactly three.
-    let parts: Vec<&str> = text.split('\u{0}').collect();
+    // Kafka splits on NUL keeping trailing empty tokens, and wants exactly three. Like
+    // Kafka's `extractTokens`, stop at the fourth: a message of NULs must not size a
+    // vector, and Kafka reports "got 4" for any more.
+    let parts: Vec<&str> = text.split('\u{0}').take(4).collect();
     let [authzid, username, password] = parts[..] else {
         return Err(fail(&format!(
             "Invalid SASL/PLAIN response: expected 3 tokens, got {}",
@@ -88,6 +90,11 @@ mod tests {
         assert_eq!(
             e.message,
             "Invalid SASL/PLAIN response: expected 3 tokens, got 2"
+        );
+        let e = authenticate(&[0; 1000], &users(), &mut u).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Invalid SASL/PLAIN response: expected 3 tokens, got 4"
         );
     }
 }
