@@ -222,15 +222,17 @@ impl Server {
         // Anything after is an extension (Kafka's `tokenauth=true`); delegation tokens are
         // not implemented, so extensions are ignored.
         self.user = Some(user.clone());
+        // Kafka's `ScramSaslServer` looks the credential up first, so an unknown user gets
+        // the invalid-credentials text whatever authorization id it asked for.
+        let cred = store
+            .get(&user, self.mechanism)
+            .ok_or_else(|| self.invalid("no credential for this user and mechanism"))?;
         if let Some(a) = authzid.filter(|a| *a != user) {
             return Err(Failure {
                 message: "Authentication failed: Client requested an authorization id that is different from username".into(),
                 reason: format!("authorization id {a} differs from the user name"),
             });
         }
-        let cred = store
-            .get(&user, self.mechanism)
-            .ok_or_else(|| self.invalid("no credential for this user and mechanism"))?;
         if cred.iterations < MIN_ITERATIONS {
             return Err(self.invalid("stored credential has too few iterations"));
         }
@@ -390,6 +392,18 @@ mod tests {
         let mut s = Server::new(Mechanism::ScramSha256, Hash::Sha256);
         assert!(s.step(b"n,,n=bob,r=x", &store).is_err());
         assert_eq!(s.user(), Some("bob"));
+        // With Kafka's invalid-credentials text, even when the authorization id differs.
+        let mut s = Server::new(Mechanism::ScramSha256, Hash::Sha256);
+        let Err(e) = s.step(b"n,a=eve,n=bob,r=x", &store) else {
+            panic!("unknown user accepted");
+        };
+        assert!(e.message.contains("invalid credentials"), "{}", e.message);
+        // A known user asking for another authorization id gets Kafka's own text.
+        let mut s = Server::new(Mechanism::ScramSha256, Hash::Sha256);
+        let Err(e) = s.step(b"n,a=eve,n=alice,r=x", &store) else {
+            panic!("authorization id accepted");
+        };
+        assert!(e.message.contains("authorization id"), "{}", e.message);
     }
 
     /// librdkafka before 2.6.1 (Debian's kcat links 2.0.2) repeats its client nonce in the
