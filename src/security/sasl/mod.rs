@@ -503,8 +503,15 @@ impl Authenticator {
             return unplaceable("unknown api key");
         };
         match key {
-            ApiKey::ApiVersions => Step::Pass,
-            ApiKey::SaslHandshake if self.phase != Phase::Done || self.reauth_capable => {
+            // Once a mechanism is chosen, Kafka's `handleSaslToken` takes only
+            // SaslAuthenticate: ApiVersions or another SaslHandshake fails the connection
+            // (ILLEGAL_SASL_STATE, "Unexpected Kafka request ... during SASL
+            // authentication"), so an exchange cannot be restarted mid-way.
+            ApiKey::ApiVersions if self.phase != Phase::Authenticate => Step::Pass,
+            ApiKey::SaslHandshake
+                if self.phase == Phase::Handshake
+                    || (self.phase == Phase::Done && self.reauth_capable) =>
+            {
                 self.handshake(cfg, session, frame, version)
             }
             ApiKey::SaslAuthenticate if self.phase == Phase::Authenticate => {
@@ -866,6 +873,24 @@ mod tests {
             f.step(&mut a, &plain("alice", "a")),
             Step::Close(_)
         ));
+    }
+
+    #[test]
+    fn only_sasl_authenticate_once_a_mechanism_is_chosen() {
+        let av = frame(
+            ApiKey::ApiVersions,
+            3,
+            &kafka_protocol::messages::ApiVersionsRequest::default(),
+        );
+        for next in [av, handshake("PLAIN", 1)] {
+            let mut f = fixture();
+            let mut a = Authenticator::new();
+            assert!(matches!(
+                f.step(&mut a, &handshake("PLAIN", 1)),
+                Step::Reply { close: false, .. }
+            ));
+            assert!(matches!(f.step(&mut a, &next), Step::Close(_)));
+        }
     }
 
     #[test]
