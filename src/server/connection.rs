@@ -114,6 +114,11 @@ async fn serve_stream<R: AsyncRead + Unpin>(
     let mut out = BytesMut::with_capacity(64 * 1024);
     // SASL listeners authenticate before anything else is served (security::sasl).
     let sasl_settings = broker.sasl.listener(&info.listener_name);
+    // A SASL listener without SASL settings would serve unauthenticated clients: close.
+    if info.protocol.sasl() && sasl_settings.is_none() {
+        warn!(%peer, listener = %info.listener_name, "SASL listener has no SASL settings; closing");
+        return;
+    }
     let mut sasl = sasl_settings.map(|_| {
         Authenticator::new()
             .with_supported(|k, v| api::check_version(k, v) == VersionCheck::Supported)

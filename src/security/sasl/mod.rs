@@ -758,6 +758,13 @@ impl Default for Authenticator {
     }
 }
 
+/// Compare secrets (PLAIN passwords, SCRAM proofs) in constant time, so timing says nothing
+/// of the stored value.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,7 +37,7 @@ pub fn authenticate(
     }
     let ok = users
         .get(username)
-        .is_some_and(|expected| same(expected.as_bytes(), password.as_bytes()));
+        .is_some_and(|expected| super::same(expected.as_bytes(), password.as_bytes()));
     if !ok {
         return Err(fail("Authentication failed: Invalid username or password"));
     }
@@ -51,11 +51,6 @@ pub fn authenticate(
         user: username.to_string(),
         credential_expires_ms: None,
     })
-}
-
-/// Compare without an early exit on the first differing byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

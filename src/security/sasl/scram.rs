@@ -83,11 +83,6 @@ impl Hash {
     }
 }
 
-/// Compare without an early exit, so a proof's timing says nothing of the stored key.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// RFC 5802 `saslname`: `=2C` is `,` and `=3D` is `=`; any other `=` is malformed.
 fn decode_saslname(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
@@ -288,7 +283,7 @@ impl Server {
             return Err(self.invalid("proof has the wrong length"));
         }
         let client_key: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
-        if !same(&self.hash.digest(&client_key), &cred.stored_key) {
+        if !super::same(&self.hash.digest(&client_key), &cred.stored_key) {
             return Err(self.invalid("wrong password"));
         }
         let server_signature = self.hash.hmac(&cred.server_key, auth_message.as_bytes());
