@@ -187,8 +187,21 @@ pub fn is_secret_key(key: &str) -> bool {
 /// Kafka's security properties by their Kafka names (`ssl.keystore.location`,
 /// `listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config`, `super.users`, ...), from the
 /// TOML `[security]` table and the `KAFKA_*` environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Props(pub BTreeMap<String, String>);
+
+impl fmt::Debug for Props {
+    // A Config printed with {:?} must not show passwords: secret values are `[hidden]`, as
+    // Kafka prints its Password-typed settings.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let v: &str = if is_secret_key(k) { "[hidden]" } else { v };
+                (k, v)
+            }))
+            .finish()
+    }
+}
 
 impl Props {
     /// The value of `key`.
@@ -259,6 +272,20 @@ mod tests {
             p.for_listener("SSL", "ssl.keystore.location"),
             Some("/ssl.p12")
         );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut p = Props::default();
+        p.set("ssl.keystore.password", "hunter2");
+        p.set(
+            "listener.name.sasl_ssl.plain.sasl.jaas.config",
+            "user_a=\"hunter2\"",
+        );
+        p.set("ssl.keystore.location", "/k.p12");
+        let text = format!("{p:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("/k.p12"), "{text}");
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub struct Failure {
 }
 
 /// One SASL listener's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ListenerSasl {
     /// `sasl.enabled.mechanisms`, in the order given.
     pub enabled: Vec<Mechanism>,
@@ -153,6 +153,19 @@ pub struct ListenerSasl {
     pub max_reauth_ms: BTreeMap<Mechanism, i64>,
     /// `sasl.server.max.receive.size`.
     pub max_receive: usize,
+}
+
+impl std::fmt::Debug for ListenerSasl {
+    // PLAIN passwords never reach a log: users are listed by name only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSasl")
+            .field("enabled", &self.enabled)
+            .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .field("oauth", &self.oauth)
+            .field("max_reauth_ms", &self.max_reauth_ms)
+            .field("max_receive", &self.max_receive)
+            .finish()
+    }
 }
 
 /// Every SASL listener's settings, by lower-case listener name.
