@@ -747,8 +747,11 @@ impl Authenticator {
             (None, Some(x)) => Some(x),
             (Some(r), Some(x)) => Some(r.min(x)),
         };
-        self.expires = lifetime
-            .map(|ms| Instant::now() + Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        // A token expiry too far ahead to represent is no expiry (checked_add, not `+`,
+        // which would panic).
+        self.expires = lifetime.and_then(|ms| {
+            Instant::now().checked_add(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+        });
         debug!(
             peer = %session.peer,
             listener = %session.listener,
