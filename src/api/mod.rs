@@ -1064,7 +1064,8 @@ pub(crate) fn sb(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
-/// Kafka's error codes, by name, for the handlers.
+/// Kafka's error codes, by name, for the handlers. The coordinators below take them from
+/// the codec crate directly, so no layer under `api` reaches up for them.
 pub(crate) use kafka_protocol::error::ResponseError as Code;
 
 /// Run blocking storage work (appends, reads, fsyncs, directory changes) off the async

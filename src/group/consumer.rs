@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::api::Code;
+use kafka_protocol::error::ResponseError as Code;
 
 /// Kafka's `group.consumer.session.timeout.ms` default; a group's own
 /// `consumer.session.timeout.ms` (group configs) is what [`ConsumerGroup::tick`] is given.

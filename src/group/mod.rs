@@ -14,10 +14,10 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 
-use crate::api::Code;
 use crate::log::partition::now_ms;
 use crate::log::LogManager;
 use consumer::{Catalog, CommitScope, ConsumerGroup, Heartbeat, HeartbeatReply};
+use kafka_protocol::error::ResponseError as Code;
 use offsets::{CommittedOffset, OffsetStore};
 use state::{Group, GroupState, JoinParams, Reply};
 

@@ -10,7 +10,8 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use tokio::sync::oneshot;
 
-use crate::api::{sb, Code};
+use kafka_protocol::error::ResponseError as Code;
+use kafka_protocol::protocol::StrBytes;
 
 /// Group states, named as DescribeGroups and ListGroups report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -869,4 +870,9 @@ impl Group {
         self.initial_join_timer(now);
         self.maybe_complete_join(now);
     }
+}
+
+/// A `StrBytes` from a string.
+fn sb(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
 }

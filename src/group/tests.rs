@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::state::{Group, GroupState, JoinParams, Reply, MIN_INITIAL_WAIT_MS};
-use crate::api::Code;
+use kafka_protocol::error::ResponseError as Code;
 
 fn params(member_id: &str, instance: Option<&str>) -> JoinParams {
     JoinParams {

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::api::Code;
 use crate::group::consumer::Catalog;
+use kafka_protocol::error::ResponseError as Code;
 
 /// A member's partitions, by topic id then partition, sorted.
 pub type Assignment = BTreeSet<(Uuid, i32)>;

@@ -36,12 +36,12 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use crate::api::Code;
 use crate::group::configs::ShareGroupConfig;
 use crate::group::consumer::Catalog;
 use crate::log::partition::now_ms;
 use crate::log::{LogManager, Partition};
 use group::{Heartbeat, HeartbeatReply, ShareGroup};
+use kafka_protocol::error::ResponseError as Code;
 use partition::{Acquired, BatchInfo, SharePartition, Snapshot};
 use records::Key;
 

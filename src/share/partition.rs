@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::Code;
+use kafka_protocol::error::ResponseError as Code;
 
 /// Kafka's `group.share.partition.max.record.locks` default (2000): how far the SPEO may
 /// run ahead of the SPSO, so one stuck record cannot make the in-flight window unbounded.
