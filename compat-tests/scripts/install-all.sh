@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the compat tests need: system build dependencies of the `rdkafka` crate,
-# Kafka's Java tools, the Python clients, kcat, the Go clients (Sarama, franz-go's tests). Each
+# Kafka's Java tools, the Python clients, kcat, the Go clients (Sarama, franz-go's tests),
+# redis-server, PostgreSQL and headless Chromium from Debian. Each
 # step is idempotent and fast when already done.
 set -euo pipefail
 
@@ -12,5 +13,7 @@ bash "$here/install-python.sh"
 bash "$here/install-kcat.sh"
 bash "$here/install-go.sh"
 bash "$here/install-redis.sh"
+bash "$here/install-postgres.sh"
+bash "$here/install-chromium.sh"
 bash "$here/install-hadoop.sh"
 bash "$here/install-flume.sh"

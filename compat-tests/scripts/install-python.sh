@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates compat-tests/.cache/venv with pinned kafka-python and confluent-kafka, plus the codec
-# libraries kafka-python needs for snappy, lz4 and zstd. Idempotent: a marker file holding the
+# libraries kafka-python needs for snappy, lz4 and zstd, Prometheus's text-format parser (the
+# metrics tests) and Selenium (the browser tests, with Debian's chromedriver). Idempotent: a marker file holding the
 # pinned requirement list makes a re-run return at once.
 set -euo pipefail
 
@@ -18,6 +19,8 @@ requirements=(
     "cramjam==2.14.0"
     "lz4==4.4.5"
     "zstandard==0.25.0"
+    "prometheus-client==0.26.0"
+    "selenium==4.50.0"
 )
 want="${requirements[*]}"
 
@@ -35,7 +38,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
 "$venv/bin/python" - <<'PY'
-import kafka, confluent_kafka, snappy, lz4.frame, zstandard  # noqa: F401
+import kafka, confluent_kafka, snappy, lz4.frame, zstandard, prometheus_client, selenium  # noqa: F401
 from kafka.codec import has_gzip, has_snappy, has_lz4, has_zstd
 assert has_gzip() and has_snappy() and has_lz4() and has_zstd(), "kafka-python codec missing"
 print("install-python.sh: kafka-python", kafka.__version__, "confluent-kafka", confluent_kafka.version()[0],
