@@ -21,6 +21,7 @@ use redis::{AsyncCommands, Script, Value};
 
 use crate::error::{Error, Result};
 use crate::range::{OffsetRange, TopicPartition};
+use crate::sink::Applied;
 
 /// The default key prefix: keys `wc:counts` and `wc:offsets`.
 pub const DEFAULT_PREFIX: &str = "wc";
@@ -54,15 +55,6 @@ for r = 0, n - 1 do
 end
 return 1
 ";
-
-/// What [`RedisSink::apply`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// The counts were added and the offsets moved.
-    Applied,
-    /// Redis already holds this batch's `untilOffset`s: a replay, ignored.
-    AlreadyApplied,
-}
 
 /// Word counts and offsets in one Redis database.
 #[derive(Clone)]
