@@ -224,6 +224,14 @@ impl Updates {
         }
     }
 
+    /// Merges another part of the same batch (another partition's) into this one.
+    pub fn merge(&mut self, other: Updates) {
+        for (cell, partial) in other.cells {
+            self.add(cell, partial);
+        }
+        self.late.extend(other.late);
+    }
+
     /// Whether the batch changes no cell and dropped no record.
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty() && self.late.is_empty()
@@ -319,5 +327,11 @@ mod tests {
             Some(&Partial::Count(2))
         );
         assert!(w.window_starts().is_empty());
+        let mut m = Updates::from_counts([("x".to_owned(), 1)]);
+        m.merge(w);
+        assert_eq!(
+            m.cells.get(&Cell::unwindowed("x")),
+            Some(&Partial::Count(3))
+        );
     }
 }

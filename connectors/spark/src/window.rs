@@ -7,9 +7,12 @@
 //! - the watermark is the max event time seen minus the allowed lateness. Spark computes it
 //!   at the END of a micro-batch and uses it from the next one (`MicroBatchExecution`
 //!   updates `offsetSeqMetadata.batchWatermarkMs` between batches), and it never goes back;
-//! - a record whose event time is below the watermark in force when its batch starts is
-//!   late: Spark drops it from a stateful aggregation (and counts it in
-//!   `numRowsDroppedByWatermark`);
+//! - what is late is judged against the watermark in force when the batch starts. For a
+//!   windowed aggregation Spark drops each (record, window) pair whose `window.end <=
+//!   watermark` (`WatermarkSupport.watermarkExpression` compares the window struct's end),
+//!   counting them in `numRowsDroppedByWatermark`: a record below the watermark still
+//!   counts in a window that is not final. Without windows a record is late when
+//!   `eventTime <= watermark`;
 //! - a window is final once the watermark reaches its end (Spark's append mode emits it
 //!   then and evicts its state).
 //!
@@ -142,10 +145,20 @@ impl Watermark {
             .map(|m| m.saturating_sub(self.delay_ms))
     }
 
-    /// Whether a record at `event_time_ms` is late: below the watermark in force for this
-    /// batch. A record exactly at the watermark is not late.
+    /// Whether a record at `event_time_ms` is late for an unwindowed event-time job: at or
+    /// below the watermark in force for this batch (Spark's late-row predicate on a plain
+    /// event-time column is `eventTime <= watermark`). Windowed jobs drop per window
+    /// instead, see [`Watermark::is_window_late`].
     pub fn is_late(&self, event_time_ms: i64) -> bool {
-        self.current().is_some_and(|w| event_time_ms < w)
+        self.current().is_some_and(|w| event_time_ms <= w)
+    }
+
+    /// Whether a window ending at `end_ms` (exclusive) no longer takes records: Spark's
+    /// predicate on a window column is `window.end <= watermark`, applied to each (record,
+    /// window) pair, so a record below the watermark still counts in a window that is not
+    /// final yet, and a sliding record can count in some of its windows and not others.
+    pub fn is_window_late(&self, end_ms: i64) -> bool {
+        self.current().is_some_and(|w| end_ms <= w)
     }
 
     /// Notes an event time; it moves the watermark only at [`Watermark::end_batch`].
@@ -320,7 +333,10 @@ mod tests {
         );
         assert_eq!(wm.current(), Some(70_000));
         assert!(wm.is_late(69_999));
-        assert!(!wm.is_late(70_000));
+        assert!(wm.is_late(70_000), "Spark: eventTime <= watermark");
+        assert!(!wm.is_late(70_001));
+        assert!(wm.is_window_late(70_000));
+        assert!(!wm.is_window_late(70_001));
         // Older times never move it back.
         wm.observe(10_000);
         assert_eq!(wm.end_batch(2).max_event_ms, Some(100_000));
