@@ -12,6 +12,11 @@
 //! - `batch`: [`Batch`] (a `KafkaRDD`): ranges, and reading them in parallel.
 //! - `read`: reading one range exactly, `[from, until)`.
 //! - `commit`: [`CommitQueue`] (`CanCommitOffsets`): commits sent with the next batch.
+//! - `agg`: [`Aggregate`], [`Partial`], [`Cell`], [`Updates`]: a batch's results, mergeable.
+//! - `window`: [`Windows`], [`Watermark`], [`EventTime`]: event-time windows and the
+//!   watermark, with Spark Structured Streaming's semantics.
+//! - `sink`: [`ResultSink`], [`Checkpoint`], [`Applied`]: results, offsets and watermark
+//!   applied atomically and idempotently.
 //! - `wordcount`: the built-in job, `DirectKafkaWordCount`'s word splitting and counting.
 //! - `redis_sink`: [`RedisSink`]: counts and offsets applied atomically (exactly-once).
 //! - `pg_sink`: [`PgSink`]: results, offsets and watermark in one PostgreSQL transaction
@@ -21,7 +26,7 @@
 //!   and [`FlumePullStream`] (polls Spark's SparkSink, acks after the job).
 //! - `error`: [`Error`].
 
-pub mod agg;
+mod agg;
 mod batch;
 mod commit;
 mod config;
@@ -34,12 +39,13 @@ mod range;
 mod rate;
 mod read;
 mod redis_sink;
-pub mod sink;
+mod sink;
 mod strategy;
 mod stream;
-pub mod window;
+mod window;
 pub mod wordcount;
 
+pub use agg::{Aggregate, Cell, LateRecord, Partial, Updates};
 pub use batch::{Batch, PartitionRecords};
 pub use commit::{CommitCallback, CommitQueue};
 pub use config::{AutoOffsetReset, PidConfig, StreamConfig};
@@ -53,8 +59,10 @@ pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
 pub use pg_sink::{PgSink, RetryPolicy, DEFAULT_PG_PREFIX, DEFAULT_POOL_SIZE, NO_WINDOW};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};
-pub use redis_sink::{Applied, RedisSink, DEFAULT_PREFIX};
+pub use redis_sink::{RedisSink, DEFAULT_PREFIX};
+pub use sink::{Applied, Checkpoint, ResultSink};
 pub use sluice_client::{Client, ClientConfig, FetchedRecord, IsolationLevel};
 pub use sluice_flume_rpc::Event;
 pub use strategy::ConsumerStrategy;
 pub use stream::{BatchTiming, DirectStream};
+pub use window::{parse_duration, EventTime, Watermark, WatermarkState, Windows};

@@ -12,13 +12,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
-use sluice_spark::agg::Updates;
-use sluice_spark::sink::{Checkpoint, ResultSink};
-use sluice_spark::window::WatermarkState;
 use sluice_spark::wordcount::{self, Counts};
 use sluice_spark::{
-    Applied, AutoOffsetReset, Client, ConsumerStrategy, DirectStream, FlumeBatch, FlumePullStream,
-    FlumePushStream, KafkaSink, PgSink, PullOptions, PushOptions, RedisSink, StreamConfig,
+    Applied, AutoOffsetReset, Checkpoint, Client, ConsumerStrategy, DirectStream, FlumeBatch,
+    FlumePullStream, FlumePushStream, KafkaSink, PgSink, PullOptions, PushOptions, RedisSink,
+    ResultSink, StreamConfig, Updates, WatermarkState,
 };
 
 #[derive(Debug, Parser)]

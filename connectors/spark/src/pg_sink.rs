@@ -892,13 +892,10 @@ mod tests {
             },
             Partial::Count(3),
         );
-        u.add(
-            Cell {
-                window_start: Some(60_000),
-                key: "m".into(),
-            },
-            Partial::Max(1.5),
-        );
+        // One batch holds one aggregate (`Updates::add` insists); the rows are built per
+        // kind all the same.
+        u.cells
+            .insert(Cell::windowed(60_000, "m"), Partial::Max(1.5));
         let rows = BatchRows::from_updates(&u);
         let add = &rows.merged[&Merge::Add];
         assert_eq!(add.starts, vec![NO_WINDOW]);

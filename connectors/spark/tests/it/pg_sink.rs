@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use sluice_spark::agg::{Cell, Partial, Updates};
-use sluice_spark::sink::{Applied, ResultSink};
-use sluice_spark::window::WatermarkState;
-use sluice_spark::{Error, OffsetRange, PgSink, RetryPolicy, TopicPartition};
+use sluice_spark::{
+    Applied, Cell, Error, OffsetRange, Partial, PgSink, ResultSink, RetryPolicy, TopicPartition,
+    Updates, WatermarkState,
+};
 
 use crate::binary::{latest, random_line, Rng, Spark};
 use crate::harness::{eventually, produce_lines, unique, Broker, Postgres};
@@ -60,13 +60,16 @@ fn word_counts(results: &BTreeMap<Cell, f64>) -> HashMap<String, i64> {
         .collect()
 }
 
+/// A table prefix, three batches of one aggregate, and what the table must then hold.
+type Case = (&'static str, [Updates; 3], Vec<(Cell, f64)>);
+
 #[tokio::test]
 async fn every_aggregate_merges_and_replays_change_nothing() {
     let pg = Postgres::start();
     let w0 = Some(0);
     let w1 = Some(60_000);
     // Per aggregate: three batches, then what the table must hold.
-    let cases: Vec<(&str, [Updates; 3], Vec<(Cell, f64)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "cnt",
             [
