@@ -2,10 +2,9 @@
 //! (Spark's `DirectKafkaWordCount`) over a direct stream, printing each batch's offset
 //! ranges (`topic partition fromOffset untilOffset`, as the seed job prints them) and its
 //! top words, and with `--redis` keeping exactly-once counts in Redis, with `--postgres` in
-//! PostgreSQL, or with
-//! `--output kafka:TOPIC` writing each batch's counts and offsets to Kafka in one
-//! transaction (exactly-once). Ctrl-C or SIGTERM finishes the batch in flight, sends the
-//! queued commits and exits 0.
+//! PostgreSQL, or with `--output kafka:TOPIC` writing each batch's counts and offsets to
+//! Kafka in one transaction (exactly-once). Ctrl-C or SIGTERM finishes the batch in flight,
+//! sends the queued commits and exits 0.
 
 use std::io::Write;
 use std::time::Duration;
