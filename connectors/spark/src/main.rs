@@ -9,6 +9,8 @@
 use std::io::Write;
 use std::time::Duration;
 
+mod cli_window;
+
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_spark::wordcount::{self, Counts};
@@ -131,6 +133,9 @@ struct WordcountArgs {
     /// and `client.id` configure the Kafka connection.
     #[arg(long = "conf", value_name = "KEY=VALUE")]
     conf: Vec<String>,
+    /// Event time: `--window`, `--slide`, `--watermark`, `--event-time`, `--late`.
+    #[command(flatten)]
+    window: cli_window::WindowArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -257,6 +262,19 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
         (None, false) => ConsumerStrategy::subscribe(args.topics.clone()),
         (None, true) => bail!("give --topics or --topic-pattern"),
     };
+    if let Some(job) = cli_window::WindowJob::from_args(&args.window)? {
+        let common = cli_window::Common {
+            bootstrap,
+            client_params,
+            strategy,
+            config,
+            redis: args.redis.clone(),
+            redis_prefix: args.redis_prefix.clone(),
+            commit: args.group.is_some(),
+            top: args.top,
+        };
+        return cli_window::run(job, common, shutdown.wait()).await;
+    }
     let sink = match &args.redis {
         None => None,
         Some(url) => {

@@ -12,3 +12,4 @@ mod pipeline;
 mod redis_sink;
 mod stream;
 mod transactions;
+mod window;
