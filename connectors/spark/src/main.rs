@@ -93,8 +93,9 @@ struct WordcountArgs {
     transactional_id: Option<String>,
     /// Keep exactly-once counts, offsets and watermark in PostgreSQL
     /// (`postgresql://USER@HOST:PORT/DB`), one transaction per batch; the stream starts from
-    /// the offsets stored there. Tables are created if missing.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["redis", "output", "flume_push", "flume_pull"])]
+    /// the offsets stored there. Tables are created if missing. Not with `--window`, whose
+    /// windowed counts go to Redis only (the library's PgSink takes windowed updates).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["redis", "output", "flume_push", "flume_pull", "window"])]
     postgres: Option<String>,
     /// Table prefix in PostgreSQL: `<prefix>_results`, `_distinct`, `_offsets`, `_watermark`.
     #[arg(long, default_value = sluice_spark::DEFAULT_PG_PREFIX)]
