@@ -9,6 +9,10 @@
 //! - `range`: [`OffsetRange`] (`HasOffsetRanges`), [`TopicPartition`].
 //! - `rate`: Spark's PID rate estimator and the per-partition clamp.
 //! - `stream`: [`DirectStream`]: computing batches, running the job, the batch clock.
+//! - `listener`: [`StreamingListener`], [`BatchInfo`], [`BatchHistory`]: completed batches
+//!   as Spark's listener bus reports them, and the last N of them kept.
+//! - `ui`: the streaming page (Spark's Streaming tab), `/api/batches` and Prometheus
+//!   `/metrics` over a [`BatchHistory`].
 //! - `batch`: [`Batch`] (a `KafkaRDD`): ranges, and reading them in parallel.
 //! - `read`: reading one range exactly, `[from, until)`.
 //! - `commit`: [`CommitQueue`] (`CanCommitOffsets`): commits sent with the next batch.
@@ -26,12 +30,14 @@ mod error;
 mod flume;
 mod kafka_params;
 mod kafka_sink;
+mod listener;
 mod range;
 mod rate;
 mod read;
 mod redis_sink;
 mod strategy;
 mod stream;
+pub mod ui;
 pub mod wordcount;
 
 pub use batch::{Batch, PartitionRecords};
@@ -44,6 +50,9 @@ pub use flume::{
 };
 pub use kafka_params::{client_config, is_client_key, DEFAULT_CLIENT_ID};
 pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
+pub use listener::{
+    BatchHistory, BatchInfo, HistorySnapshot, StreamingListener, DEFAULT_RETAINED_BATCHES,
+};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};
 pub use redis_sink::{Applied, RedisSink, DEFAULT_PREFIX};
