@@ -16,11 +16,14 @@ const METRICS = [
 
 function pad(n, w) { return String(n).padStart(w || 2, '0'); }
 
-// Spark's UI format: 2015/07/01 12:34:56 (local time).
+// Spark's UI format, 2015/07/01 12:34:56 (local time), with milliseconds added when the
+// batch interval is not whole seconds (two batches would otherwise show the same time).
+let showMillis = false;
 function fmtTime(ms) {
   const d = new Date(ms);
+  const millis = showMillis ? `.${pad(d.getMilliseconds(), 3)}` : '';
   return `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${millis}`;
 }
 
 function fmtClock(ms) {
@@ -112,6 +115,7 @@ function rangesTable(ranges) {
 function render(d) {
   const batches = d.batches; // newest first
   const oldestFirst = batches.slice().reverse();
+  showMillis = d.batch_interval_ms % 1000 !== 0;
   document.getElementById('summary').textContent =
     `Running batches of ${fmtMs(d.batch_interval_ms)} for ${fmtSpan(Date.now() - d.started_ms)} ` +
     `since ${fmtTime(d.started_ms)} (${d.completed_batches} completed batches, ` +

@@ -11,3 +11,4 @@ mod pipeline;
 mod redis_sink;
 mod stream;
 mod transactions;
+mod ui;
