@@ -27,7 +27,8 @@ impl Kind {
         }
     }
 
-    fn names(self) -> &'static [&'static str] {
+    /// The names of this kind's counters, Flume's, in name order.
+    pub fn names(self) -> &'static [&'static str] {
         match self {
             Kind::Source => &[
                 "AppendAcceptedCount",
@@ -139,6 +140,27 @@ impl Counters {
         self.stop_ms.store(now_ms(), Ordering::Relaxed);
     }
 
+    /// The start time in ms since the epoch (0 until started).
+    pub fn start_ms(&self) -> i64 {
+        self.start_ms.load(Ordering::Relaxed)
+    }
+
+    /// The stop time in ms since the epoch (0 until stopped).
+    pub fn stop_ms(&self) -> i64 {
+        self.stop_ms.load(Ordering::Relaxed)
+    }
+
+    /// `ChannelFillPercentage`: `ChannelSize` as a percentage of `ChannelCapacity` (0 when
+    /// the capacity is unknown), as Flume's `ChannelCounter.getChannelFillPercentage`.
+    pub fn fill_percentage(&self) -> f64 {
+        let cap = self.get("ChannelCapacity");
+        if cap > 0 {
+            self.get("ChannelSize") as f64 * 100.0 / cap as f64
+        } else {
+            0.0
+        }
+    }
+
     /// `("SOURCE.r1", {"EventReceivedCount": "3", ..., "Type": "SOURCE"})` as Flume's
     /// JSON reporting shows it: every value a string.
     pub fn to_json(&self) -> (String, serde_json::Value) {
@@ -150,12 +172,7 @@ impl Counters {
             );
         }
         if self.kind == Kind::Channel {
-            let cap = self.get("ChannelCapacity");
-            let pct = if cap > 0 {
-                self.get("ChannelSize") as f64 * 100.0 / cap as f64
-            } else {
-                0.0
-            };
+            let pct = self.fill_percentage();
             map.insert("ChannelFillPercentage".into(), format!("{pct:?}").into());
         }
         map.insert(

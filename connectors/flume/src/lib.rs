@@ -9,6 +9,7 @@
 //! - `source`: the channel processor (interceptors, selectors) and every source type.
 //! - `sink`: sink runner, sink processors, and every sink type.
 //! - `counters`, `monitoring`: Flume's component counters and their JSON over HTTP.
+//! - `prometheus`: the same counters in Prometheus's text format (`/metrics/prometheus`).
 //! - `ssl`: the avro source's and sink's SSL keys (and Flume's global defaults for them).
 
 pub mod agent;
@@ -17,6 +18,7 @@ pub mod conf;
 pub mod counters;
 pub mod event;
 pub mod monitoring;
+pub mod prometheus;
 pub mod registry;
 pub mod sink;
 pub mod source;

@@ -5,6 +5,12 @@
 //! Paths as Flume serves them: `/metrics` (any case) → the JSON with
 //! `Content-Type: application/json;charset=utf-8`; `/` → a short HTML pointer to `./metrics`;
 //! anything else → 404. TRACE and OPTIONS → 403. Any other method is treated like GET.
+//!
+//! One path Flume does not have: `/metrics/prometheus` (any case) → the same counters in
+//! Prometheus's text format (see `prometheus`). A path of its own rather than content
+//! negotiation on `/metrics`, so what Flume's JSON clients get never depends on their
+//! `Accept` header; it is the path Spark 3's `PrometheusServlet` uses, and a scrape config
+//! needs one line, `metrics_path: /metrics/prometheus`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::counters::Counters;
+use crate::prometheus;
 use crate::source::http::{response, serve as serve_http};
 
 /// The JSON document of `counters` (Flume's `JMXPollUtil.getAllMBeans` as Gson prints it).
@@ -61,6 +68,11 @@ pub async fn serve_on(
                     let body = metrics_json(&counters).to_string();
                     response(StatusCode::OK, "application/json;charset=utf-8", body)
                 }
+                p if p.eq_ignore_ascii_case("/metrics/prometheus") => response(
+                    StatusCode::OK,
+                    prometheus::CONTENT_TYPE,
+                    prometheus::prometheus_text(&counters),
+                ),
                 _ => response(
                     StatusCode::NOT_FOUND,
                     "text/plain;charset=utf-8",

@@ -69,6 +69,8 @@ pub(crate) struct Common<'a> {
     pub(crate) redis_prefix: String,
     pub(crate) commit: bool,
     pub(crate) top: usize,
+    /// `--ui`: the streaming page's address, `off`, or the default.
+    pub(crate) ui: Option<String>,
 }
 
 /// The event-time job, when `--window` is given.
@@ -139,6 +141,7 @@ pub(crate) async fn run(
         redis_prefix,
         commit,
         top,
+        ui,
     } = common;
     let delay = job.delay.unwrap_or(Duration::ZERO);
     let has_watermark = job.delay.is_some();
@@ -190,6 +193,7 @@ pub(crate) async fn run(
     let mut stream = DirectStream::create(client.clone(), strategy, config)
         .await
         .context("create the direct stream")?;
+    crate::start_ui(ui.as_deref(), &mut stream).await?;
     let commits = stream.commit_queue();
     let job = Arc::new(job);
     stream

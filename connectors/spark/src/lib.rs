@@ -9,6 +9,10 @@
 //! - `range`: [`OffsetRange`] (`HasOffsetRanges`), [`TopicPartition`].
 //! - `rate`: Spark's PID rate estimator and the per-partition clamp.
 //! - `stream`: [`DirectStream`]: computing batches, running the job, the batch clock.
+//! - `listener`: [`StreamingListener`], [`BatchInfo`], [`BatchHistory`]: completed batches
+//!   as Spark's listener bus reports them, and the last N of them kept.
+//! - `ui`: the streaming page (Spark's Streaming tab), `/api/batches` and Prometheus
+//!   `/metrics` over a [`BatchHistory`].
 //! - `batch`: [`Batch`] (a `KafkaRDD`): ranges, and reading them in parallel.
 //! - `read`: reading one range exactly, `[from, until)`.
 //! - `commit`: [`CommitQueue`] (`CanCommitOffsets`): commits sent with the next batch.
@@ -34,6 +38,7 @@ mod error;
 mod flume;
 mod kafka_params;
 mod kafka_sink;
+mod listener;
 mod pg_sink;
 mod range;
 mod rate;
@@ -42,6 +47,7 @@ mod redis_sink;
 mod sink;
 mod strategy;
 mod stream;
+pub mod ui;
 mod window;
 pub mod wordcount;
 
@@ -56,6 +62,9 @@ pub use flume::{
 };
 pub use kafka_params::{client_config, is_client_key, DEFAULT_CLIENT_ID};
 pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
+pub use listener::{
+    BatchHistory, BatchInfo, HistorySnapshot, StreamingListener, DEFAULT_RETAINED_BATCHES,
+};
 pub use pg_sink::{PgSink, RetryPolicy, DEFAULT_PG_PREFIX, DEFAULT_POOL_SIZE, NO_WINDOW};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};

@@ -139,6 +139,13 @@ struct WordcountArgs {
     window: cli_window::WindowArgs,
 }
 
+    /// The streaming UI (Spark's Streaming tab; `/metrics` for Prometheus) on `HOST:PORT`
+    /// (port 0: any free one; a taken port is retried upwards, as Spark does), or `off`.
+    /// [default: 127.0.0.1:4040]
+    #[arg(long, value_name = "HOST:PORT|off", conflicts_with_all = ["flume_push", "flume_pull"])]
+    ui: Option<String>,
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
@@ -273,6 +280,7 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
             redis_prefix: args.redis_prefix.clone(),
             commit: args.group.is_some(),
             top: args.top,
+            ui: args.ui.clone(),
         };
         return cli_window::run(job, common, shutdown.wait()).await;
     }
@@ -324,6 +332,7 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
     let mut stream = DirectStream::create(client, strategy, config)
         .await
         .context("create the direct stream")?;
+    start_ui(args.ui.as_deref(), &mut stream).await?;
     let commits = stream.commit_queue();
     // With the Kafka output the offsets go in each batch's transaction instead.
     let commit = args.group.is_some() && kafka_out.is_none();
@@ -414,6 +423,26 @@ async fn pg_apply(
         );
     }
     Ok(())
+}
+
+/// Starts the streaming UI and prints `ui on http://HOST:PORT/` with the port bound.
+/// `--ui off` starts none; without `--ui`, a UI that cannot bind is a warning, not a
+/// failure (the user did not ask for it).
+async fn start_ui(flag: Option<&str>, stream: &mut DirectStream) -> anyhow::Result<()> {
+    if flag == Some("off") {
+        return Ok(());
+    }
+    match sluice_spark::ui::attach(stream, flag.unwrap_or(sluice_spark::ui::DEFAULT_ADDR)).await {
+        Ok(addr) => {
+            println!("ui on http://{addr}/");
+            Ok(())
+        }
+        Err(e) if flag.is_none() => {
+            tracing::warn!("streaming UI not started: {e}");
+            Ok(())
+        }
+        Err(e) => Err(e).context("--ui"),
+    }
 }
 
 /// Word count over Flume events (push or pull); counts go to Redis without offsets

@@ -5,7 +5,8 @@
 //! one [`OffsetRange`] per partition from the current position to the clamped latest and
 //! moves the position there, and (5) sends the queued commits (`commitAll`).
 //! [`DirectStream::for_each_batch`] then runs the job on each batch (`foreachRDD`) and
-//! reports its timing to the rate estimator.
+//! reports its timing to the rate estimator and to the registered
+//! [`StreamingListener`]s (see `listener`).
 //!
 //! Batches are due at fixed ticks (`start + k × interval`). A job slower than the interval
 //! makes later batches start late; that lateness is the scheduling delay the estimator
@@ -13,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sluice_client::{Client, IsolationLevel, OffsetSpec};
@@ -21,6 +23,7 @@ use crate::batch::Batch;
 use crate::commit::{CommitQueue, Committer};
 use crate::config::{AutoOffsetReset, StreamConfig};
 use crate::error::{BoxError, Error, Result};
+use crate::listener::{BatchInfo, StreamingListener};
 use crate::range::{OffsetRange, TopicPartition};
 use crate::rate::{clamp, PidRateEstimator, RateLimits};
 use crate::read::ReadOptions;
@@ -51,6 +54,10 @@ pub struct DirectStream {
     latest_rate: i64,
     started: Instant,
     started_wall_ms: i64,
+    /// Told about every completed batch (Spark's `addStreamingListener`).
+    listeners: Vec<Arc<dyn StreamingListener>>,
+    /// The limits the latest batch was clamped by, for its [`BatchInfo`].
+    last_limits: Option<RateLimits>,
 }
 
 impl DirectStream {
@@ -79,6 +86,8 @@ impl DirectStream {
             latest_rate: -1,
             started: Instant::now(),
             started_wall_ms: now_ms(),
+            listeners: Vec::new(),
+            last_limits: None,
         };
         let partitions = stream.strategy.partitions(&stream.client).await?;
         stream.track_new(&partitions).await?;
@@ -113,6 +122,12 @@ impl DirectStream {
     /// The stream's settings.
     pub fn config(&self) -> &StreamConfig {
         &self.config
+    }
+
+    /// Registers a listener told about every batch [`DirectStream::for_each_batch`]
+    /// completes (Spark's `StreamingContext.addStreamingListener`).
+    pub fn add_streaming_listener(&mut self, listener: Arc<dyn StreamingListener>) {
+        self.listeners.push(listener);
     }
 
     /// Computes the next batch now (Spark's `compute(validTime)`), moves the positions to
@@ -153,6 +168,7 @@ impl DirectStream {
             batch_seconds: self.config.batch_interval.as_secs_f64(),
         };
         let until = clamp(&self.current, &latest, &limits);
+        self.last_limits = Some(limits);
         let mut ranges = Vec::with_capacity(until.len());
         for (tp, u) in until {
             let from = self.current.get(&tp).copied().unwrap_or(u);
@@ -231,6 +247,8 @@ impl DirectStream {
                 }
             };
             let records = batch.count();
+            // Only copied when someone listens.
+            let ranges = (!self.listeners.is_empty()).then(|| batch.offset_ranges().to_vec());
             let begun = Instant::now();
             let run = job(batch);
             let mut run = std::pin::pin!(run);
@@ -251,11 +269,26 @@ impl DirectStream {
                     source,
                 });
             }
-            self.batch_completed(BatchTiming {
+            let timing = BatchTiming {
                 records,
                 processing_delay: ended.duration_since(begun),
                 scheduling_delay: begun.saturating_duration_since(scheduled),
-            });
+            };
+            self.batch_completed(timing);
+            if let (Some(ranges), Some(limits)) = (ranges, self.last_limits) {
+                let info = BatchInfo {
+                    batch_time_ms: time_ms,
+                    offset_ranges: ranges,
+                    records,
+                    scheduling_delay: timing.scheduling_delay,
+                    processing_delay: timing.processing_delay,
+                    processing_end_ms: now_ms(),
+                    limits,
+                };
+                for l in &self.listeners {
+                    l.on_batch_completed(&info);
+                }
+            }
         }
         self.flush_commits().await;
         Ok(())
@@ -372,7 +405,7 @@ impl DirectStream {
 }
 
 /// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

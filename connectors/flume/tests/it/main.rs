@@ -11,6 +11,7 @@ mod config_errors;
 mod harness;
 mod interop;
 mod kafka;
+mod prometheus;
 mod routing;
 mod seed;
 mod sinks;

@@ -12,4 +12,5 @@ mod pipeline;
 mod redis_sink;
 mod stream;
 mod transactions;
+mod ui;
 mod window;
