@@ -137,8 +137,6 @@ struct WordcountArgs {
     /// Event time: `--window`, `--slide`, `--watermark`, `--event-time`, `--late`.
     #[command(flatten)]
     window: cli_window::WindowArgs,
-}
-
     /// The streaming UI (Spark's Streaming tab; `/metrics` for Prometheus) on `HOST:PORT`
     /// (port 0: any free one; a taken port is retried upwards, as Spark does), or `off`.
     /// [default: 127.0.0.1:4040]
