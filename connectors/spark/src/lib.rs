@@ -12,6 +12,11 @@
 //! - `batch`: [`Batch`] (a `KafkaRDD`): ranges, and reading them in parallel.
 //! - `read`: reading one range exactly, `[from, until)`.
 //! - `commit`: [`CommitQueue`] (`CanCommitOffsets`): commits sent with the next batch.
+//! - `agg`: [`Aggregate`], [`Partial`], [`Cell`], [`Updates`]: a batch's results, mergeable.
+//! - `window`: [`Windows`], [`Watermark`], [`EventTime`]: event-time windows and the
+//!   watermark, with Spark Structured Streaming's semantics.
+//! - `sink`: [`ResultSink`], [`Checkpoint`], [`Applied`]: results, offsets and watermark
+//!   applied atomically and idempotently.
 //! - `wordcount`: the built-in job, `DirectKafkaWordCount`'s word splitting and counting.
 //! - `redis_sink`: [`RedisSink`]: counts and offsets applied atomically (exactly-once).
 //! - `kafka_sink`: [`KafkaSink`]: results and offsets in one Kafka transaction (exactly-once).
@@ -21,6 +26,7 @@
 //!   filter, window, aggregate, sink.
 //! - `error`: [`Error`].
 
+mod agg;
 mod batch;
 mod commit;
 mod config;
@@ -33,10 +39,13 @@ mod range;
 mod rate;
 mod read;
 mod redis_sink;
+mod sink;
 mod strategy;
 mod stream;
+mod window;
 pub mod wordcount;
 
+pub use agg::{Aggregate, Cell, LateRecord, Partial, Updates};
 pub use batch::{Batch, PartitionRecords};
 pub use commit::{CommitCallback, CommitQueue};
 pub use config::{AutoOffsetReset, PidConfig, StreamConfig};
@@ -49,8 +58,10 @@ pub use kafka_params::{client_config, is_client_key, DEFAULT_CLIENT_ID};
 pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};
-pub use redis_sink::{Applied, RedisSink, DEFAULT_PREFIX};
+pub use redis_sink::{RedisSink, DEFAULT_PREFIX};
+pub use sink::{Applied, Checkpoint, ResultSink};
 pub use sluice_client::{Client, ClientConfig, FetchedRecord, IsolationLevel};
 pub use sluice_flume_rpc::Event;
 pub use strategy::ConsumerStrategy;
 pub use stream::{BatchTiming, DirectStream};
+pub use window::{parse_duration, EventTime, Watermark, WatermarkState, Windows};
