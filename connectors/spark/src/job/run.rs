@@ -22,9 +22,10 @@ use crate::batch::Batch;
 use crate::error::{BoxError, Error, Result};
 use crate::job::output::{kafka_records, LateWriter, StdoutSink};
 use crate::job::record::{BatchContext, LateOutput, PartitionOutput, Pipeline, Skipped};
-use crate::job::spec::{JobSpec, Late, SinkSpec};
+use crate::job::spec::{JobSpec, Late, SinkSpec, WindowSpec};
 use crate::job::table::{Reloader, Table};
 use crate::kafka_sink::KafkaSink;
+use crate::redis_sink::RedisSink;
 use crate::sink::{Applied, Checkpoint, ResultSink};
 use crate::stream::DirectStream;
 use crate::window::{Watermark, Windows};
@@ -47,10 +48,20 @@ struct State {
     windows: Option<Windows>,
 }
 
-/// Opens a [`ResultSink`] named by the job's `[sink]`.
-pub async fn open_result_sink(spec: &SinkSpec) -> Result<Option<Box<dyn ResultSink>>> {
+/// Opens the [`ResultSink`] the job's `[sink]` names (`None` for the Kafka and stdout
+/// sinks); a windowed job's sink learns the windows, to mark windows final.
+pub async fn open_result_sink(
+    spec: &SinkSpec,
+    window: Option<&WindowSpec>,
+) -> Result<Option<Box<dyn ResultSink>>> {
     match spec {
-        SinkSpec::Redis { .. } => Err(Error::Config("TEMP".to_owned())),
+        SinkSpec::Redis { url, prefix } => {
+            let mut sink = RedisSink::connect(url, prefix).await?;
+            if let Some(w) = window {
+                sink = sink.with_windows(w.windows, w.watermark);
+            }
+            Ok(Some(Box::new(sink)))
+        }
         SinkSpec::Postgres { .. } => Err(Error::Config(
             "[sink] type postgres: this build has no PostgreSQL sink yet".to_owned(),
         )),
@@ -69,7 +80,7 @@ pub async fn run(spec: JobSpec, shutdown: impl Future<Output = ()>) -> Result<()
 
     let mut strategy = spec.strategy.clone();
     let mut checkpoint = Checkpoint::default();
-    let sink = match open_result_sink(&spec.sink).await? {
+    let sink = match open_result_sink(&spec.sink, spec.window.as_ref()).await? {
         Some(mut s) => {
             checkpoint = s.restore().await?;
             tracing::info!(

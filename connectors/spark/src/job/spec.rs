@@ -381,34 +381,15 @@ pub fn parse_str(text: &str, path: &Path) -> Result<JobSpec> {
 
 /// An error naming the file, the section and the key.
 fn bad(path: &Path, key: &str, what: impl std::fmt::Display) -> Error {
+    let what = what.to_string();
+    // A nested setting error already says "invalid setting"; say it once.
+    let what = what.strip_prefix("invalid setting: ").unwrap_or(&what);
     Error::Config(format!("{}: {key}: {what}", path.display()))
 }
 
-/// Parses a duration: `500ms`, `2s`, `1m`, `1h`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 500ms, 2s or 1m"))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("unknown duration unit {other:?} in {s:?}")),
-    };
-    if secs.is_nan() || secs < 0.0 || !secs.is_finite() {
-        return Err(format!("duration {s:?} must be a finite number"));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 fn duration(path: &Path, key: &str, s: &str, allow_zero: bool) -> Result<Duration> {
-    let d = parse_duration(s).map_err(|e| bad(path, key, e))?;
+    // Spark's interval strings (`500ms`, `10s`, `1m`), as the window module reads them.
+    let d = crate::window::parse_duration(s).map_err(|e| bad(path, key, e))?;
     if d.is_zero() && !allow_zero {
         return Err(bad(path, key, format!("{s:?} must be above zero")));
     }
