@@ -116,6 +116,34 @@ pub enum Error {
         /// The batch range's `untilOffset`.
         until: i64,
     },
+    /// A PostgreSQL connection or statement failed (after the sink's retries, when the
+    /// failure was a lost connection or a database restart).
+    #[error("postgres {what}: {source}")]
+    Postgres {
+        /// What was being done, with the database (never its password).
+        what: String,
+        /// The driver's or the pool's error, with the server's message.
+        #[source]
+        source: BoxError,
+    },
+    /// A sink's stored offset for a partition does not line up with a batch: the batch
+    /// overlaps what was applied, or would leave a gap. Nothing of the batch was written.
+    #[error(
+        "{table}: partition {tp} has stored offset {stored}, but the batch's range is \
+         [{from}, {until}): refusing an overlapping or gapped batch, nothing written"
+    )]
+    StoredOffsetMismatch {
+        /// Where the offsets are stored (a table).
+        table: String,
+        /// The partition.
+        tp: TopicPartition,
+        /// The offset stored for it.
+        stored: i64,
+        /// The batch range's `fromOffset`.
+        from: i64,
+        /// The batch range's `untilOffset`.
+        until: i64,
+    },
     /// A Flume receiver failed.
     #[error("flume {what}: {message}")]
     Flume {

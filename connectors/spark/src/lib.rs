@@ -19,6 +19,8 @@
 //!   applied atomically and idempotently.
 //! - `wordcount`: the built-in job, `DirectKafkaWordCount`'s word splitting and counting.
 //! - `redis_sink`: [`RedisSink`]: counts and offsets applied atomically (exactly-once).
+//! - `pg_sink`: [`PgSink`]: results, offsets and watermark in one PostgreSQL transaction
+//!   per batch (exactly-once), retried across lost connections and database restarts.
 //! - `kafka_sink`: [`KafkaSink`]: results and offsets in one Kafka transaction (exactly-once).
 //! - `flume`: Flume receivers: [`FlumePushStream`] (an avro source for Flume's avro sink)
 //!   and [`FlumePullStream`] (polls Spark's SparkSink, acks after the job).
@@ -35,6 +37,7 @@ mod flume;
 pub mod job;
 mod kafka_params;
 mod kafka_sink;
+mod pg_sink;
 mod range;
 mod rate;
 mod read;
@@ -56,6 +59,7 @@ pub use flume::{
 };
 pub use kafka_params::{client_config, is_client_key, DEFAULT_CLIENT_ID};
 pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
+pub use pg_sink::{PgSink, RetryPolicy, DEFAULT_PG_PREFIX, DEFAULT_POOL_SIZE, NO_WINDOW};
 pub use range::{OffsetRange, TopicPartition};
 pub use rate::{clamp, max_messages_per_partition, PidRateEstimator, RateLimits};
 pub use redis_sink::{RedisSink, DEFAULT_PREFIX};

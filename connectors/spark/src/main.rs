@@ -1,20 +1,23 @@
 //! The `sluice-spark` binary: `sluice-spark wordcount ...` runs the built-in word count
 //! (Spark's `DirectKafkaWordCount`) over a direct stream, printing each batch's offset
 //! ranges (`topic partition fromOffset untilOffset`, as the seed job prints them) and its
-//! top words, and with `--redis` keeping exactly-once counts in Redis, or with
-//! `--output kafka:TOPIC` writing each batch's counts and offsets to Kafka in one
-//! transaction (exactly-once). Ctrl-C or SIGTERM finishes the batch in flight, sends the
-//! queued commits and exits 0.
+//! top words, and with `--redis` keeping exactly-once counts in Redis, with `--postgres` in
+//! PostgreSQL, or with `--output kafka:TOPIC` writing each batch's counts and offsets to
+//! Kafka in one transaction (exactly-once). Ctrl-C or SIGTERM finishes the batch in flight,
+//! sends the queued commits and exits 0.
 
 use std::io::Write;
 use std::time::Duration;
+
+mod cli_window;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_spark::wordcount::{self, Counts};
 use sluice_spark::{
-    Applied, AutoOffsetReset, Client, ConsumerStrategy, DirectStream, FlumeBatch, FlumePullStream,
-    FlumePushStream, KafkaSink, PullOptions, PushOptions, RedisSink, StreamConfig,
+    Applied, AutoOffsetReset, Checkpoint, Client, ConsumerStrategy, DirectStream, FlumeBatch,
+    FlumePullStream, FlumePushStream, KafkaSink, PgSink, PullOptions, PushOptions, RedisSink,
+    ResultSink, StreamConfig, Updates, WatermarkState,
 };
 
 #[derive(Debug, Parser)]
@@ -101,6 +104,17 @@ struct WordcountArgs {
     /// same id fences the old one and aborts its unfinished batch.
     #[arg(long)]
     transactional_id: Option<String>,
+    /// Keep exactly-once counts, offsets and watermark in PostgreSQL
+    /// (`postgresql://USER@HOST:PORT/DB`), one transaction per batch; the stream starts from
+    /// the offsets stored there. Tables are created if missing.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["redis", "output", "flume_push", "flume_pull"])]
+    postgres: Option<String>,
+    /// Table prefix in PostgreSQL: `<prefix>_results`, `_distinct`, `_offsets`, `_watermark`.
+    #[arg(long, default_value = sluice_spark::DEFAULT_PG_PREFIX)]
+    postgres_prefix: String,
+    /// Connections in the PostgreSQL pool.
+    #[arg(long, default_value_t = sluice_spark::DEFAULT_POOL_SIZE)]
+    postgres_pool_size: usize,
     /// Key prefix in Redis: `<prefix>:counts` and `<prefix>:offsets`.
     #[arg(long, default_value = sluice_spark::DEFAULT_PREFIX)]
     redis_prefix: String,
@@ -132,6 +146,9 @@ struct WordcountArgs {
     /// and `client.id` configure the Kafka connection.
     #[arg(long = "conf", value_name = "KEY=VALUE")]
     conf: Vec<String>,
+    /// Event time: `--window`, `--slide`, `--watermark`, `--event-time`, `--late`.
+    #[command(flatten)]
+    window: cli_window::WindowArgs,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -271,6 +288,19 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
         (None, false) => ConsumerStrategy::subscribe(args.topics.clone()),
         (None, true) => bail!("give --topics or --topic-pattern"),
     };
+    if let Some(job) = cli_window::WindowJob::from_args(&args.window)? {
+        let common = cli_window::Common {
+            bootstrap,
+            client_params,
+            strategy,
+            config,
+            redis: args.redis.clone(),
+            redis_prefix: args.redis_prefix.clone(),
+            commit: args.group.is_some(),
+            top: args.top,
+        };
+        return cli_window::run(job, common, shutdown.wait()).await;
+    }
     let sink = match &args.redis {
         None => None,
         Some(url) => {
@@ -282,6 +312,16 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
             );
             strategy = strategy.with_offsets(stored);
             Some(sink)
+        }
+    };
+
+    let pg = match &args.postgres {
+        None => None,
+        Some(url) => {
+            let (sink, checkpoint) =
+                pg_start(url, &args.postgres_prefix, args.postgres_pool_size).await?;
+            strategy = strategy.with_offsets(checkpoint.offsets);
+            Some((sink, checkpoint.watermark))
         }
     };
 
@@ -318,6 +358,7 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
         .for_each_batch(shutdown.wait(), move |batch| {
             let sink = sink.clone();
             let kafka_out = kafka_out.clone();
+            let pg = pg.clone();
             let commits = commits.clone();
             async move {
                 let per_partition = batch.map_partitions(wordcount::count_records).await?;
@@ -334,6 +375,9 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
                         );
                     }
                 }
+                if let Some((pg, watermark)) = &pg {
+                    pg_apply(pg, batch.time_ms(), ranges, &counts, *watermark).await?;
+                }
                 if let Some(out) = &kafka_out {
                     let records = KafkaSink::word_count_records(batch.time_ms(), ranges, &counts);
                     out.lock().await.apply(ranges, records).await?;
@@ -348,6 +392,52 @@ async fn wordcount_main(args: WordcountArgs) -> anyhow::Result<()> {
         .await
         .context("word count stream")?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The PostgreSQL sink, shared by the batch closures (one batch runs at a time).
+type SharedPg = std::sync::Arc<tokio::sync::Mutex<PgSink>>;
+
+/// Connects the PostgreSQL sink and reads where to resume.
+async fn pg_start(
+    url: &str,
+    prefix: &str,
+    pool_size: usize,
+) -> anyhow::Result<(SharedPg, Checkpoint)> {
+    let mut sink = PgSink::connect(url, prefix, pool_size)
+        .await
+        .context("start the postgres sink")?;
+    let checkpoint = sink
+        .restore()
+        .await
+        .context("read the postgres checkpoint")?;
+    tracing::info!(
+        partitions = checkpoint.offsets.len(),
+        table = sink.offsets_table(),
+        "starting from the offsets stored in postgres"
+    );
+    Ok((
+        std::sync::Arc::new(tokio::sync::Mutex::new(sink)),
+        checkpoint,
+    ))
+}
+
+/// One batch's word counts and offsets into PostgreSQL, in one transaction. The word count
+/// has no event time, so the restored watermark state is stored unchanged.
+async fn pg_apply(
+    pg: &SharedPg,
+    time_ms: i64,
+    ranges: &[sluice_spark::OffsetRange],
+    counts: &Counts,
+    watermark: WatermarkState,
+) -> sluice_spark::Result<()> {
+    let updates = Updates::from_counts(counts.iter().map(|(w, c)| (w.clone(), *c)));
+    if pg.lock().await.apply(ranges, &updates, watermark).await? == Applied::AlreadyApplied {
+        tracing::warn!(
+            time = time_ms,
+            "batch already in postgres; not applied again"
+        );
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use crate::job::record::{BatchContext, LateOutput, PartitionOutput, Pipeline, Sk
 use crate::job::spec::{JobSpec, Late, SinkSpec, WindowSpec};
 use crate::job::table::{Reloader, Table};
 use crate::kafka_sink::KafkaSink;
+use crate::pg_sink::PgSink;
 use crate::redis_sink::RedisSink;
 use crate::sink::{Applied, Checkpoint, ResultSink};
 use crate::stream::DirectStream;
@@ -62,9 +63,13 @@ pub async fn open_result_sink(
             }
             Ok(Some(Box::new(sink)))
         }
-        SinkSpec::Postgres { .. } => Err(Error::Config(
-            "[sink] type postgres: this build has no PostgreSQL sink yet".to_owned(),
-        )),
+        SinkSpec::Postgres {
+            url,
+            prefix,
+            pool_size,
+        } => Ok(Some(Box::new(
+            PgSink::connect(url, prefix, *pool_size).await?,
+        ))),
         SinkSpec::Kafka { .. } | SinkSpec::Stdout { .. } => Ok(None),
     }
 }
@@ -102,8 +107,8 @@ pub async fn run(spec: JobSpec, shutdown: impl Future<Output = ()>) -> Result<()
                     KafkaSink::create(&client, topic, transactional_id, group).await?,
                 ))
             }
-            SinkSpec::Stdout { top } => Sink::Stdout(StdoutSink::new(
-                *top,
+            SinkSpec::Stdout { num_rows } => Sink::Stdout(StdoutSink::new(
+                *num_rows,
                 spec.window.as_ref().map(|w| w.windows),
             )),
             SinkSpec::Redis { .. } | SinkSpec::Postgres { .. } => {

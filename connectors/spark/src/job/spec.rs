@@ -33,10 +33,10 @@ pub const DEFAULT_FILE_POLL: Duration = Duration::from_secs(1);
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 /// The default key prefix of the Redis sink.
 pub const DEFAULT_REDIS_PREFIX: &str = "job";
-/// The default table of the PostgreSQL sink.
-pub const DEFAULT_PG_TABLE: &str = "spark_results";
+/// The default table prefix of the PostgreSQL sink (`job_results`, `job_offsets`, ...).
+pub const DEFAULT_PG_PREFIX: &str = "job";
 /// How many updated cells the stdout sink prints per batch, by default.
-pub const DEFAULT_STDOUT_TOP: usize = 20;
+pub const DEFAULT_NUM_ROWS: usize = 20;
 
 /// The whole file, as written.
 #[derive(Debug, Deserialize)]
@@ -215,16 +215,16 @@ pub struct SinkSection {
     pub kind: String,
     /// `redis`/`postgres`: the URL or connection string.
     pub url: Option<String>,
-    /// `redis`: the key prefix.
+    /// `redis`: the key prefix; `postgres`: the table prefix.
     pub prefix: Option<String>,
-    /// `postgres`: the results table.
-    pub table: Option<String>,
+    /// `postgres`: connections in the pool.
+    pub pool_size: Option<usize>,
     /// `kafka`: the output topic.
     pub topic: Option<String>,
     /// `kafka`: the `transactional.id`.
     pub transactional_id: Option<String>,
-    /// `stdout`: how many updated cells to print per batch.
-    pub top: Option<usize>,
+    /// `stdout`: how many changed cells to print per batch (Spark's console `numRows`).
+    pub num_rows: Option<usize>,
 }
 
 /// A validated job, ready to run.
@@ -343,12 +343,14 @@ pub enum SinkSpec {
         /// The key prefix.
         prefix: String,
     },
-    /// PostgreSQL: connection string and results table.
+    /// PostgreSQL: connection string, table prefix and pool size.
     Postgres {
         /// The connection string.
         url: String,
-        /// The table.
-        table: String,
+        /// The tables' prefix: `<prefix>_results`, `_distinct`, `_offsets`, `_watermark`.
+        prefix: String,
+        /// Connections in the pool.
+        pool_size: usize,
     },
     /// A Kafka topic, transactionally with the offsets.
     Kafka {
@@ -360,7 +362,7 @@ pub enum SinkSpec {
     /// Printed per batch.
     Stdout {
         /// Cells printed per batch.
-        top: usize,
+        num_rows: usize,
     },
 }
 
@@ -832,10 +834,10 @@ fn validate_sink(s: SinkSection, path: &Path) -> Result<SinkSpec> {
     };
     match s.kind.as_str() {
         "redis" => {
-            unused("table", s.table.is_some())?;
+            unused("pool_size", s.pool_size.is_some())?;
             unused("topic", s.topic.is_some())?;
             unused("transactional_id", s.transactional_id.is_some())?;
-            unused("top", s.top.is_some())?;
+            unused("num_rows", s.num_rows.is_some())?;
             Ok(SinkSpec::Redis {
                 url: need("url", &s.url)?,
                 prefix: s
@@ -845,23 +847,27 @@ fn validate_sink(s: SinkSection, path: &Path) -> Result<SinkSpec> {
             })
         }
         "postgres" => {
-            unused("prefix", s.prefix.is_some())?;
             unused("topic", s.topic.is_some())?;
             unused("transactional_id", s.transactional_id.is_some())?;
-            unused("top", s.top.is_some())?;
+            unused("num_rows", s.num_rows.is_some())?;
+            let pool_size = s.pool_size.unwrap_or(crate::pg_sink::DEFAULT_POOL_SIZE);
+            if pool_size == 0 {
+                return Err(bad(path, "[sink] pool_size", "must be at least 1"));
+            }
             Ok(SinkSpec::Postgres {
                 url: need("url", &s.url)?,
-                table: s
-                    .table
+                prefix: s
+                    .prefix
                     .clone()
-                    .unwrap_or_else(|| DEFAULT_PG_TABLE.to_owned()),
+                    .unwrap_or_else(|| DEFAULT_PG_PREFIX.to_owned()),
+                pool_size,
             })
         }
         "kafka" => {
             unused("url", s.url.is_some())?;
             unused("prefix", s.prefix.is_some())?;
-            unused("table", s.table.is_some())?;
-            unused("top", s.top.is_some())?;
+            unused("pool_size", s.pool_size.is_some())?;
+            unused("num_rows", s.num_rows.is_some())?;
             Ok(SinkSpec::Kafka {
                 topic: need("topic", &s.topic)?,
                 transactional_id: need("transactional_id", &s.transactional_id)?,
@@ -870,11 +876,11 @@ fn validate_sink(s: SinkSection, path: &Path) -> Result<SinkSpec> {
         "stdout" => {
             unused("url", s.url.is_some())?;
             unused("prefix", s.prefix.is_some())?;
-            unused("table", s.table.is_some())?;
+            unused("pool_size", s.pool_size.is_some())?;
             unused("topic", s.topic.is_some())?;
             unused("transactional_id", s.transactional_id.is_some())?;
             Ok(SinkSpec::Stdout {
-                top: s.top.unwrap_or(DEFAULT_STDOUT_TOP),
+                num_rows: s.num_rows.unwrap_or(DEFAULT_NUM_ROWS),
             })
         }
         other => Err(bad(

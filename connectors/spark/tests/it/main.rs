@@ -1,5 +1,5 @@
 //! Integration tests of `sluice-spark` against the real `sluice` broker binary and a real
-//! `redis-server` (see `harness`), one module per area.
+//! `redis-server` and PostgreSQL server (see `harness`), one module per area.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub, dead_code)]
 
@@ -8,7 +8,9 @@ mod flume;
 mod harness;
 mod job;
 mod kafka;
+mod pg_sink;
 mod pipeline;
 mod redis_sink;
 mod stream;
 mod transactions;
+mod window;

@@ -81,3 +81,141 @@ async fn replay_is_ignored_and_overlap_or_gap_refused() {
     let other = RedisSink::connect(&redis.url(0), "other").await.unwrap();
     assert!(other.stored_offsets().await.unwrap().is_empty());
 }
+
+/// As a `ResultSink`: sums add, min and max compare, distinct counts keep a set per cell,
+/// across batches; the watermark state rides with the offsets; a replay changes nothing.
+#[tokio::test]
+async fn result_sink_merges_every_aggregate_with_the_watermark() {
+    use std::collections::BTreeSet;
+
+    use sluice_spark::{Aggregate, Cell, Partial, ResultSink, Updates, WatermarkState, Windows};
+
+    let redis = Redis::start();
+    let url = redis.url(4);
+    let windows = Windows::tumbling(std::time::Duration::from_secs(10)).unwrap();
+    let mut sink = RedisSink::connect(&url, "agg")
+        .await
+        .unwrap()
+        .with_windows(windows, std::time::Duration::from_secs(5));
+    let cp = sink.restore().await.unwrap();
+    assert!(cp.offsets.is_empty());
+    assert_eq!(cp.watermark, WatermarkState::default());
+
+    let set =
+        |v: &[&str]| Partial::Distinct(v.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>());
+    let batches: [(Partial, Partial, Partial, Partial); 2] = [
+        (
+            Partial::Sum(1.5),
+            Partial::Min(3.0),
+            Partial::Max(3.0),
+            set(&["x", "y"]),
+        ),
+        (
+            Partial::Sum(2.0),
+            Partial::Min(-1.0),
+            Partial::Max(2.0),
+            set(&["y", "z"]),
+        ),
+    ];
+    let mut from = 0;
+    for (i, (sum, min, max, distinct)) in batches.into_iter().enumerate() {
+        let ranges = [OffsetRange::new("t", 0, from, from + 5)];
+        from += 5;
+        let wm = WatermarkState {
+            max_event_ms: Some(16_000 + 10_000 * i64::try_from(i).unwrap()),
+            late_total: u64::try_from(i).unwrap(),
+        };
+        for (agg, partial) in [
+            (Aggregate::Sum, sum),
+            (Aggregate::Min, min),
+            (Aggregate::Max, max),
+            (Aggregate::DistinctCount, distinct),
+        ] {
+            let mut u = Updates::default();
+            u.add(Cell::windowed(0, agg.name()), partial.clone());
+            // Another prefix per aggregate keeps each batch's offsets apart.
+            let mut s = RedisSink::connect(&url, &format!("agg-{agg}"))
+                .await
+                .unwrap()
+                .with_windows(windows, std::time::Duration::from_secs(5));
+            assert_eq!(
+                ResultSink::apply(&mut s, &ranges, &u, wm).await.unwrap(),
+                Applied::Applied
+            );
+            assert_eq!(
+                ResultSink::apply(&mut s, &ranges, &u, wm).await.unwrap(),
+                Applied::AlreadyApplied,
+                "a replay"
+            );
+            let mut unwindowed = Updates::default();
+            unwindowed.add(Cell::unwindowed("k"), partial);
+            assert_eq!(
+                ResultSink::apply(&mut sink, &ranges_of(i, agg), &unwindowed, wm)
+                    .await
+                    .unwrap(),
+                Applied::Applied
+            );
+        }
+    }
+    let value = |prefix: &str, key: &str| {
+        let url = url.clone();
+        let (prefix, key) = (prefix.to_owned(), key.to_owned());
+        async move {
+            let s = RedisSink::connect(&url, &prefix).await.unwrap();
+            s.window_values(0)
+                .await
+                .unwrap()
+                .get(&key)
+                .cloned()
+                .unwrap()
+        }
+    };
+    assert_eq!(value("agg-sum", "sum").await, "3.5");
+    assert_eq!(value("agg-min", "min").await, "-1");
+    assert_eq!(value("agg-max", "max").await, "3");
+    assert_eq!(value("agg-distinct_count", "distinct_count").await, "3");
+    let s = RedisSink::connect(&url, "agg-max").await.unwrap();
+    let wm = s.watermark_state().await.unwrap();
+    assert_eq!(wm.max_event_ms, Some(26_000));
+    assert_eq!(wm.late_total, 1);
+    let s = s.with_windows(windows, std::time::Duration::from_secs(5));
+    // Watermark 21 s after the second batch: window [0, 10) is final.
+    assert_eq!(s.final_windows().await.unwrap(), vec![0]);
+
+    // Unwindowed results go to `<prefix>:<aggregate>` (`<prefix>:counts` for counts).
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let get = |key: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("HGET")
+                .arg(key)
+                .arg("k")
+                .query_async::<String>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(get("agg:sum").await, "3.5");
+    assert_eq!(get("agg:min").await, "-1");
+    assert_eq!(get("agg:max").await, "3");
+    assert_eq!(get("agg:distinct_count").await, "3");
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("agg:distinct_count:distinct:k")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 3);
+    let cp = sink.restore().await.unwrap();
+    assert_eq!(cp.watermark.late_total, 1);
+    assert_eq!(cp.offsets.len(), 4);
+}
+
+/// One partition per aggregate, so the unwindowed sink's batches line up.
+fn ranges_of(batch: usize, agg: sluice_spark::Aggregate) -> [OffsetRange; 1] {
+    let from = i64::try_from(batch).unwrap() * 5;
+    [OffsetRange::new(agg.name(), 0, from, from + 5)]
+}
