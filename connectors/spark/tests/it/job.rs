@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use sluice_spark::{RedisSink, ResultSink, TopicPartition};
+use sluice_spark::{Cell, PgSink, RedisSink, ResultSink, TopicPartition};
 use tempfile::TempDir;
 
 use crate::binary::{latest, Spark};
-use crate::harness::{eventually, follow, produce_lines, spark_bin, unique, Broker, Lines, Redis};
+use crate::harness::{
+    eventually, follow, produce_lines, spark_bin, unique, Broker, Lines, Postgres, Redis,
+};
 
 /// How long a job may take to reach a result.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -396,6 +398,96 @@ prefix = "byteam"
         .map(|(k, c)| ((*k).to_owned(), *c))
         .collect();
     assert_eq!(counts, want);
+}
+
+#[tokio::test]
+async fn sql_table_and_postgres_sink() {
+    let broker = Broker::start();
+    let pg = Postgres::start();
+    let client = broker.client().await;
+    let topic = unique("pglogs");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    let (db, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    db.batch_execute(
+        "CREATE TABLE hosts (host text PRIMARY KEY, team text);
+         INSERT INTO hosts VALUES ('web1', 'blue'), ('web2', 'red'), ('web3', NULL);",
+    )
+    .await
+    .unwrap();
+    let dir = tmp();
+    let file = write(
+        dir.path(),
+        "pg.toml",
+        &format!(
+            r#"[source]
+bootstrap = "{}"
+topics = ["{topic}"]
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "json"
+
+[[table]]
+name = "h"
+postgres = "{}"
+query = "SELECT host, team FROM hosts"
+key = "host"
+on = "host"
+join = "left"
+
+[aggregate]
+key = "{{h.team}}"
+missing = "unassigned"
+function = "distinct_count"
+field = "user"
+
+[sink]
+type = "postgres"
+url = "{}"
+prefix = "byteam"
+"#,
+            broker.addr(),
+            pg.url(),
+            pg.url()
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    let lines: Vec<String> = [
+        ("web1", "ann"),
+        ("web1", "bob"),
+        ("web1", "ann"),
+        ("web2", "cy"),
+        ("web3", "dee"),
+        ("web9", "eve"),
+    ]
+    .iter()
+    .map(|(h, u)| format!(r#"{{"host":"{h}","user":"{u}"}}"#))
+    .collect();
+    produce_lines(&client, &topic, 0, &lines).await;
+    let sink = PgSink::connect(&pg.url(), "byteam", 1).await.unwrap();
+    let results = eventually(DEADLINE, "the postgres sink to hold the batch", || {
+        job.assert_running();
+        let sink = &sink;
+        let topic = topic.clone();
+        async move {
+            let stored = sink.stored_offsets().await.unwrap();
+            if stored.get(&TopicPartition::new(&topic, 0)) != Some(&6) {
+                return None;
+            }
+            Some(sink.results().await.unwrap())
+        }
+    })
+    .await;
+    let want = [("blue", 2.0), ("red", 1.0), ("unassigned", 2.0)]
+        .iter()
+        .map(|(k, v)| (Cell::unwindowed(*k), *v))
+        .collect();
+    assert_eq!(results, want);
+    conn.abort();
 }
 
 #[tokio::test]
