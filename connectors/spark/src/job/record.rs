@@ -1,7 +1,8 @@
 //! What a job does to each record of a partition, in order: decode the value, [`Parser`]
 //! it into fields, join every table (inner: no match drops the record; left: the table's
 //! fields are missing), apply the filters, render the key, take the event time and check it
-//! against the watermark, and fold the record into its cells' partials. [`Pipeline::run`]
+//! against the watermark (per window, as Spark does), and fold the record into its cells'
+//! partials. [`Pipeline::run`]
 //! does one partition's records into a [`PartitionOutput`]; the batch merges those.
 //!
 //! Not here: loading tables (`table`), the watermark's bookkeeping across batches and the
@@ -230,36 +231,109 @@ impl Pipeline {
             return;
         };
         out.max_event_ms = Some(out.max_event_ms.map_or(event_ms, |m| m.max(event_ms)));
-        if let Some(wm) = ctx.watermark.as_ref().filter(|w| w.is_late(event_ms)) {
-            // One late entry per Kafka record, however many tokens it split into.
-            if !*late_noted {
-                *late_noted = true;
-                let record = LateRecord {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset: r.offset,
-                    event_time_ms: event_ms,
-                    watermark_ms: wm.current().unwrap_or(i64::MIN),
-                };
-                if self.keep_late {
-                    out.late.push(LateOutput {
-                        record: record.clone(),
-                        key: r.key.clone(),
-                        value: r.value.clone(),
-                    });
-                }
-                out.updates.late.push(record);
+        // Spark's watermark predicate on a window column, `window.end <= watermark`, drops
+        // each (record, window) pair on its own: a record below the watermark still counts
+        // in a window that is not final. A record dropped from every window is late.
+        let wm = ctx.watermark.as_ref();
+        let mut counted = false;
+        for start in windows.starts(event_ms) {
+            if wm.is_some_and(|w| w.is_window_late(windows.end(start))) {
+                continue;
             }
+            counted = true;
+            out.updates
+                .add(Cell::windowed(start, key.clone()), partial.clone());
+        }
+        if counted {
             return;
         }
-        let mut starts = windows.starts(event_ms).peekable();
-        while let Some(start) = starts.next() {
-            let cell = Cell::windowed(start, key.clone());
-            if starts.peek().is_none() {
-                out.updates.add(cell, partial);
-                break;
+        // One late entry per Kafka record, however many tokens it split into.
+        if !*late_noted {
+            *late_noted = true;
+            let record = LateRecord {
+                topic: topic.to_owned(),
+                partition,
+                offset: r.offset,
+                event_time_ms: event_ms,
+                watermark_ms: wm.and_then(Watermark::current).unwrap_or(i64::MIN),
+            };
+            if self.keep_late {
+                out.late.push(LateOutput {
+                    record: record.clone(),
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                });
             }
-            out.updates.add(cell, partial.clone());
+            out.updates.late.push(record);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::agg::Partial;
+    use crate::window::WatermarkState;
+
+    fn rec(offset: i64, value: &str) -> FetchedRecord {
+        FetchedRecord {
+            offset,
+            timestamp: 0,
+            timestamp_type: sluice_client::TimestampType::Creation,
+            key: None,
+            value: Some(Bytes::from(value.to_owned())),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn sliding_windows_drop_pairs_behind_the_watermark() {
+        let windows = Windows::new(Duration::from_secs(120), Duration::from_secs(60)).unwrap();
+        let p = Pipeline {
+            parser: Parser::Json,
+            joins: Vec::new(),
+            filters: Vec::new(),
+            key: Template::parse("k").unwrap(),
+            missing: None,
+            aggregate: Aggregate::Count,
+            value_field: None,
+            window: Some((windows, Some("ts".to_owned()))),
+            keep_late: true,
+        };
+        let restored = WatermarkState {
+            max_event_ms: Some(200_000),
+            late_total: 0,
+        };
+        let ctx = BatchContext {
+            tables: Vec::new(),
+            watermark: Some(Watermark::new(Duration::ZERO, restored)),
+        };
+        let out = p.run(
+            &ctx,
+            "t",
+            0,
+            vec![
+                rec(0, r#"{"k":"a","ts":170000}"#),
+                rec(1, r#"{"k":"a","ts":50000}"#),
+                rec(2, r#"{"k":"a"}"#),
+                rec(3, "not json"),
+            ],
+        );
+        // 170 s: [60 s, 180 s) is behind the watermark (200 s), [120 s, 240 s) is not.
+        let cells: Vec<(&Cell, &Partial)> = out.updates.cells.iter().collect();
+        assert_eq!(
+            cells,
+            vec![(&Cell::windowed(120_000, "a"), &Partial::Count(1))]
+        );
+        // 50 s: both its windows are behind: late, kept for the side output.
+        assert_eq!(out.updates.late.len(), 1);
+        assert_eq!(out.updates.late[0].offset, 1);
+        assert_eq!(out.updates.late[0].watermark_ms, 200_000);
+        assert_eq!(out.late.len(), 1);
+        assert_eq!(out.max_event_ms, Some(170_000));
+        assert_eq!(out.skipped.no_time, 1);
+        assert_eq!(out.skipped.unparsed, 1);
     }
 }
