@@ -577,6 +577,17 @@ async fn bad_job_files_name_the_key() {
     };
     let (ok, out) = check("good.toml", good);
     assert!(ok, "{out}");
+    // The README's examples are valid job files.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in [
+        "wordcount.toml",
+        "teams-by-minute.toml",
+        "access-bytes.toml",
+    ] {
+        let text = std::fs::read_to_string(examples.join(name)).unwrap();
+        let (ok, out) = check(name, &text);
+        assert!(ok, "{name}: {out}");
+    }
     for (name, text, needle) in [
         (
             "unknown.toml",
