@@ -491,6 +491,89 @@ prefix = "byteam"
 }
 
 #[tokio::test]
+async fn kafka_sink_writes_results_and_offsets_in_one_transaction() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    let topic = unique("words");
+    let output = unique("counts");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    client.create_topic(&output, 1, 1, &[]).await.unwrap();
+    let dir = tmp();
+    let group = unique("g");
+    let file = write(
+        dir.path(),
+        "kafka.toml",
+        &format!(
+            r#"[source]
+bootstrap = "{}"
+topics = ["{topic}"]
+group = "{group}"
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "split"
+
+[aggregate]
+key = "word"
+
+[sink]
+type = "kafka"
+topic = "{output}"
+transactional_id = "{}"
+"#,
+            broker.addr(),
+            unique("tx")
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    produce_lines(&client, &topic, 0, &["a b a".to_owned(), "c a".to_owned()]).await;
+    // The group's offset moves with the results' transaction.
+    eventually(DEADLINE, "the group's offset to reach 2", || {
+        job.assert_running();
+        let client = &client;
+        let (topic, group) = (topic.clone(), group.clone());
+        async move {
+            let c = client.fetch_committed(&group, &[(topic, 0)]).await.ok()?;
+            (c.first()?.offset == Some(2)).then_some(())
+        }
+    })
+    .await;
+    let mut totals: HashMap<String, i64> = HashMap::new();
+    let mut offset = 0;
+    loop {
+        let r = client
+            .fetch_isolated(
+                &output,
+                0,
+                offset,
+                1 << 20,
+                Duration::ZERO,
+                sluice_spark::IsolationLevel::ReadCommitted,
+            )
+            .await
+            .unwrap();
+        if r.next_offset == offset {
+            break;
+        }
+        offset = r.next_offset;
+        for rec in r.records {
+            let v: serde_json::Value = serde_json::from_slice(&rec.value.unwrap()).unwrap();
+            assert_eq!(v["window"], serde_json::Value::Null);
+            assert_eq!(v["aggregate"], "count");
+            let key = String::from_utf8(rec.key.unwrap().to_vec()).unwrap();
+            assert_eq!(v["key"], key.as_str());
+            *totals.entry(key).or_insert(0) += v["value"].as_i64().unwrap();
+        }
+    }
+    let want: HashMap<String, i64> = [("a", 3), ("b", 1), ("c", 1)]
+        .iter()
+        .map(|(k, c)| ((*k).to_owned(), *c))
+        .collect();
+    assert_eq!(totals, want);
+}
+
+#[tokio::test]
 async fn regex_filter_and_sum_print_to_stdout() {
     let broker = Broker::start();
     let client = broker.client().await;
