@@ -28,6 +28,8 @@
 //! - `kafka_sink`: [`KafkaSink`]: results and offsets in one Kafka transaction (exactly-once).
 //! - `flume`: Flume receivers: [`FlumePushStream`] (an avro source for Flume's avro sink)
 //!   and [`FlumePullStream`] (polls Spark's SparkSink, acks after the job).
+//! - `job`: declarative jobs from a TOML file ([`job::run`]): parse, join static tables,
+//!   filter, window, aggregate, sink.
 //! - `error`: [`Error`].
 
 mod agg;
@@ -36,6 +38,7 @@ mod commit;
 mod config;
 mod error;
 mod flume;
+pub mod job;
 mod kafka_params;
 mod kafka_sink;
 mod listener;

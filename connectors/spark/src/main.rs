@@ -31,10 +31,23 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Counts words per batch (Spark's DirectKafkaWordCount).
     Wordcount(WordcountArgs),
+    /// Runs a declarative job file: parse, join, filter, window, aggregate, sink.
+    Job(JobArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct JobArgs {
+    /// The job file (TOML; see the README's "Job files").
+    file: std::path::PathBuf,
+    /// Only check the file and exit.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -183,7 +196,20 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Wordcount(args) => wordcount_main(args).await,
+        Command::Job(args) => job_main(args).await,
     }
+}
+
+async fn job_main(args: JobArgs) -> anyhow::Result<()> {
+    let shutdown = Shutdown::listen()?;
+    let spec = sluice_spark::job::load(&args.file)?;
+    if args.check {
+        println!("{}: ok", args.file.display());
+        return Ok(());
+    }
+    sluice_spark::job::run(spec, shutdown.wait())
+        .await
+        .with_context(|| format!("job {}", args.file.display()))
 }
 
 /// Listens for Ctrl-C (SIGINT) and SIGTERM from the moment it is built, so a signal

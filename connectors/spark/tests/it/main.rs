@@ -6,6 +6,7 @@
 mod binary;
 mod flume;
 mod harness;
+mod job;
 mod kafka;
 mod pg_sink;
 mod pipeline;

@@ -1,0 +1,706 @@
+//! `sluice-spark job FILE.toml` against the real broker and `redis-server`: the seed's word
+//! count as a job file counts exactly as the `wordcount` subcommand; a windowed job joined
+//! with a CSV table gives exact per-window counts from out-of-order records, drops a late
+//! one, and follows a change to the CSV without a restart; a Redis-hash table; a regex
+//! parser with a filter and a sum printed to stdout; bad job files name the key.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sluice_spark::{Cell, PgSink, RedisSink, ResultSink, TopicPartition};
+use tempfile::TempDir;
+
+use crate::binary::{latest, Spark};
+use crate::harness::{
+    eventually, follow, produce_lines, spark_bin, unique, Broker, Lines, Postgres, Redis,
+};
+
+/// How long a job may take to reach a result.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running `sluice-spark job FILE`.
+struct Job {
+    child: Option<Child>,
+    stdout: Lines,
+    stderr_path: PathBuf,
+}
+
+impl Job {
+    fn start(file: &Path, dir: &Path) -> Job {
+        let stderr_path = dir.join(format!("{}.stderr", unique("job")));
+        let mut child = Command::new(spark_bin())
+            .arg("job")
+            .arg(file)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(File::create(&stderr_path).unwrap()))
+            .spawn()
+            .unwrap();
+        let stdout = follow(child.stdout.take().unwrap());
+        Job {
+            child: Some(child),
+            stdout,
+            stderr_path,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(s) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+            panic!("the job exited ({s}):\n{}", self.stderr());
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("----- job stderr -----\n{}", self.stderr());
+        }
+    }
+}
+
+fn tmp() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("sluice-spark-job-")
+        .tempdir()
+        .unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Waits until `sink` stores offsets up to `until` for every partition of `topic`.
+async fn wait_offsets(url: &str, prefix: &str, topic: &str, until: &[i64], job: &mut Job) {
+    let sink = RedisSink::connect(url, prefix).await.unwrap();
+    eventually(
+        DEADLINE,
+        &format!("{prefix} to reach offsets {until:?}"),
+        || {
+            job.assert_running();
+            let sink = sink.clone();
+            async move {
+                let stored = sink.stored_offsets().await.unwrap();
+                until
+                    .iter()
+                    .enumerate()
+                    .all(|(p, u)| {
+                        stored.get(&TopicPartition::new(topic, i32::try_from(p).unwrap()))
+                            == Some(u)
+                    })
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn word_count_job_counts_as_the_wordcount_subcommand() {
+    let broker = Broker::start();
+    let redis = Redis::start();
+    let client = broker.client().await;
+    let topic = unique("lines");
+    client.create_topic(&topic, 2, 1, &[]).await.unwrap();
+    // Java's split(" ") quirks included: double, leading and trailing spaces, empty lines.
+    let lines: Vec<String> = [
+        "to be or not to be",
+        "  double  spaces",
+        "trailing ",
+        "",
+        " ",
+        "be quick",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    produce_lines(&client, &topic, 0, &lines[..3]).await;
+    produce_lines(&client, &topic, 1, &lines[3..]).await;
+    let until = latest(&client, &topic, 2).await;
+
+    let dir = tmp();
+    let url = redis.url(0);
+    let file = write(
+        dir.path(),
+        "wordcount.toml",
+        &format!(
+            "[source]\nbootstrap = \"{}\"\ntopics = [\"{topic}\"]\nstarting = \"earliest\"\n\
+             batch_interval = \"200ms\"\n\n[parse]\nformat = \"split\"\nseparator = \" \"\n\n\
+             [aggregate]\nkey = \"word\"\nfunction = \"count\"\n\n\
+             [sink]\ntype = \"redis\"\nurl = \"{url}\"\nprefix = \"jobwc\"\n",
+            broker.addr()
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    let _seed = Spark::wordcount(&[
+        "--bootstrap-server",
+        broker.addr(),
+        "--topics",
+        &topic,
+        "--batch-interval",
+        "200ms",
+        "--redis",
+        &url,
+        "--redis-prefix",
+        "seedwc",
+        "--starting",
+        "earliest",
+    ]);
+    wait_offsets(&url, "jobwc", &topic, &until, &mut job).await;
+    let seed_sink = RedisSink::connect(&url, "seedwc").await.unwrap();
+    eventually(DEADLINE, "the wordcount subcommand to finish", || {
+        let s = seed_sink.clone();
+        let topic = topic.clone();
+        let until = until.clone();
+        async move {
+            let stored = s.stored_offsets().await.unwrap();
+            (stored.get(&TopicPartition::new(&topic, 0)) == until.first()
+                && stored.get(&TopicPartition::new(&topic, 1)) == until.get(1))
+            .then_some(())
+        }
+    })
+    .await;
+    let ours = RedisSink::connect(&url, "jobwc")
+        .await
+        .unwrap()
+        .counts()
+        .await
+        .unwrap();
+    let seeds = seed_sink.counts().await.unwrap();
+    let mut want: HashMap<String, i64> = HashMap::new();
+    for l in &lines {
+        for w in sluice_spark::wordcount::java_split(l) {
+            *want.entry(w.to_owned()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seeds, want);
+    assert_eq!(ours, want);
+}
+
+/// The windowed, enriched job: JSON log lines, hosts → teams from a CSV file, counts by
+/// team per 1-minute tumbling window, 30 s of allowed lateness.
+fn windowed_job(addr: &str, topic: &str, url: &str, csv: &Path) -> String {
+    format!(
+        r#"[source]
+bootstrap = "{addr}"
+topics = ["{topic}"]
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "json"
+
+[[table]]
+name = "hosts"
+file = "{}"
+key = "host"
+on = "host"
+reload_interval = "100ms"
+
+[window]
+size = "1m"
+watermark = "30s"
+time_field = "ts"
+
+[aggregate]
+key = "hosts.team"
+function = "count"
+
+[sink]
+type = "redis"
+url = "{url}"
+prefix = "teams"
+"#,
+        csv.display()
+    )
+}
+
+fn log_line(host: &str, ts: i64) -> String {
+    format!(r#"{{"host":"{host}","ts":{ts},"msg":"GET /"}}"#)
+}
+
+#[tokio::test]
+async fn windowed_enriched_job_is_exact_and_follows_the_table() {
+    let broker = Broker::start();
+    let redis = Redis::start();
+    let client = broker.client().await;
+    let topic = unique("logs");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    let dir = tmp();
+    let csv = write(
+        dir.path(),
+        "hosts.csv",
+        "host,team\nweb1,blue\nweb2,red\nweb3,blue\n",
+    );
+    let url = redis.url(0);
+    let file = write(
+        dir.path(),
+        "teams.toml",
+        &windowed_job(broker.addr(), &topic, &url, &csv),
+    );
+    let mut job = Job::start(&file, dir.path());
+    let sink = RedisSink::connect(&url, "teams").await.unwrap();
+
+    // A minute boundary well in the past, so the windows are fixed numbers.
+    let t0: i64 = 1_700_000_040_000;
+    assert_eq!(t0 % 60_000, 0);
+    let s = |secs: i64| t0 + secs * 1000;
+    // Batch A, out of order; web9 is in no table row (inner join: dropped).
+    let a: Vec<String> = [
+        ("web1", s(10)),
+        ("web2", s(70)),
+        ("web1", s(5)),
+        ("web3", s(130)),
+        ("web9", s(20)),
+        ("web2", s(65)),
+    ]
+    .iter()
+    .map(|(h, t)| log_line(h, *t))
+    .collect();
+    produce_lines(&client, &topic, 0, &a).await;
+    wait_offsets(&url, "teams", &topic, &[6], &mut job).await;
+    // The watermark is now 130 s - 30 s = 100 s: web1 at 50 s is late (dropped); web2 at
+    // 110 s and web1 at 125 s are out of order but within the allowed lateness.
+    let b: Vec<String> = [("web1", s(50)), ("web2", s(110)), ("web1", s(125))]
+        .iter()
+        .map(|(h, t)| log_line(h, *t))
+        .collect();
+    produce_lines(&client, &topic, 0, &b).await;
+    wait_offsets(&url, "teams", &topic, &[9], &mut job).await;
+
+    let counts = |v: &[(&str, i64)]| -> HashMap<String, i64> {
+        v.iter().map(|(k, c)| ((*k).to_owned(), *c)).collect()
+    };
+    assert_eq!(
+        sink.window_counts(t0).await.unwrap(),
+        counts(&[("blue", 2)])
+    );
+    assert_eq!(
+        sink.window_counts(t0 + 60_000).await.unwrap(),
+        counts(&[("red", 3)])
+    );
+    assert_eq!(
+        sink.window_counts(t0 + 120_000).await.unwrap(),
+        counts(&[("blue", 2)])
+    );
+    let mut restored = sink.clone();
+    let cp = restored.restore().await.unwrap();
+    assert_eq!(cp.watermark.late_total, 1);
+    assert_eq!(cp.watermark.max_event_ms, Some(s(130)));
+
+    // The table changes on disk: web1 moves to team green. Later records see it, with no
+    // restart; what was counted stays.
+    std::fs::write(&csv, "host,team\nweb1,green\nweb2,red\nweb3,blue\n").unwrap();
+    eventually(DEADLINE, "the job to reload hosts.csv", || {
+        job.assert_running();
+        let reloaded = job.stderr().contains("table reloaded");
+        async move { reloaded.then_some(()) }
+    })
+    .await;
+    produce_lines(&client, &topic, 0, &[log_line("web1", s(140))]).await;
+    wait_offsets(&url, "teams", &topic, &[10], &mut job).await;
+    assert_eq!(
+        sink.window_counts(t0 + 120_000).await.unwrap(),
+        counts(&[("blue", 2), ("green", 1)])
+    );
+}
+
+#[tokio::test]
+async fn redis_hash_table_enriches_words() {
+    let broker = Broker::start();
+    let redis = Redis::start();
+    let client = broker.client().await;
+    let topic = unique("hosts");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    let url = redis.url(0);
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // A plain value is the column `team`; a JSON object's members are columns.
+    redis::cmd("HSET")
+        .arg("host_teams")
+        .arg("web1")
+        .arg("blue")
+        .arg("web2")
+        .arg(r#"{"team":"red","dc":"east"}"#)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let dir = tmp();
+    let file = write(
+        dir.path(),
+        "redis-table.toml",
+        &format!(
+            r#"[source]
+bootstrap = "{}"
+topics = ["{topic}"]
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "split"
+field = "host"
+
+[[table]]
+name = "t"
+redis = "{url}"
+hash = "host_teams"
+value_column = "team"
+on = "host"
+join = "left"
+
+[aggregate]
+key = "{{t.team}}"
+missing = "none"
+
+[sink]
+type = "redis"
+url = "{url}"
+prefix = "byteam"
+"#,
+            broker.addr()
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    produce_lines(
+        &client,
+        &topic,
+        0,
+        &["web1 web2 web1".to_owned(), "web7 web2".to_owned()],
+    )
+    .await;
+    wait_offsets(&url, "byteam", &topic, &[2], &mut job).await;
+    let counts = RedisSink::connect(&url, "byteam")
+        .await
+        .unwrap()
+        .counts()
+        .await
+        .unwrap();
+    let want: HashMap<String, i64> = [("blue", 2), ("red", 2), ("none", 1)]
+        .iter()
+        .map(|(k, c)| ((*k).to_owned(), *c))
+        .collect();
+    assert_eq!(counts, want);
+}
+
+#[tokio::test]
+async fn sql_table_and_postgres_sink() {
+    let broker = Broker::start();
+    let pg = Postgres::start();
+    let client = broker.client().await;
+    let topic = unique("pglogs");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    let (db, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    db.batch_execute(
+        "CREATE TABLE hosts (host text PRIMARY KEY, team text);
+         INSERT INTO hosts VALUES ('web1', 'blue'), ('web2', 'red'), ('web3', NULL);",
+    )
+    .await
+    .unwrap();
+    let dir = tmp();
+    let file = write(
+        dir.path(),
+        "pg.toml",
+        &format!(
+            r#"[source]
+bootstrap = "{}"
+topics = ["{topic}"]
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "json"
+
+[[table]]
+name = "h"
+postgres = "{}"
+query = "SELECT host, team FROM hosts"
+key = "host"
+on = "host"
+join = "left"
+
+[aggregate]
+key = "{{h.team}}"
+missing = "unassigned"
+function = "distinct_count"
+field = "user"
+
+[sink]
+type = "postgres"
+url = "{}"
+prefix = "byteam"
+"#,
+            broker.addr(),
+            pg.url(),
+            pg.url()
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    let lines: Vec<String> = [
+        ("web1", "ann"),
+        ("web1", "bob"),
+        ("web1", "ann"),
+        ("web2", "cy"),
+        ("web3", "dee"),
+        ("web9", "eve"),
+    ]
+    .iter()
+    .map(|(h, u)| format!(r#"{{"host":"{h}","user":"{u}"}}"#))
+    .collect();
+    produce_lines(&client, &topic, 0, &lines).await;
+    let sink = PgSink::connect(&pg.url(), "byteam", 1).await.unwrap();
+    let results = eventually(DEADLINE, "the postgres sink to hold the batch", || {
+        job.assert_running();
+        let sink = &sink;
+        let topic = topic.clone();
+        async move {
+            let stored = sink.stored_offsets().await.unwrap();
+            if stored.get(&TopicPartition::new(&topic, 0)) != Some(&6) {
+                return None;
+            }
+            Some(sink.results().await.unwrap())
+        }
+    })
+    .await;
+    let want = [("blue", 2.0), ("red", 1.0), ("unassigned", 2.0)]
+        .iter()
+        .map(|(k, v)| (Cell::unwindowed(*k), *v))
+        .collect();
+    assert_eq!(results, want);
+    conn.abort();
+}
+
+#[tokio::test]
+async fn kafka_sink_writes_results_and_offsets_in_one_transaction() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    let topic = unique("words");
+    let output = unique("counts");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    client.create_topic(&output, 1, 1, &[]).await.unwrap();
+    let dir = tmp();
+    let group = unique("g");
+    let file = write(
+        dir.path(),
+        "kafka.toml",
+        &format!(
+            r#"[source]
+bootstrap = "{}"
+topics = ["{topic}"]
+group = "{group}"
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "split"
+
+[aggregate]
+key = "word"
+
+[sink]
+type = "kafka"
+topic = "{output}"
+transactional_id = "{}"
+"#,
+            broker.addr(),
+            unique("tx")
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    produce_lines(&client, &topic, 0, &["a b a".to_owned(), "c a".to_owned()]).await;
+    // The group's offset moves with the results' transaction.
+    eventually(DEADLINE, "the group's offset to reach 2", || {
+        job.assert_running();
+        let client = &client;
+        let (topic, group) = (topic.clone(), group.clone());
+        async move {
+            let c = client.fetch_committed(&group, &[(topic, 0)]).await.ok()?;
+            (c.first()?.offset == Some(2)).then_some(())
+        }
+    })
+    .await;
+    let mut totals: HashMap<String, i64> = HashMap::new();
+    let mut offset = 0;
+    loop {
+        let r = client
+            .fetch_isolated(
+                &output,
+                0,
+                offset,
+                1 << 20,
+                Duration::ZERO,
+                sluice_spark::IsolationLevel::ReadCommitted,
+            )
+            .await
+            .unwrap();
+        if r.next_offset == offset {
+            break;
+        }
+        offset = r.next_offset;
+        for rec in r.records {
+            let v: serde_json::Value = serde_json::from_slice(&rec.value.unwrap()).unwrap();
+            assert_eq!(v["window"], serde_json::Value::Null);
+            assert_eq!(v["aggregate"], "count");
+            let key = String::from_utf8(rec.key.unwrap().to_vec()).unwrap();
+            assert_eq!(v["key"], key.as_str());
+            *totals.entry(key).or_insert(0) += v["value"].as_i64().unwrap();
+        }
+    }
+    let want: HashMap<String, i64> = [("a", 3), ("b", 1), ("c", 1)]
+        .iter()
+        .map(|(k, c)| ((*k).to_owned(), *c))
+        .collect();
+    assert_eq!(totals, want);
+}
+
+#[tokio::test]
+async fn regex_filter_and_sum_print_to_stdout() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    let topic = unique("access");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    let dir = tmp();
+    let file = write(
+        dir.path(),
+        "bytes.toml",
+        &format!(
+            r#"[source]
+bootstrap = "{}"
+topics = ["{topic}"]
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "regex"
+pattern = '^(?P<method>\S+) (?P<path>\S+) (?P<status>\d+) (?P<bytes>\d+)$'
+
+[[filter]]
+field = "status"
+equals = "200"
+
+[[filter]]
+field = "bytes"
+ge = 100
+
+[aggregate]
+key = "{{method}} {{path}}"
+function = "sum"
+field = "bytes"
+
+[sink]
+type = "stdout"
+"#,
+            broker.addr()
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    let lines: Vec<String> = [
+        "GET /a 200 512",
+        "GET /b 500 100",
+        "GET /a 200 300",
+        "GET /a 200 99",
+        "not an access line",
+        "POST /a 200 1000",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    produce_lines(&client, &topic, 0, &lines).await;
+    eventually(DEADLINE, "the sums on stdout", || {
+        job.assert_running();
+        let out = job.stdout.snapshot();
+        let done =
+            out.iter().any(|l| l == "(GET /a,812)") && out.iter().any(|l| l == "(POST /a,1000)");
+        async move { done.then_some(()) }
+    })
+    .await;
+    let out = job.stdout.snapshot();
+    assert!(!out.iter().any(|l| l.starts_with("(GET /b")), "{out:?}");
+}
+
+#[tokio::test]
+async fn bad_job_files_name_the_key() {
+    let dir = tmp();
+    let good =
+        "[source]\nbootstrap = \"127.0.0.1:9\"\ntopics = [\"t\"]\n\n[parse]\nformat = \"json\"\n\n\
+                [aggregate]\nkey = \"host\"\n\n[sink]\ntype = \"stdout\"\n";
+    let check = |name: &str, text: &str| {
+        let f = write(dir.path(), name, text);
+        let out = Command::new(spark_bin())
+            .args(["job", "--check"])
+            .arg(&f)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = check("good.toml", good);
+    assert!(ok, "{out}");
+    // The README's examples are valid job files.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in [
+        "wordcount.toml",
+        "teams-by-minute.toml",
+        "access-bytes.toml",
+    ] {
+        let text = std::fs::read_to_string(examples.join(name)).unwrap();
+        let (ok, out) = check(name, &text);
+        assert!(ok, "{name}: {out}");
+    }
+    for (name, text, needle) in [
+        (
+            "unknown.toml",
+            good.replace("[parse]", "[parse]\nseperator = \",\""),
+            "seperator",
+        ),
+        (
+            "agg.toml",
+            good.replace("key = \"host\"", "key = \"host\"\nfunction = \"median\""),
+            "[aggregate] function",
+        ),
+        (
+            "window.toml",
+            good.replace("[sink]", "[window]\nsize = \"a minute\"\n[sink]"),
+            "[window] size",
+        ),
+        (
+            "sink.toml",
+            good.replace("type = \"stdout\"", "type = \"redis\""),
+            "[sink] url",
+        ),
+        (
+            "missing.toml",
+            good.replace("[sink]\ntype = \"stdout\"\n", ""),
+            "sink",
+        ),
+    ] {
+        let (ok, out) = check(name, &text);
+        assert!(!ok, "{name} was accepted: {out}");
+        assert!(out.contains(name), "{name}: {out}");
+        assert!(out.contains(needle), "{name}: {needle:?} not in {out}");
+    }
+}
