@@ -95,7 +95,8 @@ impl Exposition {
     ) {
         let name = std::mem::take(&mut self.family);
         for (text, q) in quantiles {
-            let v = s.quantile_us(*q) / us_per_unit;
+            // Whole microseconds: finer digits would be noise from the interpolation.
+            let v = s.quantile_us(*q).round() / us_per_unit;
             self.line(&name, "", labels, Some(("quantile", text)), v);
         }
         self.line(&name, "_sum", labels, None, s.sum_us as f64 / us_per_unit);
