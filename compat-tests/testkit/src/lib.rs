@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests of the broker's compat suite and of the connectors:
 //! the built `sluice` binary run as a child process ([`Broker`]), polling with a deadline
 //! ([`poll_until`], [`wait_until`], [`eventually`], [`within`]), unique names and free ports,
-//! a real Apache Kafka broker from the cached jars ([`Kafka`]), and a follower for a child's
-//! output lines ([`follow`]).
+//! a real Apache Kafka broker from the cached jars ([`Kafka`]), a follower for a child's
+//! output lines ([`follow`]), and Prometheus pages read by Prometheus's own parser
+//! ([`prometheus::scrape`]).
 //!
 //! It runs the broker as a process and speaks no Kafka protocol, so it depends on neither the
 //! broker crate nor `sluice-client`: connectors must never depend on the broker, and compat
@@ -16,6 +17,7 @@
 mod broker;
 mod kafka;
 mod lines;
+pub mod prometheus;
 mod wait;
 
 pub use broker::{sluice_bin, sluice_bin_beside_test_exe, workspace_root, Broker, BrokerBuilder};

@@ -4,122 +4,29 @@
 //! the names are the ones Kafka dashboards query. Also the `--http` switch: `off` binds
 //! nothing, a busy default port only warns, a busy explicit address stops start-up.
 
-use std::collections::HashMap;
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::Value;
+use sluice_testkit::prometheus::{self, Scrape};
 
-use crate::harness::{
-    compat_dir, poll_until, run_with_timeout, unique_topic, Broker, TOOL_TIMEOUT,
-};
+use crate::harness::{poll_until, run_with_timeout, unique_topic, Broker};
 use crate::rk::{self, Rec};
 
 /// Records per partition, and the bytes of each record's value.
 const PER_PARTITION: usize = 20;
 const VALUE_BYTES: usize = 100;
 
-/// A parsed page: every sample as (name, labels, value).
-struct Page {
-    samples: Vec<(String, HashMap<String, String>, f64)>,
-    families: HashMap<String, String>,
-    content_type: String,
-}
-
-impl Page {
-    /// Values of `name` whose labels include every pair in `labels`.
-    fn values(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-        self.samples
-            .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| *v)
-            .collect()
-    }
-
-    /// The one value of `name` with exactly `labels`.
-    fn one(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let found: Vec<f64> = self
-            .samples
-            .iter()
-            .filter(|(n, l, _)| {
-                n == name
-                    && l.len() == labels.len()
-                    && labels
-                        .iter()
-                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(|(_, _, v)| *v)
-            .collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "expected one sample {name}{labels:?}, found {found:?}"
-        );
-        found[0]
-    }
-}
-
 /// Scrapes `http://ADDR/metrics` and parses it with the venv's prometheus_client.
-fn scrape(broker: &Broker) -> Page {
+fn scrape(broker: &Broker) -> Scrape {
     let addr = broker
         .http_addr()
         .expect("the broker printed an `http on` line");
-    let py = compat_dir().join(".cache/venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run `bash compat-tests/scripts/install-python.sh` (it installs \
-         prometheus-client, whose parser judges the page)",
-        py.display()
-    );
-    let mut cmd = Command::new(py);
-    cmd.arg(compat_dir().join("python/scrape_metrics.py"))
-        .arg(format!("http://{addr}/metrics"));
-    let out = run_with_timeout(cmd, None, TOOL_TIMEOUT);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "prometheus_client could not scrape or parse /metrics: {stderr}\n(if the module is \
-         missing, run `bash compat-tests/scripts/install-python.sh`)"
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("scraper prints JSON");
-    assert_eq!(v["status"], 200);
-    let samples = v["samples"]
-        .as_array()
-        .expect("samples")
-        .iter()
-        .map(|s| {
-            let labels = s[1]
-                .as_object()
-                .expect("labels")
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect();
-            (
-                s[0].as_str().expect("name").to_owned(),
-                labels,
-                s[2].as_f64().unwrap_or(f64::NAN),
-            )
-        })
-        .collect();
-    let families = v["families"]
-        .as_object()
-        .expect("families")
-        .iter()
-        .map(|(k, t)| (k.clone(), t.as_str().unwrap_or_default().to_owned()))
-        .collect();
-    Page {
-        samples,
-        families,
-        content_type: v["content_type"].as_str().unwrap_or_default().to_owned(),
-    }
+    let page = prometheus::scrape(&format!("http://{addr}/metrics"));
+    assert_eq!(page.status, 200);
+    page
 }
 
 #[test]
@@ -196,9 +103,7 @@ fn metrics_count_what_real_clients_did_and_prometheus_parses_them() {
     assert_eq!(page.one(messages_in, &[("topic", t)]), produced);
     assert_eq!(page.one(messages_in, &[]), produced, "all topics");
     assert_eq!(
-        page.families
-            .get("kafka_server_brokertopicmetrics_messagesin")
-            .map(String::as_str),
+        page.family_type("kafka_server_brokertopicmetrics_messagesin"),
         Some("counter")
     );
     let bytes_in = page.one(
@@ -236,9 +141,7 @@ fn metrics_count_what_real_clients_did_and_prometheus_parses_them() {
         ) > 0.0
     );
     assert_eq!(
-        page.families
-            .get("kafka_network_requestmetrics_totaltimems")
-            .map(String::as_str),
+        page.family_type("kafka_network_requestmetrics_totaltimems"),
         Some("summary")
     );
     assert_eq!(

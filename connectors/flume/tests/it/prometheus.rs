@@ -2,67 +2,14 @@
 //! Prometheus's own Python parser (`prometheus_client.parser`), after a known load of N
 //! events through seq source → memory channel → null sink.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use sluice_testkit::prometheus::{self, Scrape};
 
 use crate::harness::{free_port, poll_until, Agent};
 use crate::sources::http;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The venv's Python, with `prometheus_client` (compat-tests/scripts/install-python.sh).
-fn venv_python() -> std::path::PathBuf {
-    let py = sluice_testkit::workspace_root().join("compat-tests/.cache/venv/bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", "import prometheus_client"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} with prometheus_client is missing: run compat-tests/scripts/install-python.sh",
-        py.display()
-    );
-    py
-}
-
-/// Parses `text` with `prometheus_client.parser.text_string_to_metric_families` (which
-/// raises on anything malformed) and returns each sample as
-/// `(family, type, sample name, labels, value)`.
-pub fn parse_prometheus(text: &str) -> Vec<(String, String, String, serde_json::Value, f64)> {
-    const SCRIPT: &str = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = []
-for fam in text_string_to_metric_families(sys.stdin.read()):
-    for s in fam.samples:
-        out.append([fam.name, fam.type, s.name, s.labels, s.value])
-print(json.dumps(out))
-"#;
-    let mut child = Command::new(venv_python())
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client rejected the text:\n{}\n---\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<(String, String, String, serde_json::Value, f64)> =
-        serde_json::from_slice(&out.stdout).unwrap();
-    rows
-}
 
 #[test]
 fn prometheus_text_parses_and_counts_the_load() {
@@ -83,22 +30,19 @@ fn prometheus_text_parses_and_counts_the_load() {
         ],
     );
     a.wait_for_log("HTTP monitoring listening on", DEADLINE);
-    let value =
-        |rows: &[(String, String, String, serde_json::Value, f64)], sample: &str, c: &str| {
-            rows.iter()
-                .find(|r| r.2 == sample && r.3["component"] == c)
-                .map(|r| r.4)
-        };
-    let (headers, rows) = poll_until(DEADLINE, "all N events drained", || {
-        let (status, headers, body) = http(mport, "GET", "/metrics/prometheus", &[], b"");
-        assert_eq!(status, 200);
-        let rows = parse_prometheus(std::str::from_utf8(&body).unwrap());
-        (value(&rows, "flume_sink_event_drain_success_count_total", "k1") == Some(N as f64))
-            .then_some((headers, rows))
+    let value = |page: &Scrape, sample: &str, c: &str| {
+        page.values(sample, &[("component", c)]).first().copied()
+    };
+    let rows = poll_until(DEADLINE, "all N events drained", || {
+        let page = prometheus::scrape(&format!("http://127.0.0.1:{mport}/metrics/prometheus"));
+        assert_eq!(page.status, 200);
+        (value(&page, "flume_sink_event_drain_success_count_total", "k1") == Some(N as f64))
+            .then_some(page)
     });
     assert!(
-        headers["content-type"].starts_with("text/plain; version=0.0.4"),
-        "{headers:?}"
+        rows.content_type.starts_with("text/plain; version=0.0.4"),
+        "{}",
+        rows.content_type
     );
     let n = N as f64;
     for (sample, component) in [
@@ -112,12 +56,7 @@ fn prometheus_text_parses_and_counts_the_load() {
     }
     // Families and types as Prometheus sees them: counters lose `_total` in the family
     // name; levels are gauges.
-    let ty = |family: &str| {
-        rows.iter()
-            .find(|r| r.0 == family)
-            .map(|r| r.1.clone())
-            .unwrap_or_default()
-    };
+    let ty = |family: &str| rows.family_type(family).unwrap_or_default().to_owned();
     assert_eq!(ty("flume_source_event_accepted_count"), "counter");
     assert_eq!(ty("flume_channel_channel_size"), "gauge");
     assert_eq!(ty("flume_channel_channel_fill_percentage"), "gauge");

@@ -6,29 +6,14 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::binary::Spark;
 use crate::harness::{eventually, produce_lines, unique, wait_line, Broker};
+use sluice_testkit::prometheus;
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The venv's Python with `module` importable, or a failure naming the install script.
-fn venv_python(module: &str) -> PathBuf {
-    let py = sluice_testkit::workspace_root().join("compat-tests/.cache/venv/bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", &format!("import {module}")])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} with {module} is missing: run compat-tests/scripts/install-python.sh",
-        py.display()
-    );
-    py
-}
 
 /// `GET path` on `addr`: status, lower-cased headers, body.
 fn http_get(addr: &str, path: &str) -> (u16, BTreeMap<String, String>, String) {
@@ -53,47 +38,6 @@ fn http_get(addr: &str, path: &str) -> (u16, BTreeMap<String, String>, String) {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     (status, headers, body.to_owned())
-}
-
-/// `text` parsed by `prometheus_client.parser.text_string_to_metric_families` (which
-/// raises on anything malformed): sample name → (family type, value).
-fn parse_prometheus(text: &str) -> BTreeMap<String, (String, f64)> {
-    const SCRIPT: &str = r#"
-import json, sys
-from prometheus_client.parser import text_string_to_metric_families
-out = {}
-for fam in text_string_to_metric_families(sys.stdin.read()):
-    for s in fam.samples:
-        out[s.name] = [fam.type, s.value if s.value != float("inf") else "+Inf"]
-print(json.dumps(out))
-"#;
-    let mut child = Command::new(venv_python("prometheus_client"))
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client rejected the text:\n{}\n---\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let raw: BTreeMap<String, (String, serde_json::Value)> =
-        serde_json::from_slice(&out.stdout).unwrap();
-    raw.into_iter()
-        .map(|(k, (ty, v))| {
-            let v = v.as_f64().unwrap_or(f64::INFINITY);
-            (k, (ty, v))
-        })
-        .collect()
 }
 
 /// A topic of two partitions holding `per_partition` lines in each.
@@ -144,25 +88,26 @@ async fn metrics_count_every_record_produced() {
     let (_spark, ui) = wordcount_with_ui(&broker, &topic, &[]);
     let produced = (2 * PER_PARTITION) as f64;
     let metrics = eventually(DEADLINE, "every record processed", || async {
-        let (status, headers, body) = http_get(&ui, "/metrics");
-        assert_eq!(status, 200);
+        let page = prometheus::scrape(&format!("http://{ui}/metrics"));
+        assert_eq!(page.status, 200);
         assert!(
-            headers["content-type"].starts_with("text/plain; version=0.0.4"),
-            "{headers:?}"
+            page.content_type.starts_with("text/plain; version=0.0.4"),
+            "{}",
+            page.content_type
         );
-        let m = parse_prometheus(&body);
-        (m["spark_streaming_processed_records_total"].1 == produced).then_some(m)
+        (page.one("spark_streaming_processed_records_total", &[]) == produced).then_some(page)
     })
     .await;
+    // Counters' families lose `_total` in the parser's naming.
     assert_eq!(
-        m_type(&metrics, "spark_streaming_processed_records_total"),
-        "counter"
+        metrics.family_type("spark_streaming_processed_records"),
+        Some("counter")
     );
     assert_eq!(
-        m_type(&metrics, "spark_streaming_completed_batches_total"),
-        "counter"
+        metrics.family_type("spark_streaming_completed_batches"),
+        Some("counter")
     );
-    assert!(metrics["spark_streaming_completed_batches_total"].1 >= 1.0);
+    assert!(metrics.one("spark_streaming_completed_batches_total", &[]) >= 1.0);
     for gauge in [
         "spark_streaming_last_completed_batch_records",
         "spark_streaming_last_completed_batch_processing_delay_ms",
@@ -170,15 +115,15 @@ async fn metrics_count_every_record_produced() {
         "spark_streaming_last_completed_batch_total_delay_ms",
         "spark_streaming_last_completed_batch_input_rate_records_per_second",
     ] {
-        assert_eq!(m_type(&metrics, gauge), "gauge", "{gauge}");
-        assert!(metrics[gauge].1 >= 0.0, "{gauge}");
+        assert_eq!(metrics.family_type(gauge), Some("gauge"), "{gauge}");
+        assert!(metrics.one(gauge, &[]) >= 0.0, "{gauge}");
     }
     // Neither backpressure nor maxRatePerPartition: no limit.
     assert_eq!(
-        metrics["spark_streaming_rate_limit_records_per_second"].1,
+        metrics.one("spark_streaming_rate_limit_records_per_second", &[]),
         f64::INFINITY
     );
-    assert_eq!(metrics["spark_streaming_batch_interval_ms"].1, 500.0);
+    assert_eq!(metrics.one("spark_streaming_batch_interval_ms", &[]), 500.0);
     // The JSON agrees: every batch's ranges add up to what was produced.
     let (status, _, body) = http_get(&ui, "/api/batches");
     assert_eq!(status, 200);
@@ -192,12 +137,6 @@ async fn metrics_count_every_record_produced() {
         .map(|r| r["count"].as_i64().unwrap())
         .sum();
     assert_eq!(counted as f64, produced);
-}
-
-fn m_type<'a>(m: &'a BTreeMap<String, (String, f64)>, sample: &str) -> &'a str {
-    m.get(sample)
-        .map(|(t, _)| t.as_str())
-        .unwrap_or_else(|| panic!("no sample {sample}: {m:?}"))
 }
 
 /// Where test artifacts go: `<target dir>/test-artifacts` (the test executable lives in
@@ -224,7 +163,7 @@ fn require_browser() {
 #[tokio::test]
 async fn the_streaming_page_renders_batches_in_chromium() {
     require_browser();
-    let python = venv_python("selenium");
+    let python = prometheus::venv_python("selenium");
     const PER_PARTITION: usize = 300;
     let broker = Broker::start();
     let topic = loaded_topic(&broker, PER_PARTITION).await;
