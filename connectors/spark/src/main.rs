@@ -48,6 +48,10 @@ struct JobArgs {
     /// Only check the file and exit.
     #[arg(long)]
     check: bool,
+    /// The streaming page and `/metrics` on `HOST:PORT`, or `off` (as `wordcount --ui`).
+    /// [default: 127.0.0.1:4040]
+    #[arg(long, value_name = "HOST:PORT|off")]
+    ui: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -207,7 +211,12 @@ async fn job_main(args: JobArgs) -> anyhow::Result<()> {
         println!("{}: ok", args.file.display());
         return Ok(());
     }
-    sluice_spark::job::run(spec, shutdown.wait())
+    let listeners: Vec<std::sync::Arc<dyn sluice_spark::StreamingListener>> =
+        match serve_ui(args.ui.as_deref(), spec.stream.batch_interval).await? {
+            Some(history) => vec![std::sync::Arc::new(history)],
+            None => Vec::new(),
+        };
+    sluice_spark::job::run_with_listeners(spec, listeners, shutdown.wait())
         .await
         .with_context(|| format!("job {}", args.file.display()))
 }
@@ -453,17 +462,30 @@ async fn pg_apply(
 /// `--ui off` starts none; without `--ui`, a UI that cannot bind is a warning, not a
 /// failure (the user did not ask for it).
 async fn start_ui(flag: Option<&str>, stream: &mut DirectStream) -> anyhow::Result<()> {
-    if flag == Some("off") {
-        return Ok(());
+    if let Some(history) = serve_ui(flag, stream.config().batch_interval).await? {
+        stream.add_streaming_listener(std::sync::Arc::new(history));
     }
-    match sluice_spark::ui::attach(stream, flag.unwrap_or(sluice_spark::ui::DEFAULT_ADDR)).await {
-        Ok(addr) => {
-            println!("ui on http://{addr}/");
-            Ok(())
+    Ok(())
+}
+
+/// The UI's server and the batch history it shows (to register on the stream), or `None`
+/// for `--ui off` or a default address that could not be bound.
+async fn serve_ui(
+    flag: Option<&str>,
+    batch_interval: Duration,
+) -> anyhow::Result<Option<sluice_spark::BatchHistory>> {
+    if flag == Some("off") {
+        return Ok(None);
+    }
+    let addr = flag.unwrap_or(sluice_spark::ui::DEFAULT_ADDR);
+    match sluice_spark::ui::serve(addr, batch_interval).await {
+        Ok((bound, history)) => {
+            println!("ui on http://{bound}/");
+            Ok(Some(history))
         }
         Err(e) if flag.is_none() => {
             tracing::warn!("streaming UI not started: {e}");
-            Ok(())
+            Ok(None)
         }
         Err(e) => Err(e).context("--ui"),
     }

@@ -24,5 +24,5 @@ pub mod run;
 pub mod spec;
 pub mod table;
 
-pub use run::run;
+pub use run::{run, run_with_listeners};
 pub use spec::{load, JobSpec};

@@ -25,6 +25,7 @@ use crate::job::record::{BatchContext, LateOutput, PartitionOutput, Pipeline, Sk
 use crate::job::spec::{JobSpec, Late, SinkSpec, WindowSpec};
 use crate::job::table::{Reloader, Table};
 use crate::kafka_sink::KafkaSink;
+use crate::listener::StreamingListener;
 use crate::pg_sink::PgSink;
 use crate::redis_sink::RedisSink;
 use crate::sink::{Applied, Checkpoint, ResultSink};
@@ -76,6 +77,16 @@ pub async fn open_result_sink(
 
 /// Runs the job until `shutdown` resolves; the batch in flight finishes first.
 pub async fn run(spec: JobSpec, shutdown: impl Future<Output = ()>) -> Result<()> {
+    run_with_listeners(spec, Vec::new(), shutdown).await
+}
+
+/// [`run`], with `listeners` told of every completed batch (the streaming page's history,
+/// for one).
+pub async fn run_with_listeners(
+    spec: JobSpec,
+    listeners: Vec<Arc<dyn StreamingListener>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let client_config = crate::kafka_params::client_config(
         &spec.bootstrap,
         spec.client_params.iter().map(|(k, v)| (k, v)),
@@ -157,6 +168,9 @@ pub async fn run(spec: JobSpec, shutdown: impl Future<Output = ()>) -> Result<()
 
     let commit = group.is_some() && !matches!(spec.sink, SinkSpec::Kafka { .. });
     let mut stream = DirectStream::create(client, strategy, spec.stream.clone()).await?;
+    for l in listeners {
+        stream.add_streaming_listener(l);
+    }
     let commits = stream.commit_queue();
     tracing::info!(job = %spec.path.display(), "job started");
     stream

@@ -124,14 +124,24 @@ pub fn spawn(
     Ok((addr, task))
 }
 
-/// Binds `addr` (see [`bind`]), registers a [`BatchHistory`] of Spark's default
-/// [`DEFAULT_RETAINED_BATCHES`] on `stream` and serves the UI over it; returns the bound
-/// address (the port actually taken, when it was 0 or retried).
-pub async fn attach(stream: &mut DirectStream, addr: &str) -> io::Result<SocketAddr> {
+/// Binds `addr` (see [`bind`]) and serves the UI over a new [`BatchHistory`] of Spark's
+/// default [`DEFAULT_RETAINED_BATCHES`] for a stream of `batch_interval`; returns the bound
+/// address (the port actually taken, when it was 0 or retried) and the history, to register
+/// on the stream as its listener.
+pub async fn serve(
+    addr: &str,
+    batch_interval: std::time::Duration,
+) -> io::Result<(SocketAddr, BatchHistory)> {
     let listener = bind(addr).await?;
-    let history = BatchHistory::new(stream.config().batch_interval, DEFAULT_RETAINED_BATCHES);
-    stream.add_streaming_listener(std::sync::Arc::new(history.clone()));
-    let (bound, _task) = spawn(listener, history)?;
+    let history = BatchHistory::new(batch_interval, DEFAULT_RETAINED_BATCHES);
+    let (bound, _task) = spawn(listener, history.clone())?;
+    Ok((bound, history))
+}
+
+/// [`serve`] for `stream`, with the history registered on it.
+pub async fn attach(stream: &mut DirectStream, addr: &str) -> io::Result<SocketAddr> {
+    let (bound, history) = serve(addr, stream.config().batch_interval).await?;
+    stream.add_streaming_listener(std::sync::Arc::new(history));
     Ok(bound)
 }
 

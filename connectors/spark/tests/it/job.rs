@@ -34,6 +34,8 @@ impl Job {
         let mut child = Command::new(spark_bin())
             .arg("job")
             .arg(file)
+            // Each job's streaming page on a port of its own.
+            .args(["--ui", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -636,6 +638,18 @@ type = "stdout"
     .await;
     let out = job.stdout.snapshot();
     assert!(!out.iter().any(|l| l.starts_with("(GET /b")), "{out:?}");
+    // The job's streaming page counts every record the stream read, parsed or not.
+    let ui = out
+        .iter()
+        .find_map(|l| l.strip_prefix("ui on http://"))
+        .map(|a| a.trim_end_matches('/').to_owned())
+        .expect("a `ui on` line");
+    eventually(DEADLINE, "six records on the job's /metrics", || {
+        let page = sluice_testkit::prometheus::scrape(&format!("http://{ui}/metrics"));
+        let n = page.one("spark_streaming_processed_records_total", &[]);
+        async move { (n == 6.0).then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]
