@@ -362,6 +362,41 @@ pub fn validate(
     })
 }
 
+/// The records region of a batch (`body`: the bytes after its header), decompressed as its
+/// `attributes` say, for readers of stored batches outside the produce path (the web
+/// console's message browser). The same bounded decoders as [`validate`], and at most `cap`
+/// bytes out, else [`Invalid::TooLarge`]: a reader decides how much it will hold in memory.
+pub fn decompress_records(attributes: i16, body: &[u8], cap: u64) -> Result<Vec<u8>, Invalid> {
+    let codec = Codec::from_attributes(attributes)?;
+    let mut out = Vec::new();
+    let mut pull = |r: &mut dyn Read| -> Result<(), Invalid> {
+        r.take(cap.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| decompress_error(codec, &e))?;
+        if out.len() as u64 > cap {
+            return Err(Invalid::TooLarge(cap));
+        }
+        Ok(())
+    };
+    match codec {
+        Codec::None => pull(&mut &body[..])?,
+        Codec::Gzip => pull(&mut flate2::bufread::MultiGzDecoder::new(body))?,
+        Codec::Snappy => {
+            let mut block = Vec::new();
+            pull(&mut SnappyReader::new(body, &mut block))?;
+        }
+        Codec::Lz4 => {
+            let mut d = lz4::Decoder::new(body).map_err(|e| decompress_error(codec, &e))?;
+            pull(&mut d)?;
+        }
+        Codec::Zstd => {
+            let mut dctx = new_zstd_context(codec)?;
+            pull(&mut zstd::stream::read::Decoder::with_context(body, &mut dctx))?;
+        }
+    }
+    Ok(out)
+}
+
 fn new_zstd_context(codec: Codec) -> Result<zstd::zstd_safe::DCtx<'static>, Invalid> {
     let mut d = zstd::zstd_safe::DCtx::create();
     d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
