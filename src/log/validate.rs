@@ -1352,4 +1352,20 @@ mod tests {
             "{err:?}"
         );
     }
+
+    #[test]
+    fn stored_records_decompress_within_a_cap() {
+        let raw: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
+        for codec in 0..=4 {
+            let packed = compress(codec, &raw);
+            let out = decompress_records(codec, &packed, raw.len() as u64).unwrap();
+            assert_eq!(out, raw, "codec {codec}");
+            let err = decompress_records(codec, &packed, raw.len() as u64 - 1).unwrap_err();
+            assert_eq!(err, Invalid::TooLarge(raw.len() as u64 - 1), "codec {codec}");
+        }
+        assert!(matches!(
+            decompress_records(1, b"not gzip", 1 << 20),
+            Err(Invalid::Decompress { .. })
+        ));
+    }
 }
