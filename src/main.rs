@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice::config::{env, parse_host_port, parse_listener, Config};
+use sluice::config::{env, parse_host_port, parse_listener, Config, HttpListen};
 use sluice::server::{self, Listener};
 
 /// A single-node broker that speaks Kafka's wire protocol.
@@ -27,6 +27,10 @@ struct Cli {
     /// each client is told the address it connected to.
     #[arg(long = "advertise", value_name = "HOST:PORT")]
     advertise: Vec<String>,
+    /// HTTP listener for /metrics and the web console, HOST:PORT or `off` (default
+    /// 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long = "http", env = "SLUICE_HTTP", value_name = "HOST:PORT|off")]
+    http: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -198,6 +202,14 @@ fn build_config(cli: &Cli) -> anyhow::Result<(Config, Origins, Vec<String>, Vec<
             "--advertise".into(),
         ));
     }
+    if let Some(h) = &cli.http {
+        config.http = HttpListen::parse(h).map_err(|m| anyhow::anyhow!("--http: {m}"))?;
+        origins.push((
+            "http.listen".into(),
+            h.clone(),
+            "--http or SLUICE_HTTP".into(),
+        ));
+    }
     Ok((config, origins, report.ignored, report.unknown))
 }
 
@@ -262,6 +274,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             tls,
         });
     }
+    // Bound beside the Kafka listeners, before the data directory is opened, so a bad
+    // address fails start-up as early.
+    let http = sluice::http::bind(&config.http).await?;
     match sluice::limits::raise_open_files_limit() {
         Some((now, Some(was))) => {
             tracing::info!("raised the open-files limit from {was} to {now} (the hard limit)")
@@ -279,6 +294,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         // Machine-readable readiness line; tests and scripts wait for it.
         println!("listening on {addr}");
     }
+    let http_task = match http {
+        Some(socket) => {
+            // Machine-readable too: tests read the bound port from it.
+            println!("http on http://{}/", socket.local_addr()?);
+            Some(tokio::spawn(sluice::http::serve(
+                socket,
+                std::sync::Arc::clone(&broker),
+            )))
+        }
+        None => None,
+    };
     // Kafka's own start-up lines, which Testcontainers' Kafka modules wait for in the log
     // (Python's default and KRaft modes, then Java's and Go's). The listeners are bound, so
     // connections are accepted from here on.
@@ -286,7 +312,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
     println!("Kafka Server started");
     println!("Transitioning from RECOVERY to RUNNING");
     tracing::info!(data_dir = %data_dir.display(), "sluice is ready");
-    server::run(listeners, broker, shutdown_signal()).await
+    let served = server::run(listeners, broker, shutdown_signal()).await;
+    // `server::run` cancelled the shutdown token, which stops the HTTP server too.
+    if let Some(task) = http_task {
+        match tokio::time::timeout(server::SHUTDOWN_GRACE, task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "http listener failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "http task failed"),
+            Err(_) => tracing::warn!("http requests did not finish within the grace period"),
+        }
+    }
+    served
 }
 
 /// Where a local health check should connect, and whether over TLS: the first listener

@@ -25,6 +25,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 60_000;
 /// Kafka's default listener port.
 pub const DEFAULT_PORT: u16 = 9092;
+/// Where the HTTP listener (`/metrics`, the web console) binds unless told otherwise:
+/// loopback only, since a development broker's console has no authentication.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 
 /// A config problem: names the file, the dotted key and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,7 @@ struct RawConfig {
     group: GroupSettings,
     offsets: RawOffsets,
     transaction: RawTransaction,
+    http: RawHttp,
     /// Kafka's security properties by their Kafka names (`"ssl.keystore.location" = ...`).
     security: std::collections::BTreeMap<String, toml::Value>,
 }
@@ -418,6 +422,53 @@ impl GroupSettings {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: DEFAULT_HTTP_LISTEN.into(),
+        }
+    }
+}
+
+/// The HTTP listener's setting (`http.listen`, `--http`, `SLUICE_HTTP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpListen {
+    /// `off`: no HTTP listener.
+    Off,
+    /// Bind `HOST:PORT`; an empty host binds every interface, port 0 picks a free port.
+    At {
+        /// Host or IP address; empty for every interface.
+        host: String,
+        /// Port; 0 picks a free one.
+        port: u16,
+    },
+}
+
+impl HttpListen {
+    /// Parses `off` or `HOST:PORT` (IPv6 hosts in brackets).
+    pub fn parse(s: &str) -> Result<HttpListen, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(HttpListen::Off);
+        }
+        let (host, port) = parse_host_port(s)?;
+        Ok(HttpListen::At { host, port })
+    }
+
+    /// Whether this is the built-in default address. A busy default port only warns (so a
+    /// second broker on one machine, or a test broker, still starts); any other address
+    /// that can't be bound stops start-up, as a Kafka listener does.
+    pub fn is_default(&self) -> bool {
+        Ok(self) == HttpListen::parse(DEFAULT_HTTP_LISTEN).as_ref()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct RawOffsets {
     retention_minutes: i64,
 }
@@ -527,6 +578,8 @@ pub struct Config {
     pub fetch_session_eviction_ms: u64,
     /// Broker-wide defaults of the topic-level log configs.
     pub log: LogConfig,
+    /// `http.listen`: the HTTP listener for `/metrics` and the web console.
+    pub http: HttpListen,
 }
 
 impl Default for Config {
@@ -680,6 +733,7 @@ impl RawConfig {
                 ));
             }
         }
+        let http = HttpListen::parse(&self.http.listen).map_err(|m| invalid("http.listen", m))?;
         let mut security = crate::security::Props::default();
         for (k, v) in self.security {
             let v = match v {
@@ -766,6 +820,7 @@ impl RawConfig {
             },
             cleaner_backoff_ms: l.cleaner_backoff_ms,
             security,
+            http,
         })
     }
 }
@@ -827,6 +882,22 @@ mod tests {
         assert_eq!(c.log.segment_bytes, 1 << 30);
         assert_eq!(c.log.flush_messages, i64::MAX);
         assert_eq!(c.group_initial_rebalance_delay_ms, 3000);
+        assert!(c.http.is_default());
+    }
+
+    #[test]
+    fn http_listen_is_off_or_host_port() {
+        assert_eq!(HttpListen::parse("off"), Ok(HttpListen::Off));
+        assert_eq!(
+            HttpListen::parse("[::1]:0"),
+            Ok(HttpListen::At {
+                host: "::1".into(),
+                port: 0
+            })
+        );
+        assert!(!HttpListen::parse("127.0.0.1:9090").unwrap().is_default());
+        let e = Config::parse("[http]\nlisten = \"nope\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(e.to_string().contains("http.listen"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The `sluice` binary's start-up lines on stdout: `listening on ADDR` per listener, then
-//! Kafka's readiness lines with the configured node id (Testcontainers' Kafka modules wait
+//! The `sluice` binary's start-up lines on stdout: `listening on ADDR` per listener, the
+//! `http on http://ADDR/` line, then Kafka's readiness lines with the configured node id (Testcontainers' Kafka modules wait
 //! for them), printed only once the listener accepts connections.
 
 use std::io::{BufRead, BufReader};
@@ -19,7 +19,7 @@ fn prints_listening_then_kafka_readiness_lines_with_the_node_id() {
         .arg(&conf)
         .arg("--data-dir")
         .arg(tmp.path().join("data"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -51,10 +51,15 @@ fn prints_listening_then_kafka_readiness_lines_with_the_node_id() {
     let connected = addr
         .as_deref()
         .map(|a| std::net::TcpStream::connect(a).is_ok());
+    let http = lines[1]
+        .strip_prefix("http on http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .map(|a| std::net::TcpStream::connect(a).is_ok());
     let _ = child.kill();
     let _ = child.wait();
+    assert_eq!(http, Some(true), "{lines:?}");
     assert_eq!(
-        &lines[1..],
+        &lines[2..],
         [
             "[KafkaServer id=7] started",
             "Kafka Server started",

@@ -1,9 +1,12 @@
 //! The built `sluice` binary as a child process: started with `--listen 127.0.0.1:0` and a
 //! temp data dir, ready once it prints `listening on ADDR` (waited for with a deadline),
 //! stopped with SIGTERM or `kill -9`, restarted on the same data dir (and, if asked, the same
-//! port). Killed on drop; its stderr is printed when the test is panicking.
+//! port). Killed on drop; its stderr is printed when the test is panicking. The HTTP listener
+//! (`/metrics`, the console) runs on `--http 127.0.0.1:0` unless the builder says otherwise,
+//! and its bound address is read from the `http on http://ADDR/` line.
 
 use std::fs::{self, File};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
@@ -62,10 +65,19 @@ pub struct BrokerBuilder {
     default_rust_log: Option<String>,
     wrapper: Vec<String>,
     listen: String,
+    http: Option<String>,
     args: Vec<String>,
 }
 
 impl BrokerBuilder {
+    /// The `--http` value (default `127.0.0.1:0`): `Some("off")` turns the HTTP listener
+    /// off, `None` passes no flag, so the broker's own default (`127.0.0.1:8080`, a warning
+    /// when that port is taken) applies.
+    pub fn http(mut self, spec: Option<&str>) -> Self {
+        self.http = spec.map(str::to_owned);
+        self
+    }
+
     /// The `--listen` spec (default `127.0.0.1:0`); a named one such as
     /// `SSL://127.0.0.1:0` gives the listener that name and its security protocol. The
     /// host must stay 127.0.0.1.
@@ -148,6 +160,7 @@ impl BrokerBuilder {
             child: None,
             addr: String::new(),
             addrs: Vec::new(),
+            http_addr: None,
             tmp,
             config,
             runs: 0,
@@ -164,6 +177,7 @@ pub struct Broker {
     child: Option<Child>,
     addr: String,
     addrs: Vec<String>,
+    http_addr: Option<SocketAddr>,
     tmp: TempDir,
     config: Option<PathBuf>,
     runs: u32,
@@ -185,6 +199,7 @@ impl Broker {
             default_rust_log: None,
             wrapper: Vec::new(),
             listen: "127.0.0.1:0".to_owned(),
+            http: Some("127.0.0.1:0".to_owned()),
             args: Vec::new(),
         }
     }
@@ -199,6 +214,12 @@ impl Broker {
     /// `--listen SASL_SSL://127.0.0.1:0` works without picking a port first.
     pub fn addrs(&self) -> &[String] {
         &self.addrs
+    }
+
+    /// The HTTP listener's bound address (`/metrics`, the console), from the broker's
+    /// `http on http://ADDR/` line; `None` when it runs without HTTP.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The broker's temp dir (data dir, config file, stderr logs).
@@ -281,6 +302,9 @@ impl Broker {
             .arg(&self.listen)
             .arg("--data-dir")
             .arg(self.data_dir());
+        if let Some(h) = &self.opts.http {
+            cmd.arg("--http").arg(h);
+        }
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
@@ -304,11 +328,20 @@ impl Broker {
         // The follower drains stdout for the broker's whole life, so it never blocks.
         let lines = follow(child.stdout.take().expect("piped stdout"));
         let deadline = self.opts.start_deadline;
-        // One `listening on` line per listener, in order, then Kafka's `started` line.
+        // One `listening on` line per listener, in order, the `http on` line if HTTP is on,
+        // then Kafka's `started` line.
         let mut addrs = Vec::new();
+        let mut http_addr = None;
         let addr = wait_line_or_why(&lines, deadline, |l| {
             if let Some(a) = l.trim().strip_prefix("listening on ") {
                 addrs.push(a.trim().to_owned());
+            }
+            if let Some(a) = l.trim().strip_prefix("http on http://") {
+                let a = a.trim().trim_end_matches('/');
+                http_addr = Some(
+                    a.parse::<SocketAddr>()
+                        .unwrap_or_else(|e| panic!("broker printed `{l}`: {e}")),
+                );
             }
             (l.contains("] started") && !addrs.is_empty()).then(|| addrs[0].clone())
         });
@@ -336,6 +369,7 @@ impl Broker {
         );
         self.addr = addr;
         self.addrs = addrs;
+        self.http_addr = http_addr;
         self.child = Some(child);
     }
 
