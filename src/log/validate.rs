@@ -391,7 +391,9 @@ pub fn decompress_records(attributes: i16, body: &[u8], cap: u64) -> Result<Vec<
         }
         Codec::Zstd => {
             let mut dctx = new_zstd_context(codec)?;
-            pull(&mut zstd::stream::read::Decoder::with_context(body, &mut dctx))?;
+            pull(&mut zstd::stream::read::Decoder::with_context(
+                body, &mut dctx,
+            ))?;
         }
     }
     Ok(out)
@@ -1355,13 +1357,19 @@ mod tests {
 
     #[test]
     fn stored_records_decompress_within_a_cap() {
-        let raw: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
+        let raw: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 251).to_be_bytes())
+            .collect();
         for codec in 0..=4 {
             let packed = compress(codec, &raw);
             let out = decompress_records(codec, &packed, raw.len() as u64).unwrap();
             assert_eq!(out, raw, "codec {codec}");
             let err = decompress_records(codec, &packed, raw.len() as u64 - 1).unwrap_err();
-            assert_eq!(err, Invalid::TooLarge(raw.len() as u64 - 1), "codec {codec}");
+            assert_eq!(
+                err,
+                Invalid::TooLarge(raw.len() as u64 - 1),
+                "codec {codec}"
+            );
         }
         assert!(matches!(
             decompress_records(1, b"not gzip", 1 << 20),
