@@ -237,8 +237,11 @@ async fn verify(console: &Console, user: &str, password: &str) -> bool {
 #[derive(Debug)]
 pub struct LoginCache {
     secret: [u8; 32],
-    entries: Mutex<HashMap<[u8; 32], (Vec<u8>, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], Remembered>>,
 }
+
+/// The stored key a login matched, and when.
+type Remembered = (Vec<u8>, Instant);
 
 impl Default for LoginCache {
     fn default() -> Self {

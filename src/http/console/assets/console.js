@@ -34,7 +34,10 @@ function svg(tag, attrs, ...children) {
 }
 
 const view = () => document.getElementById('view');
-function show(...nodes) { view().replaceChildren(...nodes); }
+/** Replaces the page; null, undefined and false children are skipped (as in el()). */
+function show(...nodes) {
+  view().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
 
 function fmtInt(n) { return n === null || n === undefined ? '–' : Number(n).toLocaleString('en-US'); }
 function fmtBytes(n) {
@@ -163,12 +166,12 @@ function confirmDialog({ title, body, confirmLabel, danger, typed }) {
     ok.addEventListener('click', () => { if (!ok.disabled) close(true); });
     cancel.addEventListener('click', () => close(false));
     document.addEventListener('keydown', onKey);
-    modal.replaceChildren(
+    modal.replaceChildren(...[
       el('h2', {}, title),
       body,
       typed ? el('p', {}, 'Type ', el('code', {}, typed), ' to confirm:') : null,
       input,
-      el('div', { class: 'actions' }, cancel, ok));
+      el('div', { class: 'actions' }, cancel, ok)].filter((n) => n !== null));
     back.hidden = false;
     (input || ok).focus();
   });
@@ -600,7 +603,9 @@ function resetForm(g) {
     if (!ok) return;
     try {
       const r = await api('POST', `/api/groups/${enc(g.group_id)}/reset-offsets`, body(true));
-      out.replaceChildren(el('p', { class: 'ok', id: 'reset-done' }, `Offsets of group ${g.group_id} reset.`), planTable(r));
+      // Show the group as it is now, and say what changed.
+      await route();
+      banner(`Offsets of group ${r.group_id} reset: ` + r.offsets.map((o) => `${o.topic}-${o.partition} → ${o.new}`).join(', '), 'info');
     } catch (e) {
       out.replaceChildren(errorBox(e));
     }
