@@ -49,6 +49,8 @@ pub struct Broker {
     pub scram: crate::security::credentials::ScramStore,
     /// Cancelled when the broker shuts down; long polls and reads watch it.
     pub shutdown: CancellationToken,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Broker {
@@ -116,6 +118,7 @@ impl Broker {
             shares,
             authorizer,
             shutdown: CancellationToken::new(),
+            metrics: crate::metrics::Metrics::default(),
         }))
     }
 }

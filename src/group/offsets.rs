@@ -666,6 +666,19 @@ impl OffsetStore {
         v
     }
 
+    /// Every committed offset as (group, topic, partition, offset), copied under one short
+    /// lock: the metrics page computes consumer lag from it.
+    pub fn all(&self) -> Vec<(String, String, i32, i64)> {
+        let map = self.lock();
+        let mut out = Vec::with_capacity(map.values().map(HashMap::len).sum());
+        for (g, offs) in map.iter() {
+            for ((t, p), c) in offs {
+                out.push((g.clone(), t.clone(), *p, c.offset));
+            }
+        }
+        out
+    }
+
     /// Groups that have offsets.
     pub fn groups(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()

@@ -46,7 +46,9 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 pub use config::{LogConfig, TimestampType};
-pub use partition::{AppendError, AppendInfo, FetchData, FetchRegion, Partition, ReadError};
+pub use partition::{
+    AppendError, AppendInfo, FetchData, FetchRegion, LogStats, Partition, ReadError,
+};
 pub use producer::ProducerInfo;
 pub use segment::FileRegion;
 pub use txn_index::AbortedTxn;

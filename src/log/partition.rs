@@ -40,6 +40,21 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// A partition's offsets and size at one moment ([`Partition::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogStats {
+    /// Log start offset.
+    pub log_start: i64,
+    /// Log end offset (the next offset to be written).
+    pub log_end: i64,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Bytes of all segments.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segments: usize,
+}
+
 /// Why an append was refused; the produce handler maps each to a Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -498,6 +513,17 @@ impl Partition {
         let s = self.lock();
         (s.log_start, s.log_end, s.hw, s.recovery_point)
     }
+    /// Offsets, size and segment count under one short lock, for the metrics page.
+    pub fn stats(&self) -> LogStats {
+        let s = self.lock();
+        LogStats {
+            log_start: s.log_start,
+            log_end: s.log_end,
+            high_watermark: s.hw,
+            size_bytes: s.segments.iter().map(Segment::size).sum(),
+            segments: s.segments.len(),
+        }
+    }
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.lock().segments.iter().map(Segment::size).sum()
@@ -788,9 +814,11 @@ impl Partition {
         st.segments.push(seg);
         let path = self.dir.clone();
         std::thread::spawn(move || {
+            let started = std::time::Instant::now();
             if let Err(e) = old.sync_data() {
                 warn!(dir = %path.display(), error = %e, "fsync of rolled segment failed");
             }
+            crate::metrics::LOG_FLUSH.observe_since(started);
         });
         Ok(())
     }
@@ -850,6 +878,8 @@ impl Partition {
                 a.size(),
             )
         };
+        // Timed as Kafka's LogFlushStats.LogFlushRateAndTimeMs times a segment flush.
+        let started = std::time::Instant::now();
         for f in &files {
             f.sync_data().map_err(|e| Error::io(&self.dir, e))?;
         }
@@ -859,6 +889,7 @@ impl Partition {
         if !new_files.is_empty() || !new_txn_files.is_empty() {
             super::sync_dir(&self.dir)?;
         }
+        crate::metrics::LOG_FLUSH.observe_since(started);
         {
             let mut st = self.lock();
             for s in st.segments.iter_mut() {

@@ -172,12 +172,22 @@ async fn serve_stream<R: AsyncRead + Unpin>(
             conn: info,
             session: &session,
         };
+        // Kafka's TotalTimeMs runs from the request's arrival to its response being sent.
+        let started = std::time::Instant::now();
+        let peeked = frame::peek(&frame).map(|p| (p.api_key, p.api_version));
+        let record = |broker: &Broker| {
+            if let Some((key, version)) = peeked {
+                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                broker.metrics.requests.record(key, version, us);
+            }
+        };
         match handle_frame(&ctx, frame, &mut out).await {
             Ok(Outcome::Buffer) => {
                 if let Err(e) = wr.write_all(&out).await {
                     debug!(%peer, error = %e, "write failed; closing");
                     break;
                 }
+                record(broker);
                 if out.capacity() > 4 * 1024 * 1024 {
                     out = BytesMut::with_capacity(64 * 1024);
                 }
@@ -187,10 +197,11 @@ async fn serve_stream<R: AsyncRead + Unpin>(
                     debug!(%peer, error = %e, "write failed; closing");
                     break;
                 }
+                record(broker);
                 // The pieces own what was `out`; start the next response afresh.
                 out = BytesMut::with_capacity(64 * 1024);
             }
-            Ok(Outcome::Silent) => {}
+            Ok(Outcome::Silent) => record(broker),
             Err(msg) => {
                 info!(%peer, "closing connection: {msg}");
                 break;
@@ -275,6 +286,7 @@ async fn handle_frame(ctx: &Ctx<'_>, frame: Bytes, out: &mut BytesMut) -> Result
     let reply = api::dispatch(ctx, &header, req)
         .await
         .map_err(|e| format!("{key:?} handler failed: {e}"))?;
+    ctx.broker.metrics.requests.record_errors(&reply.body);
     if no_response {
         return Ok(Outcome::Silent);
     }

@@ -7,6 +7,7 @@ pub mod frame;
 pub mod output;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +90,7 @@ pub async fn run(
 
 async fn accept_loop(index: usize, l: Listener, broker: Arc<Broker>, limit: Arc<Semaphore>) {
     let token = broker.shutdown.clone();
+    let counters = broker.metrics.listener(&l.name);
     let mut conns = JoinSet::new();
     loop {
         let permit = tokio::select! {
@@ -119,8 +121,11 @@ async fn accept_loop(index: usize, l: Listener, broker: Arc<Broker>, limit: Arc<
                 };
                 let broker = Arc::clone(&broker);
                 let tls = l.tls.clone();
+                let counters = Arc::clone(&counters);
+                counters.opened.fetch_add(1, Ordering::Relaxed);
                 conns.spawn(async move {
                     connection::serve(stream, info, broker, tls).await;
+                    counters.closed.fetch_add(1, Ordering::Relaxed);
                     drop(permit);
                 });
             }

@@ -26,6 +26,7 @@ mod groups;
 mod internal_topics;
 mod java_tools;
 mod kcat;
+mod metrics;
 mod produce_validation;
 mod python_clients;
 mod rdkafka_client;

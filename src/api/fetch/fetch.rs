@@ -30,6 +30,7 @@ use super::{check_leader_epoch, partition_of};
 use crate::api::splice::{Splices, MIN_SPLICE};
 use crate::api::{blocking, ApiError, Code, Ctx};
 use crate::log::{FileRegion, Partition, ReadError, Topic};
+use crate::metrics::TopicDelta;
 use crate::security::acl::Operation;
 
 /// Kafka caps how long a fetch may wait; so do we (it also bounds shutdown).
@@ -282,12 +283,23 @@ pub(crate) async fn handle(
     let mut splices = Splices::default();
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     let mut last_topic: Option<&TopicKey> = None;
+    // BytesOutPerSec and the fetch request counts per topic (Kafka's BrokerTopicMetrics).
+    let mut traffic: Vec<(&str, TopicDelta)> = Vec::new();
     for (i, ((p, w), g)) in parts.iter().zip(wants.iter()).zip(got).enumerate() {
         if keep
             .as_ref()
             .is_some_and(|k| !k.get(i).copied().unwrap_or(true))
         {
             continue;
+        }
+        if let Ok(part) = &w.target {
+            let delta = TopicDelta {
+                bytes_out: g.records.len() as u64,
+                fetch_requests: 1,
+                failed_fetch_requests: u64::from(!g.ok),
+                ..TopicDelta::default()
+            };
+            traffic.push((part.topic(), delta));
         }
         let records = match g.records {
             Records::Memory(b) => b,
@@ -332,6 +344,7 @@ pub(crate) async fn handle(
             t.partitions.push(pd);
         }
     }
+    ctx.broker.metrics.topics.record(&traffic);
     Ok((
         FetchResponse::default()
             .with_session_id(session_id)

@@ -18,6 +18,7 @@ use crate::api::{blocking, sb, ApiError, Code, Ctx};
 use crate::log::batch::BatchView;
 use crate::log::validate::Invalid;
 use crate::log::{is_internal_topic, AppendError, AppendInfo, Error as LogError, Partition};
+use crate::metrics::TopicDelta;
 use crate::security::acl::Operation;
 
 /// First Produce version that names topics by id.
@@ -213,6 +214,11 @@ pub(crate) async fn handle(
             }
         }
     }
+    // (partition, batch bytes) of each append, for BytesInPerSec and MessagesInPerSec.
+    let sizes: Vec<(Arc<Partition>, u64)> = jobs
+        .iter()
+        .map(|(p, r)| (Arc::clone(p), r.len() as u64))
+        .collect();
     let results: Vec<Option<Result<AppendInfo, AppendError>>> = if jobs.is_empty() {
         Vec::new()
     } else {
@@ -226,6 +232,7 @@ pub(crate) async fn handle(
         .await?
     };
     drop(txn_guard);
+    record_traffic(ctx, &sizes, &results);
     let mut responses = Vec::with_capacity(layout.len());
     for (topic_resp, slots) in layout {
         let mut parts = Vec::with_capacity(slots.len());
@@ -294,4 +301,38 @@ pub(crate) async fn handle(
             .map(|(t, parts)| t.with_partition_responses(parts))
             .collect(),
     ))
+}
+
+/// Counts each partition's append in the topic's traffic counters, as Kafka's
+/// BrokerTopicMetrics: records and bytes of the batches appended (a retried duplicate adds
+/// nothing), and appends asked for and refused.
+fn record_traffic(
+    ctx: &Ctx<'_>,
+    sizes: &[(Arc<Partition>, u64)],
+    results: &[Option<Result<AppendInfo, AppendError>>],
+) {
+    if sizes.is_empty() {
+        return;
+    }
+    let deltas: Vec<(&str, TopicDelta)> = sizes
+        .iter()
+        .zip(results.iter().map(Some).chain(std::iter::repeat(None)))
+        .map(|((p, bytes), result)| {
+            let mut d = TopicDelta {
+                produce_requests: 1,
+                ..TopicDelta::default()
+            };
+            match result {
+                Some(Some(Ok(info))) if !info.duplicate => {
+                    d.bytes_in = *bytes;
+                    d.messages_in =
+                        u64::try_from(info.last_offset - info.base_offset + 1).unwrap_or(0);
+                }
+                Some(Some(Ok(_))) => {}
+                _ => d.failed_produce_requests = 1,
+            }
+            (p.topic(), d)
+        })
+        .collect();
+    ctx.broker.metrics.topics.record(&deltas);
 }

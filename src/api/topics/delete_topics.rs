@@ -94,7 +94,10 @@ pub(crate) async fn handle(
                     .with_name(Some(TopicName(sb(topic_name.clone()))))
                     .with_topic_id(topic_id);
                 match broker.logs.delete_topic(&topic_name) {
-                    Ok(Some(_)) => base,
+                    Ok(Some(_)) => {
+                        broker.metrics.topics.remove(&topic_name);
+                        base
+                    }
                     Ok(None) => base.with_error_code(Code::UnknownTopicOrPartition.code()),
                     Err(e) => {
                         error!(topic = %topic_name, error = %e, "delete topic failed");
