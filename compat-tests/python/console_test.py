@@ -78,7 +78,14 @@ def browser(spec_path, out_dir):
         print(f"screenshot {path}", flush=True)
 
     def go(hash_):
-        driver.get(f"{url}/#{hash_}")
+        # The page renders a route asynchronously: empty the view first, so that waits only
+        # ever match the new page's content, never the previous one's.
+        target = f"{url}/#{hash_}"
+        driver.execute_script("var v = document.getElementById('view'); if (v) v.replaceChildren();")
+        if driver.current_url == target:
+            driver.refresh()
+        else:
+            driver.get(target)
 
     def css(sel):
         return driver.find_element(By.CSS_SELECTOR, sel)
@@ -210,7 +217,9 @@ def browser(spec_path, out_dir):
         wait_for("broker info", lambda: "Node id" in css("#broker-info").text)
         for c in ("chart-messages", "chart-bytes", "chart-requests", "chart-latency"):
             wait_for(f"chart {c}", lambda: csss(f"#{c} svg"))
-        wait_for("two /metrics readings", lambda: "points" in css("#metrics-status").text and "· 0 points" not in css("#metrics-status").text, deadline=15)
+        # Four rates (five readings, 2 s apart) while the test's producer runs.
+        wait_for("five /metrics readings", lambda: any(f"· {n} points" in css("#metrics-status").text for n in range(4, 20)), deadline=30)
+        wait_for("messages in above zero", lambda: float(css("#chart-messages .legend span").get_attribute("data-last") or 0) > 0)
         shot("broker")
 
         # ---------------------------------------------------------------- produce via the UI

@@ -74,20 +74,27 @@ fn broker(http: &str, config: Option<&str>, args: &[&str]) -> sluice_testkit::Br
     b.start()
 }
 
-/// Consumes `consumer` in a thread until dropped, so its group membership stays alive.
+/// Consumes `consumer` in a thread until dropped, so its group membership stays alive, and
+/// produces to topic `traffic` meanwhile, so the broker page's charts have rates to show.
 struct Poller {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Poller {
-    fn start(c: Arc<BaseConsumer>) -> Poller {
+    fn start(c: Arc<BaseConsumer>, addr: &str) -> Poller {
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
+        let p = rk::producer(addr, &[]);
         let thread = std::thread::spawn(move || {
+            let mut i = 0;
             while !s.load(Ordering::Relaxed) {
+                rk::send(&p, "traffic", i, &Rec::kv("tick", "tock"));
+                i += 1;
+                p.poll(Duration::ZERO);
                 let _ = c.poll(Duration::from_millis(100));
             }
+            let _ = p.flush(Duration::from_secs(10));
         });
         Poller {
             stop,
@@ -148,6 +155,7 @@ fn console_pages_in_headless_chromium() {
     rk::create_topic(&addr, "events", 1);
     rk::create_topic(&addr, "txn", 1);
     rk::create_topic(&addr, "doomed", 1);
+    rk::create_topic(&addr, "traffic", 1);
     let t0 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -217,7 +225,7 @@ fn console_pages_in_headless_chromium() {
     tpl.add_partition_offset("events", 0, Offset::Offset(1))
         .unwrap();
     live.commit(&tpl, CommitMode::Sync).unwrap();
-    let poller = Poller::start(Arc::clone(&live));
+    let poller = Poller::start(Arc::clone(&live), &addr);
 
     let spec = serde_json_spec(http, t0);
     let dir = tempfile::tempdir().unwrap();

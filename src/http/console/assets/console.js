@@ -45,7 +45,7 @@ function fmtBytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0, v = Number(n);
   while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return (i === 0 ? v : v.toFixed(1)) + ' ' + units[i];
+  return (i === 0 ? Math.round(v) : v.toFixed(1)) + ' ' + units[i];
 }
 function fmtTime(ms) {
   if (ms === null || ms === undefined || ms < 0) return '–';
@@ -201,7 +201,7 @@ function lineChart({ id, title, series, windowMs, fmt }) {
   max = niceMax(max);
   const x = (t) => L + (W - L - R) * Math.max(0, (t - t0)) / windowMs;
   const y = (v) => T + (H - T - B) * (1 - v / max);
-  const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', 'data-chart': id });
+  const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, 'data-chart': id });
   for (let i = 0; i <= 4; i++) {
     const v = max * i / 4;
     g.append(svg('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
@@ -216,7 +216,9 @@ function lineChart({ id, title, series, windowMs, fmt }) {
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
     const pts = s.points.filter(([t, v]) => t >= t0 && isFinite(v));
-    if (pts.length > 0) {
+    if (pts.length === 1) {
+      g.append(svg('circle', { cx: x(pts[0][0]).toFixed(1), cy: y(pts[0][1]).toFixed(1), r: 2.5, fill: color, 'data-series': s.name }));
+    } else if (pts.length > 1) {
       g.append(svg('polyline', {
         fill: 'none', stroke: color, 'stroke-width': 1.8, 'data-series': s.name,
         points: pts.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(' '),
@@ -529,7 +531,7 @@ async function groupPage(id) {
       chartBox.replaceChildren(lineChart({
         id: 'lag-chart', title: `Total lag, sampled every ${h.interval_ms / 1000} s`,
         series: [{ name: 'lag', points: h.samples.map((s) => [s.t, s.lag]) }],
-        windowMs: h.window_ms, fmt: (v) => fmtInt(Math.round(v)),
+        windowMs: h.window_ms, fmt: (v) => (Number.isInteger(v) ? fmtInt(v) : v.toFixed(1)),
       }));
     } catch (e) {
       chartBox.replaceChildren(errorBox(e));
