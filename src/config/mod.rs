@@ -424,12 +424,14 @@ impl GroupSettings {
 #[serde(deny_unknown_fields, default)]
 struct RawHttp {
     listen: String,
+    console_anonymous: bool,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             listen: DEFAULT_HTTP_LISTEN.into(),
+            console_anonymous: false,
         }
     }
 }
@@ -580,6 +582,10 @@ pub struct Config {
     pub log: LogConfig,
     /// `http.listen`: the HTTP listener for `/metrics` and the web console.
     pub http: HttpListen,
+    /// `http.console_anonymous`: serve the web console without authentication even when
+    /// the HTTP listener is bound beyond loopback and the broker has no SASL users (unsafe;
+    /// see `crate::http::console::auth`).
+    pub http_console_anonymous: bool,
 }
 
 impl Default for Config {
@@ -734,6 +740,7 @@ impl RawConfig {
             }
         }
         let http = HttpListen::parse(&self.http.listen).map_err(|m| invalid("http.listen", m))?;
+        let http_console_anonymous = self.http.console_anonymous;
         let mut security = crate::security::Props::default();
         for (k, v) in self.security {
             let v = match v {
@@ -821,6 +828,7 @@ impl RawConfig {
             cleaner_backoff_ms: l.cleaner_backoff_ms,
             security,
             http,
+            http_console_anonymous,
         })
     }
 }

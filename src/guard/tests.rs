@@ -180,3 +180,26 @@ fn subscription_layout_matches_the_decoder() {
     bomb.extend_from_slice(&[0; 8]);
     assert!(check_embedded(&bomb, "ConsumerProtocolSubscription", 1).is_err());
 }
+
+/// The embedded assignment layout against the codec (the console decodes members'
+/// assignments with it).
+#[test]
+fn assignment_layout_matches_the_decoder() {
+    use kafka_protocol::messages::ConsumerProtocolAssignment;
+    let schema = schema::get().unwrap();
+    let mut rng = Rng::new(5);
+    for v in 0..=3 {
+        let msg = schema.embedded("ConsumerProtocolAssignment", v).unwrap();
+        for _ in 0..50 {
+            let frame = sample::request(msg, v, 0, 0, &mut rng);
+            let body = &frame[8..];
+            check_embedded(body, "ConsumerProtocolAssignment", v).unwrap();
+            let mut buf = Bytes::from(body.to_vec());
+            ConsumerProtocolAssignment::decode(&mut buf, v).unwrap();
+            assert!(buf.is_empty(), "v{v}: bytes left");
+        }
+    }
+    let mut bomb = vec![0x7f, 0xff, 0xff, 0xff];
+    bomb.extend_from_slice(&[0; 8]);
+    assert!(check_embedded(&bomb, "ConsumerProtocolAssignment", 0).is_err());
+}

@@ -11,6 +11,7 @@
 
 pub mod console;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -60,19 +61,23 @@ pub async fn bind(setting: &HttpListen) -> anyhow::Result<Option<TcpListener>> {
     }
 }
 
-/// Every route: `/metrics`, and the console for the rest.
-pub fn router(broker: Arc<Broker>) -> Router {
+/// Every route: `/metrics`, and the console for the rest. `bound` is the listener's
+/// address: the console is open on loopback only (see [`console::auth`]).
+pub fn router(broker: Arc<Broker>, bound: SocketAddr) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .with_state(Arc::clone(&broker))
-        .merge(console::router(broker))
+        .merge(console::router(broker, bound))
 }
 
 /// Serves [`router`] on `listener` until the broker's shutdown token is cancelled; requests
 /// in flight then finish.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) -> std::io::Result<()> {
     let token = broker.shutdown.clone();
-    axum::serve(listener, router(broker))
+    let bound = listener.local_addr()?;
+    // With each client's address: ACLs match on the host, as on a Kafka listener.
+    let app = router(broker, bound).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await
 }

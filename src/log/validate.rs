@@ -362,6 +362,43 @@ pub fn validate(
     })
 }
 
+/// The records region of a batch (`body`: the bytes after its header), decompressed as its
+/// `attributes` say, for readers of stored batches outside the produce path (the web
+/// console's message browser). The same bounded decoders as [`validate`], and at most `cap`
+/// bytes out, else [`Invalid::TooLarge`]: a reader decides how much it will hold in memory.
+pub fn decompress_records(attributes: i16, body: &[u8], cap: u64) -> Result<Vec<u8>, Invalid> {
+    let codec = Codec::from_attributes(attributes)?;
+    let mut out = Vec::new();
+    let mut pull = |r: &mut dyn Read| -> Result<(), Invalid> {
+        r.take(cap.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| decompress_error(codec, &e))?;
+        if out.len() as u64 > cap {
+            return Err(Invalid::TooLarge(cap));
+        }
+        Ok(())
+    };
+    match codec {
+        Codec::None => pull(&mut &body[..])?,
+        Codec::Gzip => pull(&mut flate2::bufread::MultiGzDecoder::new(body))?,
+        Codec::Snappy => {
+            let mut block = Vec::new();
+            pull(&mut SnappyReader::new(body, &mut block))?;
+        }
+        Codec::Lz4 => {
+            let mut d = lz4::Decoder::new(body).map_err(|e| decompress_error(codec, &e))?;
+            pull(&mut d)?;
+        }
+        Codec::Zstd => {
+            let mut dctx = new_zstd_context(codec)?;
+            pull(&mut zstd::stream::read::Decoder::with_context(
+                body, &mut dctx,
+            ))?;
+        }
+    }
+    Ok(out)
+}
+
 fn new_zstd_context(codec: Codec) -> Result<zstd::zstd_safe::DCtx<'static>, Invalid> {
     let mut d = zstd::zstd_safe::DCtx::create();
     d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
@@ -1316,5 +1353,27 @@ mod tests {
             matches!(&err, Invalid::Decompress { msg, .. } if msg.contains("claims")),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn stored_records_decompress_within_a_cap() {
+        let raw: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 251).to_be_bytes())
+            .collect();
+        for codec in 0..=4 {
+            let packed = compress(codec, &raw);
+            let out = decompress_records(codec, &packed, raw.len() as u64).unwrap();
+            assert_eq!(out, raw, "codec {codec}");
+            let err = decompress_records(codec, &packed, raw.len() as u64 - 1).unwrap_err();
+            assert_eq!(
+                err,
+                Invalid::TooLarge(raw.len() as u64 - 1),
+                "codec {codec}"
+            );
+        }
+        assert!(matches!(
+            decompress_records(1, b"not gzip", 1 << 20),
+            Err(Invalid::Decompress { .. })
+        ));
     }
 }

@@ -112,6 +112,11 @@ impl ScramStore {
         self.users.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether no user has a SCRAM credential.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// `user`'s credential for `mechanism`.
     pub fn get(&self, user: &str, mechanism: Mechanism) -> Option<ScramCredential> {
         self.lock().get(user)?.get(&mechanism).cloned()

@@ -16,6 +16,7 @@ mod acls;
 mod admin;
 mod bad_input;
 mod configs_parity;
+mod console;
 mod durability;
 mod env_config;
 mod faults;

@@ -207,6 +207,16 @@ impl Settings {
     pub fn listener(&self, name: &str) -> Option<&ListenerSasl> {
         self.listeners.get(&name.to_ascii_lowercase())
     }
+
+    /// Every PLAIN user of every SASL listener, as (listener, user, password). The web
+    /// console checks HTTP Basic credentials against these (`crate::http::console`).
+    pub fn plain_users(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.listeners.iter().flat_map(|(l, s)| {
+            s.plain_users
+                .iter()
+                .map(move |(u, p)| (l.as_str(), u.as_str(), p.as_str()))
+        })
+    }
 }
 
 fn listener_settings(
