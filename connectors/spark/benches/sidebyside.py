@@ -46,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import uuid
@@ -586,11 +587,11 @@ def fmt(x: float, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
-def ratio(a: float, b: float, higher_better: bool) -> str:
+def ratio(a: float, b: float) -> str:
+    """a / b, as `1.23×`."""
     if a != a or b != b or a <= 0 or b <= 0:
         return "–"
-    r = a / b
-    return f"{r:.2f}×"
+    return f"{a / b:.2f}×"
 
 
 def render(res: dict) -> str:
@@ -660,7 +661,7 @@ def render(res: dict) -> str:
                     cells.append("–")
                     continue
                 a, b = mine[key], phase[s][key]
-                cells.append(ratio(a, b, True) if higher_better else ratio(b, a, True))
+                cells.append(ratio(a, b) if higher_better else ratio(b, a))
             out.append(f"| {name} | " + " | ".join(cells) + " |")
 
         rrow("Throughput (records/s)", "records_s", p1, me1, True)
@@ -683,7 +684,14 @@ def render(res: dict) -> str:
     for n in res.get("notes", []):
         out.append("")
         out.append(f"Note: {n}")
-    return "\n".join(out) + "\n"
+    wrapped = []
+    for line in out:
+        if line.startswith("|") or len(line) <= 95:
+            wrapped.append(line)
+        else:
+            wrapped.append(textwrap.fill(line, 95, break_on_hyphens=False,
+                                         break_long_words=False))
+    return "\n".join(wrapped) + "\n"
 
 
 def write_readme(section: str):
@@ -716,11 +724,24 @@ What the figures mean: records/s is all records over the time from the start of 
 non-empty batch to the end of the batch that reaches the last record (with no rate limit that
 is one batch for each); batch latency is a batch's end minus the tick it was due at (Spark's
 `totalDelay`: scheduling delay + processing time), over the phase-2 batches; start-up is
-process spawn to the end of the first batch (phase 2, on an empty topic); peak RSS is the process's high-water mark (`wait4`'s `ru_maxrss`);
-CPU seconds are user + system time. `benches/sidebyside.py`'s docstring says exactly how
-each is taken, `benches/results/` holds the raw per-batch figures. The machine has two cores
-that the broker, the producer and the word count share, and other builds may have run
-alongside: the load averages are part of the result.
+process spawn to the end of the first batch (phase 2, on an empty topic); peak RSS is the
+process's high-water mark (`wait4`'s `ru_maxrss`); CPU seconds are user + system time. `benches/sidebyside.py`'s docstring says exactly how
+each is taken, `benches/results/latest.json` holds the raw per-batch figures. The machine has
+two cores that the broker, the producer and the word count share, and other builds may have
+run alongside: the load averages are part of the result.
+
+Reading them: phase 1 is one batch for each job (no rate limit), so Spark's figure includes
+its first job's warm-up (class loading, JIT, code generation), which a long-running Spark job
+pays once; phase 2 shows the steady state. With a few dozen batches, p99 is the slowest batch.
+Start-up includes the wait for the first tick: sluice-spark's first batch is due one interval
+after it starts (2 s of its 2.0 s), a DStream's at the next multiple of the interval, and
+Structured Streaming triggers its first batch at once.
+sluice-spark's figures include printing every word of every batch to stdout (so its totals can
+be checked), the Spark jobs' include collecting each batch's counts to the driver.
+
+Spark 3.5 ships kafka-clients 3.4.1, whose ApiVersions v3 parser refuses a supported feature
+whose minimum level is 0; like Kafka (KAFKA-17492), Sluice leaves those out of answers below
+v4 (`src/api/meta/api_versions.rs`), without which no Spark 3.5 job could connect.
 """
 
 
@@ -729,14 +750,14 @@ alongside: the load averages are part of the result.
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=200_000, help="phase 1 records")
+    ap.add_argument("--records", type=int, default=300_000, help="phase 1 records")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--interval-ms", type=int, default=2000, help="batch interval, all three")
     ap.add_argument("--line-bytes", type=int, default=1024)
     ap.add_argument("--vocab", type=int, default=2000)
     ap.add_argument("--rate", type=int, default=1000, help="phase 2 records/s")
-    ap.add_argument("--steady-secs", type=float, default=40.0, help="phase 2 length")
-    ap.add_argument("--warmup-s", type=float, default=6.0,
+    ap.add_argument("--steady-secs", type=float, default=60.0, help="phase 2 length")
+    ap.add_argument("--warmup-s", type=float, default=10.0,
                     help="phase 2: batches starting this long after the producer count")
     ap.add_argument("--only", choices=SYSTEMS, action="append", help="run some systems only")
     ap.add_argument("--skip-steady", action="store_true", help="phase 1 only")
