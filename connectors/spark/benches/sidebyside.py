@@ -734,7 +734,7 @@ Reading them: phase 1 is one batch for each job (no rate limit), so Spark's figu
 its first job's warm-up (class loading, JIT, code generation), which a long-running Spark job
 pays once; phase 2 shows the steady state. With a few dozen batches, p99 is the slowest batch.
 Start-up includes the wait for the first tick: sluice-spark's first batch is due one interval
-after it starts (2 s of its 2.0 s), a DStream's at the next multiple of the interval, and
+after it starts (a whole interval), a DStream's at the next multiple of the interval, and
 Structured Streaming triggers its first batch at once.
 sluice-spark's figures include printing every word of every batch to stdout (so its totals can
 be checked), the Spark jobs' include collecting each batch's counts to the driver.
