@@ -45,25 +45,32 @@ const FEATURES: &[(&str, i16, i16, i16)] = &[
 /// Epoch of the finalized features; they never change on a running Sluice.
 const FEATURES_EPOCH: i64 = 1;
 
+/// The supported features answered to a request at `version`. Below v4, those whose minimum
+/// is 0 are left out, as Kafka's `ApiVersionsResponse.maybeFilterSupportedFeatureKeys` does
+/// (KAFKA-17492): clients before KIP-1022 (Java's kafka-clients up to 3.8, e.g. Spark 3.5's
+/// 3.4.1) refuse a `SupportedVersionRange` with minimum 0 and fail every connection.
+fn supported_features(version: i16) -> Vec<SupportedFeatureKey> {
+    FEATURES
+        .iter()
+        .filter(|(_, min, _, _)| version >= 4 || *min != 0)
+        .map(|(name, min, max, _)| {
+            SupportedFeatureKey::default()
+                .with_name(crate::api::sb(*name))
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect()
+}
+
 /// Handle ApiVersions.
 pub(crate) async fn handle(
     _ctx: &Ctx<'_>,
-    _hdr: &RequestHeader,
+    hdr: &RequestHeader,
     _req: ApiVersionsRequest,
 ) -> Result<ApiVersionsResponse, ApiError> {
     Ok(ApiVersionsResponse::default()
         .with_api_keys(table())
-        .with_supported_features(
-            FEATURES
-                .iter()
-                .map(|(name, min, max, _)| {
-                    SupportedFeatureKey::default()
-                        .with_name(crate::api::sb(*name))
-                        .with_min_version(*min)
-                        .with_max_version(*max)
-                })
-                .collect(),
-        )
+        .with_supported_features(supported_features(hdr.request_api_version))
         .with_finalized_features_epoch(FEATURES_EPOCH)
         .with_finalized_features(
             FEATURES
@@ -102,5 +109,18 @@ mod tests {
             produce.min_version, 0,
             "advertised from v0 for old librdkafka"
         );
+    }
+
+    #[test]
+    fn features_with_minimum_zero_are_left_out_below_v4() {
+        let names = |v: i16| -> Vec<String> {
+            supported_features(v)
+                .iter()
+                .map(|f| f.name.to_string())
+                .collect()
+        };
+        assert_eq!(names(3), vec!["metadata.version"]);
+        assert_eq!(names(4).len(), FEATURES.len());
+        assert!(supported_features(3).iter().all(|f| f.min_version >= 1));
     }
 }
