@@ -2,7 +2,8 @@
 //! count as a job file counts exactly as the `wordcount` subcommand; a windowed job joined
 //! with a CSV table gives exact per-window counts from out-of-order records, drops a late
 //! one, and follows a change to the CSV without a restart; a Redis-hash table; a regex
-//! parser with a filter and a sum printed to stdout; bad job files name the key.
+//! parser with a filter and a sum printed to stdout; a JSON-lines table, late records sent
+//! to a topic and a failed reload that keeps the last good table; bad job files name the key.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -717,4 +718,134 @@ async fn bad_job_files_name_the_key() {
         assert!(out.contains(name), "{name}: {out}");
         assert!(out.contains(needle), "{name}: {needle:?} not in {out}");
     }
+}
+
+/// A JSON-lines table, late records sent to a topic from a job file, and a reload that
+/// fails (the file no longer parses): the job keeps the last good table, says so once, and
+/// goes on joining with it.
+#[tokio::test]
+async fn jsonl_table_late_topic_and_a_failed_reload() {
+    let broker = Broker::start();
+    let client = broker.client().await;
+    let topic = unique("logs");
+    let late = unique("late");
+    client.create_topic(&topic, 1, 1, &[]).await.unwrap();
+    client.create_topic(&late, 1, 1, &[]).await.unwrap();
+    let dir = tmp();
+    let table = write(
+        dir.path(),
+        "hosts.jsonl",
+        "{\"host\":\"web1\",\"team\":\"blue\"}\n{\"host\":\"web2\",\"team\":\"red\"}\n",
+    );
+    let file = write(
+        dir.path(),
+        "late.toml",
+        &format!(
+            r#"[source]
+bootstrap = "{}"
+topics = ["{topic}"]
+starting = "earliest"
+batch_interval = "200ms"
+
+[parse]
+format = "json"
+
+[[table]]
+name = "hosts"
+file = "{}"
+key = "host"
+on = "host"
+reload_interval = "100ms"
+
+[window]
+size = "1m"
+watermark = "10s"
+time_field = "ts"
+late = "kafka:{late}"
+
+[aggregate]
+key = "hosts.team"
+
+[sink]
+type = "stdout"
+"#,
+            broker.addr(),
+            table.display()
+        ),
+    );
+    let mut job = Job::start(&file, dir.path());
+    let t0: i64 = 1_700_000_040_000;
+    let s = |secs: i64| t0 + secs * 1000;
+    let has_line = |job: &mut Job, line: &str| {
+        job.assert_running();
+        job.stdout.snapshot().iter().any(|l| l == line)
+    };
+    // One record first, so no batch can see it after the later one (it would be late).
+    produce_lines(&client, &topic, 0, &[log_line("web1", s(5))]).await;
+    let w0 = format!("([{},{}),blue,1)", t0, t0 + 60_000);
+    eventually(DEADLINE, "the first window on stdout", || {
+        let done = has_line(&mut job, &w0);
+        async move { done.then_some(()) }
+    })
+    .await;
+    produce_lines(&client, &topic, 0, &[log_line("web2", s(100))]).await;
+    // The watermark is 100 s - 10 s = 90 s from the next batch on: a record at 30 s falls
+    // only in the window [0 s, 60 s), which the watermark passed: late, to the late topic.
+    eventually(DEADLINE, "the watermark line", || {
+        let out = job.stdout.snapshot();
+        let seen = out
+            .iter()
+            .any(|l| l.starts_with(&format!("Watermark: {}", s(90))));
+        async move { seen.then_some(()) }
+    })
+    .await;
+    produce_lines(&client, &topic, 0, &[log_line("web1", s(30))]).await;
+    let record = eventually(DEADLINE, "the late record on its topic", || {
+        let client = &client;
+        let late = late.clone();
+        async move {
+            let r = client
+                .fetch_isolated(
+                    &late,
+                    0,
+                    0,
+                    1 << 20,
+                    Duration::ZERO,
+                    sluice_spark::IsolationLevel::ReadUncommitted,
+                )
+                .await
+                .ok()?;
+            r.records.into_iter().next()
+        }
+    })
+    .await;
+    assert_eq!(
+        record.value.as_deref(),
+        Some(log_line("web1", s(30)).as_bytes())
+    );
+
+    // The table file is now broken: the reload fails, the last good table stays.
+    std::fs::write(&table, "{\"host\":\"web1\",\"team\":\n").unwrap();
+    eventually(DEADLINE, "the failed reload to be reported", || {
+        job.assert_running();
+        let said = job
+            .stderr()
+            .contains("table reload failed, keeping the last good version");
+        async move { said.then_some(()) }
+    })
+    .await;
+    produce_lines(&client, &topic, 0, &[log_line("web2", s(110))]).await;
+    let w1 = format!("([{},{}),red,2)", t0 + 60_000, t0 + 120_000);
+    eventually(DEADLINE, "web2 still joined with red", || {
+        let done = has_line(&mut job, &w1);
+        async move { done.then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        job.stderr()
+            .matches("table reload failed, keeping the last good version")
+            .count(),
+        1,
+        "one warning until a reload succeeds"
+    );
 }
