@@ -85,11 +85,40 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) -> std::io::Resul
 /// `GET /metrics`. Rendering reads `/proc` and walks every partition, so it runs on the
 /// blocking pool rather than on a runtime thread.
 async fn metrics(State(broker): State<Arc<Broker>>) -> Response {
-    match tokio::task::spawn_blocking(move || crate::metrics::render(&broker)).await {
+    let page = move || crate::metrics::render(&broker.metrics, &gather(&broker));
+    match tokio::task::spawn_blocking(page).await {
         Ok(text) => ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], text).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "rendering /metrics failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+/// The broker state a scrape reports beside the counters, copied with each lock held only
+/// for a few numbers: partitions sorted by topic, committed offsets sorted.
+fn gather(broker: &Broker) -> crate::metrics::Gathered {
+    let mut topics = broker.logs.topics();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut partitions = Vec::new();
+    for t in topics {
+        for p in &t.partitions {
+            let s = p.stats();
+            partitions.push(crate::metrics::PartitionRow {
+                topic: Arc::clone(&t.name),
+                partition: p.index(),
+                log_start: s.log_start,
+                log_end: s.log_end,
+                high_watermark: s.high_watermark,
+                size_bytes: s.size_bytes,
+                segments: s.segments,
+            });
+        }
+    }
+    let mut committed = broker.groups.offsets.all();
+    committed.sort();
+    crate::metrics::Gathered {
+        partitions,
+        committed,
     }
 }

@@ -3,9 +3,11 @@
 //! - [`Metrics`]: counters the hot paths add to (requests, per-topic traffic, connections),
 //!   one per broker, reached as `broker.metrics`.
 //! - [`LOG_FLUSH`]: fsync count and time, process-wide as Kafka's `LogFlushStats` is.
-//! - [`render`]: the page. Counters are read as they are; log offsets and sizes, consumer
-//!   lag and the process' resources are gathered at scrape time from the log manager, the
-//!   group coordinator and `/proc`, with each lock held only to copy a few numbers.
+//! - [`render`]: the page. Counters are read as they are; log offsets and sizes and the
+//!   committed offsets come in a [`Gathered`] the HTTP side copies at scrape time from the
+//!   log manager and the group coordinator (each lock held only to copy a few numbers), and
+//!   the process' resources from `/proc`. The module takes nothing from the broker's other
+//!   modules, so every layer may record into it.
 //! - [`histogram`]: fixed-bucket histograms; [`expo`]: the text format; [`requests`]: the
 //!   per-API tables; [`process`]: `/proc/self`.
 //!
@@ -27,8 +29,6 @@ use std::sync::{Arc, RwLock};
 use expo::{Exposition, Kind};
 use histogram::Histogram;
 use requests::RequestMetrics;
-
-use crate::api::Broker;
 
 /// fsyncs of partition logs (group commits, periodic flushes, rolled segments) and how
 /// long each took: Kafka's `kafka.log:type=LogFlushStats,name=LogFlushRateAndTimeMs`, a
@@ -187,17 +187,45 @@ impl Metrics {
     }
 }
 
-/// The `/metrics` page for `broker`.
-pub fn render(broker: &Broker) -> String {
+/// What a scrape reads from the broker's state besides the counters: every partition's
+/// figures (sorted by topic, then partition) and every committed offset.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// One row per partition.
+    pub partitions: Vec<PartitionRow>,
+    /// Committed offsets as (group, topic, partition, offset).
+    pub committed: Vec<(String, String, i32, i64)>,
+}
+
+/// One partition's numbers, gathered once per scrape.
+#[derive(Debug, Clone)]
+pub struct PartitionRow {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// Log start offset.
+    pub log_start: i64,
+    /// Log end offset.
+    pub log_end: i64,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Bytes of all segments.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segments: usize,
+}
+
+/// The `/metrics` page: `metrics`' counters and what was `gathered`.
+pub fn render(metrics: &Metrics, gathered: &Gathered) -> String {
     let mut e = Exposition::new();
     render_process(&mut e);
-    render_topic_traffic(&mut e, &broker.metrics.topics);
-    render_requests(&mut e, &broker.metrics.requests);
-    render_connections(&mut e, &broker.metrics);
-    let logs = gather_logs(broker);
-    render_logs(&mut e, &logs);
+    render_topic_traffic(&mut e, &metrics.topics);
+    render_requests(&mut e, &metrics.requests);
+    render_connections(&mut e, metrics);
+    render_logs(&mut e, &gathered.partitions);
     render_flush(&mut e);
-    render_lag(&mut e, broker, &logs);
+    render_lag(&mut e, &gathered.partitions, &gathered.committed);
     e.finish()
 }
 
@@ -378,31 +406,8 @@ fn render_connections(e: &mut Exposition, m: &Metrics) {
     }
 }
 
-/// One partition's numbers, gathered once per scrape.
-struct PartitionRow {
-    topic: Arc<str>,
-    partition: i32,
-    stats: crate::log::LogStats,
-}
-
-fn gather_logs(broker: &Broker) -> Vec<PartitionRow> {
-    let mut topics = broker.logs.topics();
-    topics.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut rows = Vec::new();
-    for t in topics {
-        for p in &t.partitions {
-            rows.push(PartitionRow {
-                topic: Arc::clone(&t.name),
-                partition: p.index(),
-                stats: p.stats(),
-            });
-        }
-    }
-    rows
-}
-
 fn render_logs(e: &mut Exposition, rows: &[PartitionRow]) {
-    type Field = fn(&crate::log::LogStats) -> f64;
+    type Field = fn(&PartitionRow) -> f64;
     let families: [(&str, &str, Field); 4] = [
         (
             "kafka_log_log_size",
@@ -429,7 +434,7 @@ fn render_logs(e: &mut Exposition, rows: &[PartitionRow]) {
         e.family(name, Kind::Gauge, help);
         for r in rows {
             let p = r.partition.to_string();
-            e.sample(&[("topic", &r.topic), ("partition", &p)], field(&r.stats));
+            e.sample(&[("topic", &r.topic), ("partition", &p)], field(r));
         }
     }
     // A single node leads every partition and replicates none: the ReplicaManager and
@@ -488,7 +493,7 @@ fn render_flush(e: &mut Exposition) {
 /// kafka_exporter's families: partitions and offsets per topic, and each group's committed
 /// offsets and lag (high watermark minus committed offset, as kafka_exporter computes it
 /// from ListOffsets latest).
-fn render_lag(e: &mut Exposition, broker: &Broker, rows: &[PartitionRow]) {
+fn render_lag(e: &mut Exposition, rows: &[PartitionRow], committed: &[(String, String, i32, i64)]) {
     e.family(
         "kafka_brokers",
         Kind::Gauge,
@@ -516,7 +521,7 @@ fn render_lag(e: &mut Exposition, broker: &Broker, rows: &[PartitionRow]) {
         let p = r.partition.to_string();
         e.sample(
             &[("topic", &r.topic), ("partition", &p)],
-            r.stats.high_watermark as f64,
+            r.high_watermark as f64,
         );
     }
     e.family(
@@ -528,21 +533,19 @@ fn render_lag(e: &mut Exposition, broker: &Broker, rows: &[PartitionRow]) {
         let p = r.partition.to_string();
         e.sample(
             &[("topic", &r.topic), ("partition", &p)],
-            r.stats.log_start as f64,
+            r.log_start as f64,
         );
     }
     let hw: HashMap<(&str, i32), i64> = rows
         .iter()
-        .map(|r| ((&*r.topic, r.partition), r.stats.high_watermark))
+        .map(|r| ((&*r.topic, r.partition), r.high_watermark))
         .collect();
-    let mut committed = broker.groups.offsets.all();
-    committed.sort();
     // Offsets of partitions that no longer exist have no lag to report.
     let committed: Vec<_> = committed
-        .into_iter()
+        .iter()
         .filter_map(|(g, t, p, off)| {
-            let end = *hw.get(&(t.as_str(), p))?;
-            Some((g, t, p, off, end))
+            let end = *hw.get(&(t.as_str(), *p))?;
+            Some((g, t, *p, *off, end))
         })
         .collect();
     e.family(

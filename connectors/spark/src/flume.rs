@@ -18,12 +18,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use sluice_flume_rpc::{
     AvroSourceHandler, ClientOptions, Event, Server, ServerOptions, SparkSinkClient, Status,
 };
 
+use crate::clock::now_ms;
 use crate::error::{BoxError, Error, Result};
 
 /// Spark's `FlumeUtils` default `maxBatchSize` for the polling stream.
@@ -440,11 +441,4 @@ async fn settle_all(slots: &mut [Slot], taken: Taken, ok: bool) {
             slot.client = None;
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -30,10 +30,12 @@
 //!   and [`FlumePullStream`] (polls Spark's SparkSink, acks after the job).
 //! - `job`: declarative jobs from a TOML file ([`job::run`]): parse, join static tables,
 //!   filter, window, aggregate, sink.
+//! - `clock`: the wall clock in milliseconds since the epoch.
 //! - `error`: [`Error`].
 
 mod agg;
 mod batch;
+mod clock;
 mod commit;
 mod config;
 mod error;

@@ -125,7 +125,7 @@ impl BatchHistory {
             })),
             retained,
             batch_interval,
-            started_ms: crate::stream::now_ms(),
+            started_ms: crate::clock::now_ms(),
         }
     }
 

@@ -15,11 +15,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use sluice_client::{Client, IsolationLevel, OffsetSpec};
 
 use crate::batch::Batch;
+use crate::clock::now_ms;
 use crate::commit::{CommitQueue, Committer};
 use crate::config::{AutoOffsetReset, StreamConfig};
 use crate::error::{BoxError, Error, Result};
@@ -402,11 +403,4 @@ impl DirectStream {
         }
         Ok(out)
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
