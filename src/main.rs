@@ -31,6 +31,11 @@ struct Cli {
     /// 127.0.0.1:8080; port 0 picks a free port).
     #[arg(long = "http", env = "SLUICE_HTTP", value_name = "HOST:PORT|off")]
     http: Option<String>,
+    /// Serve the web console without authentication even when the HTTP listener is bound
+    /// beyond loopback (`http.console_anonymous`). Unsafe: anyone who reaches the port may
+    /// read, produce and delete as far as `User:ANONYMOUS` may; for a development container.
+    #[arg(long, env = "SLUICE_HTTP_CONSOLE_ANONYMOUS", value_name = "true|false")]
+    http_console_anonymous: Option<bool>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -208,6 +213,14 @@ fn build_config(cli: &Cli) -> anyhow::Result<(Config, Origins, Vec<String>, Vec<
             "http.listen".into(),
             h.clone(),
             "--http or SLUICE_HTTP".into(),
+        ));
+    }
+    if let Some(anonymous) = cli.http_console_anonymous {
+        config.http_console_anonymous = anonymous;
+        origins.push((
+            "http.console_anonymous".into(),
+            anonymous.to_string(),
+            "--http-console-anonymous or SLUICE_HTTP_CONSOLE_ANONYMOUS".into(),
         ));
     }
     Ok((config, origins, report.ignored, report.unknown))

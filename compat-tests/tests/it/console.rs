@@ -446,13 +446,19 @@ fn console_beyond_localhost_needs_sasl_users_and_applies_acls() {
     assert_eq!(get(http, "/metrics", None).0, 200);
     drop(b);
 
-    // ... unless the operator opts in.
-    let b = broker("0.0.0.0:0", Some("[http]\nconsole_anonymous = true\n"), &[]);
-    let http = SocketAddr::from(([127, 0, 0, 1], b.http_addr().unwrap().port()));
-    let (status, _, body) = get(http, "/api/session", None);
-    assert_eq!(status, 200, "{body}");
-    assert!(
-        body.contains("\"anonymous\"") && body.contains("User:ANONYMOUS"),
-        "{body}"
-    );
+    // ... unless the operator opts in, in the config file or with the flag (also
+    // SLUICE_HTTP_CONSOLE_ANONYMOUS, for a development container).
+    for (config, args) in [
+        (Some("[http]\nconsole_anonymous = true\n"), &[][..]),
+        (None, &["--http-console-anonymous", "true"][..]),
+    ] {
+        let b = broker("0.0.0.0:0", config, args);
+        let http = SocketAddr::from(([127, 0, 0, 1], b.http_addr().unwrap().port()));
+        let (status, _, body) = get(http, "/api/session", None);
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains("\"anonymous\"") && body.contains("User:ANONYMOUS"),
+            "{body}"
+        );
+    }
 }
