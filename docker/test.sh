@@ -620,7 +620,10 @@ for kv in "${compose_env[@]}"; do
 done
 log "phase 1: the compose file's ${#compose_env[@]} environment variables, published on $bootstrap"
 ctr=sluice-test-compose-$$
-start "$ctr" "$port" --hostname broker "${env_args[@]}" "$IMAGE"
+# The HTTP listener published too, as the README says to: every interface in the container.
+hport=$(free_port)
+start "$ctr" "$port" --hostname broker "${env_args[@]}" -e SLUICE_HTTP=0.0.0.0:8080 \
+    -p "127.0.0.1:$hport:8080" "$IMAGE"
 wait_ready "$ctr" "$bootstrap"
 ok "broker answers Metadata on $bootstrap"
 
@@ -635,6 +638,30 @@ produce "$bootstrap" "$topic"
 consume_check "partition read" "$expected" -b "$bootstrap" -C -t "$topic" -p 0 -o beginning
 consume_check "consumer group" "$expected" -b "$bootstrap" -G docker-test-group \
     -X auto.offset.reset=earliest "$topic"
+
+# http_status URL: the HTTP status of GET URL, the body in $CACHE/http.body.
+http_status() {
+    python3 - "$1" "$CACHE/http.body" <<'PY'
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+        status, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    status, body = e.code, e.read()
+open(sys.argv[2], "wb").write(body)
+print(status)
+PY
+}
+# /metrics is open to a scraper and counts the records produced above; the console, bound
+# beyond loopback with no SASL users, refuses (403) rather than show every message.
+status=$(http_status "http://127.0.0.1:$hport/metrics") || fail "GET /metrics"
+[[ $status == 200 ]] || fail "GET /metrics answered $status"
+n=$(records | wc -l)
+grep -q "^kafka_server_brokertopicmetrics_messagesin_total{topic=\"$topic\"} $n\$" "$CACHE/http.body" ||
+    { grep messagesin "$CACHE/http.body" | head -5; fail "/metrics does not count the $n records"; }
+status=$(http_status "http://127.0.0.1:$hport/") || fail "GET /"
+[[ $status == 403 ]] || fail "the console answered $status beyond loopback without SASL users"
+ok "published HTTP listener: /metrics counts the $n records; the console answers 403 without SASL users"
 
 # The HEALTHCHECK exactly as the image declares it.
 if [[ $engine_name == podman ]]; then
