@@ -81,6 +81,23 @@ impl Spark {
         }
     }
 
+    /// Waits for a batch of this run (its signal handlers are installed by then; what it
+    /// had to do may have been done before it started), then stops it with SIGINT and
+    /// asserts a clean exit.
+    pub async fn stop_after_a_batch(&mut self) {
+        eventually(Duration::from_secs(30), "a batch of the last run", || {
+            let seen = self
+                .stdout
+                .snapshot()
+                .iter()
+                .any(|l| l.starts_with("Time: "));
+            async move { seen.then_some(()) }
+        })
+        .await;
+        let status = self.interrupt(Duration::from_secs(30)).await;
+        assert!(status.success(), "exit status {status}\n{}", self.stderr());
+    }
+
     /// Whether the process has exited (and how).
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().unwrap())
@@ -341,21 +358,7 @@ async fn exactly_once_in_redis_across_kill_9() {
     let mut spark = Spark::wordcount(&args);
     wait_redis_offsets(&sink, &topic, &want, Duration::from_secs(60)).await;
     // Redis may have been complete before this run; let it run a batch before stopping it.
-    eventually(
-        Duration::from_secs(30),
-        "a batch of the last run",
-        || async {
-            spark
-                .stdout
-                .snapshot()
-                .iter()
-                .any(|l| l.starts_with("Time: "))
-                .then_some(())
-        },
-    )
-    .await;
-    let status = spark.interrupt(Duration::from_secs(30)).await;
-    assert!(status.success(), "exit status {status}\n{}", spark.stderr());
+    spark.stop_after_a_batch().await;
 
     let got = sink.counts().await.unwrap();
     let total: i64 = expected.values().sum();

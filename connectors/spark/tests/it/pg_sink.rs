@@ -444,21 +444,7 @@ async fn wordcount_exactly_once_in_postgres_across_kill_9() {
     let want = latest(&client, &topic, partitions).await;
     let mut spark = Spark::wordcount(&args);
     wait_pg_offsets(&sink, &topic, &want, Duration::from_secs(60)).await;
-    eventually(
-        Duration::from_secs(30),
-        "a batch of the last run",
-        || async {
-            spark
-                .stdout
-                .snapshot()
-                .iter()
-                .any(|l| l.starts_with("Time: "))
-                .then_some(())
-        },
-    )
-    .await;
-    let status = spark.interrupt(Duration::from_secs(30)).await;
-    assert!(status.success(), "exit status {status}\n{}", spark.stderr());
+    spark.stop_after_a_batch().await;
     assert!(
         spark
             .stderr()

@@ -282,21 +282,7 @@ async fn exactly_once_kafka_output_across_kill_9() {
     .await;
     // The offsets may have been complete before this run; let it run a batch (its signal
     // handlers are installed by then) before stopping it.
-    eventually(
-        Duration::from_secs(30),
-        "a batch of the last run",
-        || async {
-            spark
-                .stdout
-                .snapshot()
-                .iter()
-                .any(|l| l.starts_with("Time: "))
-                .then_some(())
-        },
-    )
-    .await;
-    let status = spark.interrupt(Duration::from_secs(30)).await;
-    assert!(status.success(), "exit status {status}\n{}", spark.stderr());
+    spark.stop_after_a_batch().await;
 
     // Read the output at read_committed: group its records into batches by their ranges.
     let out_partitions = client.partitions(&output).await.unwrap();
