@@ -3,7 +3,7 @@
 //! ([`poll_until`], [`wait_until`], [`eventually`], [`within`]), unique names and free ports,
 //! a real Apache Kafka broker from the cached jars ([`Kafka`]), a follower for a child's
 //! output lines ([`follow`]), and Prometheus pages read by Prometheus's own parser
-//! ([`prometheus::scrape`]).
+//! ([`prometheus::scrape`]), and headless Chromium for browser tests ([`browser`]).
 //!
 //! It runs the broker as a process and speaks no Kafka protocol, so it depends on neither the
 //! broker crate nor `sluice-client`: connectors must never depend on the broker, and compat
@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod broker;
+pub mod browser;
 mod kafka;
 mod lines;
 pub mod prometheus;

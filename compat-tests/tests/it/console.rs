@@ -17,7 +17,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,34 +29,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::harness::{assert_success, compat_dir, run_with_timeout};
 use crate::rk::{self, Rec};
+use sluice_testkit::browser;
 
 /// The browser script's whole run (page loads, a lag sample every 5 s, four UI actions).
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(300);
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-fn python() -> PathBuf {
-    let py = compat_dir().join(".cache/venv/bin/python");
-    assert!(
-        py.exists(),
-        "{} is missing: run `bash compat-tests/scripts/install-python.sh`",
-        py.display()
-    );
-    py
-}
-
-/// `<target dir>/test-artifacts`, beside the profile dir of this test executable.
-fn artifacts_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let target = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .and_then(|d| d.parent())
-        .expect("test executable sits in <target>/<profile>/deps");
-    let dir = target.join("test-artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn broker(http: &str, config: Option<&str>, args: &[&str]) -> sluice_testkit::Broker {
     let mut b = sluice_testkit::Broker::builder()
@@ -140,12 +115,7 @@ fn committed(addr: &str, group: &str, topic: &str, partitions: i32) -> Vec<Offse
 
 #[test]
 fn console_pages_in_headless_chromium() {
-    for p in [CHROMIUM, CHROMEDRIVER] {
-        assert!(
-            std::path::Path::new(p).exists(),
-            "{p} is missing: run `bash compat-tests/scripts/install-chromium.sh`"
-        );
-    }
+    let python = browser::selenium_python();
     let b = broker("127.0.0.1:0", None, &[]);
     let addr = b.addr().to_string();
     let http = b.http_addr().expect("the broker printed its HTTP address");
@@ -231,9 +201,9 @@ fn console_pages_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("spec.json");
     std::fs::write(&spec_path, spec).unwrap();
-    let out_dir = artifacts_dir();
+    let out_dir = browser::artifacts_dir();
     println!("console screenshots: {}/console-*.png", out_dir.display());
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(&python);
     cmd.arg(compat_dir().join("python/console_test.py"))
         .arg("browser")
         .arg(&spec_path)
@@ -359,7 +329,7 @@ fn console_beyond_localhost_needs_sasl_users_and_applies_acls() {
     rk::create_topic(b.addr(), "visible", 1);
     rk::create_topic(b.addr(), "hidden", 1);
     rk::produce_ok(b.addr(), "hidden", &[Rec::kv("k", "secret")], &[]);
-    let mut cmd = Command::new(python());
+    let mut cmd = Command::new(browser::selenium_python());
     cmd.arg(compat_dir().join("python/console_test.py")).args([
         "grant",
         b.addr(),

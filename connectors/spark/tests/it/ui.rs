@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::binary::Spark;
 use crate::harness::{eventually, produce_lines, unique, wait_line, Broker};
-use sluice_testkit::prometheus;
+use sluice_testkit::{browser, prometheus};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -139,38 +139,16 @@ async fn metrics_count_every_record_produced() {
     assert_eq!(counted as f64, produced);
 }
 
-/// Where test artifacts go: `<target dir>/test-artifacts` (the test executable lives in
-/// `<target dir>/<profile>/deps`).
-fn artifacts_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .nth(3)
-        .map(|t| t.join("test-artifacts"))
-        .unwrap_or_else(|| sluice_testkit::workspace_root().join("target/test-artifacts"))
-}
-
-/// Chromium and chromedriver where the Selenium script looks for them, or a failure naming
-/// the install script.
-fn require_browser() {
-    for bin in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-        assert!(
-            Path::new(bin).exists(),
-            "{bin} is missing: run compat-tests/scripts/install-chromium.sh"
-        );
-    }
-}
-
 #[tokio::test]
 async fn the_streaming_page_renders_batches_in_chromium() {
-    require_browser();
-    let python = prometheus::venv_python("selenium");
+    let python = browser::selenium_python();
     const PER_PARTITION: usize = 300;
     let broker = Broker::start();
     let topic = loaded_topic(&broker, PER_PARTITION).await;
     // 100 records/s per partition at 500 ms: 50 per partition per batch, so the load
     // spreads over six batches and the limit in force is 2 × 100 records/s.
     let (spark, ui) = wordcount_with_ui(&broker, &topic, &["--max-rate-per-partition", "100"]);
-    let shot = artifacts_dir().join("streaming-page.png");
+    let shot = browser::artifacts_dir().join("streaming-page.png");
     let _ = std::fs::remove_file(&shot);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/streaming_page.py");
     let out = tokio::task::spawn_blocking(move || {
