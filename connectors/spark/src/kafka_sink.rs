@@ -8,6 +8,11 @@
 //! itself as the store, the consume-transform-produce loop of Kafka's exactly-once
 //! semantics.)
 //!
+//! A windowed job's watermark state travels in the same commit, as the offsets' metadata
+//! ([`watermark_metadata`]), and its late records can go in the same transaction too
+//! ([`KafkaSink::apply_with`]); [`KafkaSink::restored_watermark`] reads the state back, so a
+//! restarted job drops exactly the records an uninterrupted one would have dropped.
+//!
 //! Restart order matters: the sink must be created (its InitProducerId fences the previous
 //! process and aborts its open transaction) before the stream reads the group's offsets.
 //!
@@ -21,12 +26,15 @@ use sluice_client::{
 
 use crate::error::{Error, Result};
 use crate::range::OffsetRange;
+use crate::window::WatermarkState;
 use crate::wordcount::Counts;
 
 /// Header naming the batch time (ms) on every record a batch writes.
 pub const BATCH_TIME_HEADER: &str = "spark.batch.time";
 /// Header listing the batch's offset ranges, `topic:partition:from:until` joined by `,`.
 pub const OFFSET_RANGES_HEADER: &str = "spark.offset.ranges";
+/// How the offset-commit metadata holding a watermark state begins.
+const WATERMARK_METADATA: &str = "sluice-spark watermark;";
 
 /// Exactly-once output of batch results to one Kafka topic.
 #[derive(Debug)]
@@ -81,6 +89,19 @@ impl KafkaSink {
         ranges: &[OffsetRange],
         records: Vec<ProduceRecord>,
     ) -> Result<()> {
+        self.apply_with(ranges, records, Vec::new(), None).await
+    }
+
+    /// [`apply`](Self::apply), also writing `side` (records for other topics, such as a
+    /// windowed job's late records) and storing `watermark` as every offset's metadata, all
+    /// in the batch's one transaction.
+    pub async fn apply_with(
+        &mut self,
+        ranges: &[OffsetRange],
+        records: Vec<ProduceRecord>,
+        side: Vec<ProduceBatch>,
+        watermark: Option<WatermarkState>,
+    ) -> Result<()> {
         if ranges.iter().all(|r| r.count() == 0) {
             return Ok(());
         }
@@ -95,7 +116,7 @@ impl KafkaSink {
                 v.push(r);
             }
         }
-        let batches: Vec<ProduceBatch> = per_partition
+        let mut batches: Vec<ProduceBatch> = per_partition
             .into_iter()
             .zip(0..)
             .filter(|(records, _)| !records.is_empty())
@@ -105,9 +126,14 @@ impl KafkaSink {
                 records,
             })
             .collect();
+        batches.extend(side.into_iter().filter(|b| !b.records.is_empty()));
+        let metadata = watermark.map(|w| watermark_metadata(&w));
         let offsets: Vec<CommitOffset> = ranges
             .iter()
-            .map(|r| CommitOffset::new(&r.topic, r.partition, r.until_offset))
+            .map(|r| CommitOffset {
+                metadata: metadata.clone(),
+                ..CommitOffset::new(&r.topic, r.partition, r.until_offset)
+            })
             .collect();
         self.producer.begin()?;
         let written = self.write(&batches, &offsets).await;
@@ -136,6 +162,38 @@ impl KafkaSink {
             .send_offsets_to_transaction(offsets, &self.group, &Generation::simple())
             .await?;
         self.producer.commit().await
+    }
+
+    /// The watermark state committed with `group`'s offsets for `partitions` (the
+    /// default state when none was). Every batch stores the state with every partition's
+    /// offset, and both of its fields only grow, so the largest of each is the last batch's.
+    /// Reads at `require_stable`, as a transaction still undecided must not be read past.
+    pub async fn restored_watermark(
+        client: &Client,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<WatermarkState> {
+        let committed = client.fetch_committed_with(group, partitions, true).await?;
+        let mut state = WatermarkState::default();
+        for c in committed {
+            let Some(text) = c.metadata.as_deref().filter(|m| !m.is_empty()) else {
+                continue;
+            };
+            match parse_watermark_metadata(text) {
+                Some(w) => {
+                    state.max_event_ms = state.max_event_ms.max(w.max_event_ms);
+                    state.late_total = state.late_total.max(w.late_total);
+                }
+                None => tracing::warn!(
+                    group,
+                    topic = c.topic,
+                    partition = c.partition,
+                    metadata = text,
+                    "the committed offset's metadata holds no watermark state; ignored"
+                ),
+            }
+        }
+        Ok(state)
     }
 
     /// The output records of a word-count batch: one per word, key the word, value the
@@ -167,6 +225,36 @@ impl KafkaSink {
             })
             .collect()
     }
+}
+
+/// The offset-commit metadata holding `w`:
+/// `sluice-spark watermark;max_event_ms=N|none;late_total=N`.
+pub fn watermark_metadata(w: &WatermarkState) -> String {
+    let max = w
+        .max_event_ms
+        .map_or_else(|| "none".to_owned(), |m| m.to_string());
+    format!(
+        "{WATERMARK_METADATA}max_event_ms={max};late_total={}",
+        w.late_total
+    )
+}
+
+/// Reads [`watermark_metadata`]'s text back; `None` for any other text.
+pub fn parse_watermark_metadata(text: &str) -> Option<WatermarkState> {
+    let rest = text.strip_prefix(WATERMARK_METADATA)?;
+    let (mut max, mut late) = (None, None);
+    for field in rest.split(';') {
+        match field.split_once('=')? {
+            ("max_event_ms", "none") => max = Some(None),
+            ("max_event_ms", v) => max = Some(Some(v.parse().ok()?)),
+            ("late_total", v) => late = Some(v.parse().ok()?),
+            _ => return None,
+        }
+    }
+    Some(WatermarkState {
+        max_event_ms: max?,
+        late_total: late?,
+    })
 }
 
 /// Kafka's default partition for a keyed record: `toPositive(murmur2(key)) % partitions`.
@@ -238,6 +326,40 @@ mod tests {
         let h = &records[0].headers;
         assert_eq!(h[0].value.as_deref(), Some(&b"77"[..]));
         assert_eq!(h[1].value.as_deref(), Some(&b"t:0:3:5,t:1:0:2"[..]));
+    }
+
+    #[test]
+    fn watermark_state_round_trips_through_commit_metadata() {
+        for w in [
+            WatermarkState::default(),
+            WatermarkState {
+                max_event_ms: Some(1_700_000_000_123),
+                late_total: 7,
+            },
+            WatermarkState {
+                max_event_ms: Some(-5),
+                late_total: 0,
+            },
+        ] {
+            assert_eq!(parse_watermark_metadata(&watermark_metadata(&w)), Some(w));
+        }
+        assert_eq!(
+            watermark_metadata(&WatermarkState {
+                max_event_ms: Some(60_000),
+                late_total: 2
+            }),
+            "sluice-spark watermark;max_event_ms=60000;late_total=2"
+        );
+        for bad in [
+            "",
+            "someone else's metadata",
+            "sluice-spark watermark;max_event_ms=1",
+            "sluice-spark watermark;max_event_ms=x;late_total=1",
+            "sluice-spark watermark;max_event_ms=1;late_total=-1",
+            "sluice-spark watermark;max_event_ms=1;late_total=1;other=2",
+        ] {
+            assert_eq!(parse_watermark_metadata(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -66,7 +66,10 @@ pub use flume::{
     DEFAULT_PARALLELISM, DEFAULT_PUSH_CAPACITY,
 };
 pub use kafka_params::{client_config, is_client_key, DEFAULT_CLIENT_ID};
-pub use kafka_sink::{KafkaSink, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
+pub use kafka_sink::{
+    parse_watermark_metadata, watermark_metadata, KafkaSink, BATCH_TIME_HEADER,
+    OFFSET_RANGES_HEADER,
+};
 pub use listener::{
     BatchHistory, BatchInfo, HistorySnapshot, StreamingListener, DEFAULT_RETAINED_BATCHES,
 };

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use sluice_client::{Client, ProduceOptions, ProduceRecord};
+use sluice_client::{Client, ProduceBatch, ProduceOptions, ProduceRecord};
 
 use crate::agg::{Cell, Partial, Updates};
 use crate::error::Result;
@@ -167,9 +167,10 @@ pub fn kafka_records(
 }
 
 /// Writes late records to a Kafka topic as they were read (key, value), with headers
-/// giving their event time, the watermark and where they came from. Written before the
-/// batch's results are applied, outside their transaction: at-least-once (a batch replayed
-/// after a crash writes its late records again).
+/// giving their event time, the watermark and where they came from. With the Kafka sink
+/// they go in the batch's transaction ([`LateWriter::batches`]); otherwise they are written
+/// before the batch's results are applied, outside their transaction: at-least-once (a
+/// batch replayed after a crash writes its late records again).
 #[derive(Debug)]
 pub struct LateWriter {
     client: Client,
@@ -194,9 +195,26 @@ impl LateWriter {
         })
     }
 
-    /// Writes `late`; a record goes to its source partition's number modulo the topic's
-    /// partitions, so one source partition's late records stay in order.
+    /// Writes `late` (outside any transaction: a Redis or PostgreSQL job writes them before
+    /// its batch's transaction, so a batch replayed after a crash may write them again).
     pub async fn write(&self, late: &[LateOutput]) -> Result<()> {
+        for b in self.batches(late) {
+            self.client
+                .produce(
+                    &b.topic,
+                    b.partition,
+                    &b.records,
+                    &ProduceOptions::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The records `late` becomes, per partition of the topic: a record goes to its source
+    /// partition's number modulo the topic's partitions, so one source partition's late
+    /// records stay in order. The Kafka sink writes these in its batch's transaction.
+    pub fn batches(&self, late: &[LateOutput]) -> Vec<ProduceBatch> {
         let mut per_partition: BTreeMap<i32, Vec<ProduceRecord>> = BTreeMap::new();
         for l in late {
             let r = &l.record;
@@ -212,12 +230,14 @@ impl LateWriter {
             let p = r.partition.rem_euclid(self.partitions);
             per_partition.entry(p).or_default().push(rec);
         }
-        for (p, records) in per_partition {
-            self.client
-                .produce(&self.topic, p, &records, &ProduceOptions::default())
-                .await?;
-        }
-        Ok(())
+        per_partition
+            .into_iter()
+            .map(|(partition, records)| ProduceBatch {
+                topic: self.topic.clone(),
+                partition,
+                records,
+            })
+            .collect()
     }
 }
 

@@ -7,9 +7,11 @@
 //! sink applies the batch.
 //!
 //! Delivery: a [`ResultSink`] (Redis, PostgreSQL) stores results, offsets and the watermark
-//! atomically, and the stream restarts from it (exactly-once); the Kafka sink writes results
-//! and offsets in one transaction (exactly-once; the watermark restarts empty); stdout keeps
-//! nothing.
+//! atomically, and the stream restarts from it (exactly-once); the Kafka sink writes results,
+//! late records and offsets in one transaction, with the watermark state as the offsets'
+//! metadata (exactly-once, late records included); stdout keeps nothing. With a Redis or
+//! PostgreSQL sink, late records are written to their topic before the batch's transaction,
+//! so a batch replayed after a crash may write them twice (at-least-once).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -156,6 +158,22 @@ pub async fn run_with_listeners(
             .map(|w| (w.windows, w.time_field.clone())),
         keep_late: late.is_some(),
     });
+    let commit = group.is_some() && !matches!(spec.sink, SinkSpec::Kafka { .. });
+    let mut stream = DirectStream::create(client.clone(), strategy, spec.stream.clone()).await?;
+    if let (Sink::Kafka(_), Some(group), Some(_)) = (&sink, &group, &spec.window) {
+        // The watermark state was committed with the offsets the stream starts from.
+        let partitions: Vec<(String, i32)> = stream
+            .current_offsets()
+            .keys()
+            .map(|tp| (tp.topic.clone(), tp.partition))
+            .collect();
+        checkpoint.watermark = KafkaSink::restored_watermark(&client, group, &partitions).await?;
+        tracing::info!(
+            max_event_ms = checkpoint.watermark.max_event_ms,
+            late_total = checkpoint.watermark.late_total,
+            "watermark restored from the group's committed offsets"
+        );
+    }
     let state = Arc::new(Mutex::new(State {
         watermark: spec
             .window
@@ -165,9 +183,6 @@ pub async fn run_with_listeners(
         sink,
         late,
     }));
-
-    let commit = group.is_some() && !matches!(spec.sink, SinkSpec::Kafka { .. });
-    let mut stream = DirectStream::create(client, strategy, spec.stream.clone()).await?;
     for l in listeners {
         stream.add_streaming_listener(l);
     }
@@ -243,12 +258,12 @@ async fn run_batch(
         }
         None => Default::default(),
     };
-    if let Some(writer) = &state.late {
-        if !late.is_empty() {
+    let ranges = batch.offset_ranges();
+    if let (Some(writer), false) = (&state.late, late.is_empty()) {
+        if !matches!(state.sink, Sink::Kafka(_)) {
             writer.write(&late).await?;
         }
     }
-    let ranges = batch.offset_ranges();
     match &mut state.sink {
         Sink::Result(sink) => {
             if sink.apply(ranges, &updates, watermark_state).await? == Applied::AlreadyApplied {
@@ -260,7 +275,12 @@ async fn run_batch(
         }
         Sink::Kafka(sink) => {
             let records = kafka_records(batch.time_ms(), ranges, &updates, state.windows.as_ref());
-            sink.apply(ranges, records).await?;
+            let side = match &state.late {
+                Some(writer) => writer.batches(&late),
+                None => Vec::new(),
+            };
+            let watermark = state.watermark.is_some().then_some(watermark_state);
+            sink.apply_with(ranges, records, side, watermark).await?;
         }
         Sink::Stdout(sink) => {
             let wm = state.watermark.as_ref().and_then(Watermark::current);

@@ -13,10 +13,10 @@ use crate::binary::{latest, random_line, Rng, Spark};
 use crate::harness::{eventually, unique, Broker, Redis};
 
 /// A window start well after the epoch (a multiple of every window size used here).
-const BASE: i64 = 28_333_333 * 60_000;
+pub const BASE: i64 = 28_333_333 * 60_000;
 
 /// Produces `(event time, line)` records to one partition, in one batch.
-async fn produce_at(client: &Client, topic: &str, partition: i32, recs: &[(i64, String)]) {
+pub async fn produce_at(client: &Client, topic: &str, partition: i32, recs: &[(i64, String)]) {
     let records: Vec<ProduceRecord> = recs
         .iter()
         .map(|(ts, l)| ProduceRecord {
@@ -193,7 +193,7 @@ async fn windows_count_out_of_order_records_and_report_late_ones() {
 /// order (one at the phase's last ms so the max is known), plus late ones in
 /// [k*20 s - 40 s, k*20 s - 30 s), whose 10 s window ends at or below the watermark left by
 /// phase k - 1 (its max is at least k*20 s - 1 ms, minus 25 s).
-fn phase(
+pub fn phase(
     rng: &mut Rng,
     k: i64,
     partitions: i32,
