@@ -12,6 +12,7 @@ pub mod splice;
 pub mod topics;
 pub mod txn;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -23,7 +24,6 @@ use crate::group::Coordinator;
 use crate::log::producer::ProducerIdAllocator;
 use crate::log::LogManager;
 use crate::security::acl::{Authorizer, Operation, ResourceType, CLUSTER_NAME};
-use crate::server::connection::ConnInfo;
 
 /// State shared by every connection.
 pub struct Broker {
@@ -130,6 +130,38 @@ impl Broker {
             logs: &self.logs,
             pids: &self.producer_ids,
             groups: &self.groups,
+        }
+    }
+}
+
+/// Facts about a connection that handlers may need (Metadata advertises per listener).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Our address as the client reached it.
+    pub local: SocketAddr,
+    /// Index of the listener that accepted it.
+    pub listener: usize,
+    /// Configured advertised address of that listener.
+    pub advertised: Option<(String, u16)>,
+    /// That listener's name.
+    pub listener_name: String,
+    /// That listener's security protocol.
+    pub protocol: crate::security::Protocol,
+}
+
+impl ConnInfo {
+    /// The host and port to advertise to this client: the configured one, else the address
+    /// it connected to (which it can certainly reach).
+    pub fn advertised(&self) -> (String, u16) {
+        match &self.advertised {
+            Some(a) => a.clone(),
+            // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; advertise a.b.c.d.
+            None => (
+                self.local.ip().to_canonical().to_string(),
+                self.local.port(),
+            ),
         }
     }
 }

@@ -497,7 +497,7 @@ impl OffsetStore {
     pub fn write_marker(&self, pid: i64, epoch: i16, commit: bool) -> Result<(), Error> {
         match self
             .log
-            .append_marker(pid, epoch, commit, crate::txn::COORDINATOR_EPOCH)
+            .append_marker(pid, epoch, commit, crate::log::COORDINATOR_EPOCH)
         {
             Ok(_) | Err(crate::log::AppendError::Fenced) => {}
             Err(e) => return Err(Error::Append(e.to_string())),

@@ -22,31 +22,15 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 use tracing::{info, warn};
 
 use super::batch::BatchView;
-use super::partition::Partition;
+use super::partition::{Partition, Target};
 use super::txn_index::{self, AbortedTxn};
 use super::Error;
-
-/// A closed segment as the cleaner sees it.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// Base offset.
-    pub base: i64,
-    /// Base offset of the next segment.
-    pub end: i64,
-    /// Shared handle of the `.log` file.
-    pub file: Arc<File>,
-    /// Size in bytes.
-    pub size: u64,
-    /// Newest record timestamp in the segment.
-    pub max_timestamp: i64,
-}
 
 /// What one pass over a partition did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -302,6 +286,7 @@ mod tests {
     use super::*;
     use crate::log::LogConfig;
     use kafka_protocol::records::{Compression, Record, TimestampType};
+    use std::sync::Arc;
 
     fn batch(recs: &[(&str, Option<&str>)], ts: i64) -> Vec<u8> {
         let records: Vec<Record> = recs

@@ -60,6 +60,10 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// Kafka's committed-offsets and group-metadata topic.
 pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// The coordinator epoch written into transaction markers, by the transaction coordinator
+/// and by the group coordinator for offsets committed in a transaction. Kafka's is the
+/// leader epoch of the coordinator's partition; one node never changes leader.
+pub const COORDINATOR_EPOCH: i32 = 0;
 /// Every topic Kafka treats as internal (its `Topic.INTERNAL_TOPICS`): the brokers write
 /// them, clients may not produce to them. A new internal topic is added here and nowhere
 /// else.

@@ -40,6 +40,21 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// A closed segment as the cleaner sees it ([`Partition::cleanable`] hands them out).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Base offset.
+    pub base: i64,
+    /// Base offset of the next segment.
+    pub end: i64,
+    /// Shared handle of the `.log` file.
+    pub file: Arc<std::fs::File>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Newest record timestamp in the segment.
+    pub max_timestamp: i64,
+}
+
 /// A partition's offsets and size at one moment ([`Partition::stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogStats {
@@ -1244,7 +1259,7 @@ impl Partition {
     /// `min.cleanable.dirty.ratio`: (base, next base, file, size, max timestamp).
     /// Only segments wholly below the last stable offset take part: Kafka never cleans
     /// open transactions.
-    pub(super) fn cleanable(&self) -> Option<(Arc<LogConfig>, Vec<super::cleaner::Target>)> {
+    pub(super) fn cleanable(&self) -> Option<(Arc<LogConfig>, Vec<Target>)> {
         let st = self.lock();
         if !st.config.compacted() || st.segments.len() < 2 {
             return None;
@@ -1268,7 +1283,7 @@ impl Partition {
             .iter()
             .zip(st.segments.iter().skip(1))
             .take_while(|(_, next)| next.base_offset() <= lso)
-            .map(|(s, next)| super::cleaner::Target {
+            .map(|(s, next)| Target {
                 base: s.base_offset(),
                 end: next.base_offset(),
                 file: Arc::clone(s.file()),

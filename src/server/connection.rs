@@ -3,7 +3,6 @@
 //! order, one at a time, as Kafka does. Framing and decode errors close the connection with a
 //! log line; nothing else does.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -15,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::frame::{self, FrameError};
 use super::output::{Output, Piece, Sink};
-use crate::api::{self, Broker, Ctx, VersionCheck};
+use crate::api::{self, Broker, ConnInfo, Ctx, VersionCheck};
 use crate::guard;
 use crate::security::sasl::{Authenticator, Step};
 use crate::security::tls::TlsAcceptor;
@@ -23,38 +22,6 @@ use crate::security::Session;
 
 /// Read buffer per connection; small requests then cost one syscall for several frames.
 const READ_BUFFER: usize = 64 * 1024;
-
-/// Facts about a connection that handlers may need (Metadata advertises per listener).
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// Our address as the client reached it.
-    pub local: SocketAddr,
-    /// Index of the listener that accepted it.
-    pub listener: usize,
-    /// Configured advertised address of that listener.
-    pub advertised: Option<(String, u16)>,
-    /// That listener's name.
-    pub listener_name: String,
-    /// That listener's security protocol.
-    pub protocol: crate::security::Protocol,
-}
-
-impl ConnInfo {
-    /// The host and port to advertise to this client: the configured one, else the address
-    /// it connected to (which it can certainly reach).
-    pub fn advertised(&self) -> (String, u16) {
-        match &self.advertised {
-            Some(a) => a.clone(),
-            // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d; advertise a.b.c.d.
-            None => (
-                self.local.ip().to_canonical().to_string(),
-                self.local.port(),
-            ),
-        }
-    }
-}
 
 /// Serve one connection until the peer closes, a framing error occurs, or shutdown. On a
 /// TLS listener (`tls` set) the handshake comes first, and the client certificate (if any)

@@ -111,7 +111,7 @@ async fn accept_loop(index: usize, l: Listener, broker: Arc<Broker>, limit: Arc<
                         continue;
                     }
                 };
-                let info = connection::ConnInfo {
+                let info = crate::api::ConnInfo {
                     peer,
                     local,
                     listener: index,

@@ -45,10 +45,6 @@ pub use state::{EndTxnPlan, TopicPartition, TxnMeta, TxnState};
 /// Name of the internal transaction log, as Kafka names it.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
-/// The coordinator epoch written into markers. Kafka's is the leader epoch of the
-/// `__transaction_state` partition; one node never changes leader.
-pub const COORDINATOR_EPOCH: i32 = 0;
-
 /// What the coordinator needs from the rest of the broker for one operation.
 #[derive(Clone, Copy)]
 pub struct Env<'a> {
@@ -246,7 +242,7 @@ impl Coordinator {
                     );
                     continue;
                 };
-                match part.append_marker(pid, epoch, commit, COORDINATOR_EPOCH) {
+                match part.append_marker(pid, epoch, commit, crate::log::COORDINATOR_EPOCH) {
                     Ok(_) => {}
                     Err(AppendError::Fenced) => {
                         // A newer epoch already wrote there (a fence): this one is obsolete.

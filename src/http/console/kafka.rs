@@ -18,9 +18,9 @@ use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
 use super::Identity;
+use crate::api::ConnInfo;
 use crate::api::{dispatch, Broker, Ctx};
 use crate::security::{Protocol, Session};
-use crate::server::connection::ConnInfo;
 
 /// The listener name the console's sessions carry (Kafka has none for HTTP).
 pub const LISTENER: &str = "CONSOLE";
