@@ -16,34 +16,14 @@ use std::sync::Mutex;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
-use super::sasl::scram::{MAX_ITERATIONS, MIN_ITERATIONS};
-use super::sasl::Mechanism;
+use super::mechanism::Mechanism;
+use super::scram_keys::{random_bytes, ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 
 /// File name in the data directory.
 pub const FILE: &str = "scram-credentials";
 
 /// The first line of the file, naming its format.
 const HEADER: &str = "# sluice scram credentials v1";
-
-/// What is kept for one user and SCRAM mechanism.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScramCredential {
-    /// The salt the client chose.
-    pub salt: Vec<u8>,
-    /// `H(ClientKey)`.
-    pub stored_key: Vec<u8>,
-    /// `HMAC(SaltedPassword, "Server Key")`.
-    pub server_key: Vec<u8>,
-    /// PBKDF2 iterations.
-    pub iterations: i32,
-}
-
-impl std::fmt::Debug for ScramCredential {
-    // Like Kafka's `ScramCredentialValue.toString`: keys are secrets, never logged.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ScramCredential([hidden])")
-    }
-}
 
 /// A failure to read or write the credentials file.
 #[derive(Debug, thiserror::Error)]
@@ -260,7 +240,7 @@ impl ScramStore {
             if self.contains(&user, m) {
                 continue;
             }
-            let salt = super::sasl::scram::random_bytes::<16>().ok_or("no random salt")?;
+            let salt = random_bytes::<16>().ok_or("no random salt")?;
             let rounds = u32::try_from(iterations).map_err(|e| e.to_string())?;
             let salted = hash.hi(password.as_bytes(), &salt, rounds);
             changes.push(Change::Upsert(

@@ -13,6 +13,8 @@
 //!   ([`ssl_principal`]).
 //! - [`sasl`]: SASL authentication (PLAIN, SCRAM-SHA-256/512, OAUTHBEARER) on SASL listeners.
 //! - [`credentials`]: the SCRAM credential store.
+//! - [`mechanism`]: the SASL mechanisms; [`scram_keys`]: SCRAM's hashes and key
+//!   derivations. Both sit below `sasl` and `credentials`, which use them.
 //!
 //! The server (`crate::server`) owns the sockets and asks this module how to secure them;
 //! API handlers (`crate::api`) read the [`Session`] to authorize. Nothing here depends on
@@ -22,7 +24,9 @@ pub mod acl;
 pub mod credentials;
 pub mod jks;
 pub mod keystore;
+pub mod mechanism;
 pub mod sasl;
+pub mod scram_keys;
 pub mod ssl_principal;
 pub mod tls;
 

@@ -22,8 +22,8 @@ use tracing::{error, info};
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
 use crate::security::acl::Operation;
 use crate::security::credentials::Change;
-use crate::security::sasl::scram::{MAX_ITERATIONS, MIN_ITERATIONS};
-use crate::security::sasl::Mechanism;
+use crate::security::mechanism::Mechanism;
+use crate::security::scram_keys::{MAX_ITERATIONS, MIN_ITERATIONS};
 
 /// Handle DescribeUserScramCredentials.
 pub(crate) async fn describe(

@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 
 use super::{Console, ConsoleError, Identity};
 use crate::api::Broker;
-use crate::security::sasl::Mechanism;
+use crate::security::mechanism::Mechanism;
 use crate::security::Principal;
 
 /// The realm the browser shows in its login prompt.
@@ -248,7 +248,7 @@ impl Default for LoginCache {
         LoginCache {
             // With no randomness from the OS the cache never matches anything of value:
             // a zero key only makes the keyed hash a plain one.
-            secret: crate::security::sasl::scram::random_bytes::<32>().unwrap_or([0; 32]),
+            secret: crate::security::scram_keys::random_bytes::<32>().unwrap_or([0; 32]),
             entries: Mutex::new(HashMap::new()),
         }
     }

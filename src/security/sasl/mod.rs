@@ -37,83 +37,13 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use tracing::{debug, info, warn};
 
 use super::credentials::ScramStore;
+use super::mechanism::Mechanism;
+use super::scram_keys::Hash;
 use super::{Principal, Props, Protocol, Session};
 
 /// Kafka's default `sasl.server.max.receive.size`: the largest frame read from a client that
 /// has not authenticated yet.
 pub const DEFAULT_MAX_RECEIVE: usize = 524_288;
-
-/// A SASL mechanism Sluice implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Mechanism {
-    /// PLAIN (RFC 4616).
-    Plain,
-    /// SCRAM-SHA-256 (RFC 7677).
-    ScramSha256,
-    /// SCRAM-SHA-512.
-    ScramSha512,
-    /// OAUTHBEARER (RFC 7628) with Kafka's unsecured token validator.
-    OAuthBearer,
-}
-
-impl Mechanism {
-    /// Parse the IANA name Kafka uses.
-    pub fn parse(s: &str) -> Option<Mechanism> {
-        match s.trim() {
-            "PLAIN" => Some(Mechanism::Plain),
-            "SCRAM-SHA-256" => Some(Mechanism::ScramSha256),
-            "SCRAM-SHA-512" => Some(Mechanism::ScramSha512),
-            "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
-            _ => None,
-        }
-    }
-
-    /// The IANA name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mechanism::Plain => "PLAIN",
-            Mechanism::ScramSha256 => "SCRAM-SHA-256",
-            Mechanism::ScramSha512 => "SCRAM-SHA-512",
-            Mechanism::OAuthBearer => "OAUTHBEARER",
-        }
-    }
-
-    /// The hash of a SCRAM mechanism.
-    pub fn scram(self) -> Option<scram::Hash> {
-        match self {
-            Mechanism::ScramSha256 => Some(scram::Hash::Sha256),
-            Mechanism::ScramSha512 => Some(scram::Hash::Sha512),
-            _ => None,
-        }
-    }
-
-    /// The wire code of a SCRAM mechanism in the credential APIs (Kafka's `ScramMechanism`).
-    pub fn scram_code(self) -> Option<i8> {
-        match self {
-            Mechanism::ScramSha256 => Some(1),
-            Mechanism::ScramSha512 => Some(2),
-            _ => None,
-        }
-    }
-
-    /// The SCRAM mechanism with wire code `c`.
-    pub fn from_scram_code(c: i8) -> Option<Mechanism> {
-        match c {
-            1 => Some(Mechanism::ScramSha256),
-            2 => Some(Mechanism::ScramSha512),
-            _ => None,
-        }
-    }
-
-    /// The JAAS login module class (simple name) that configures it.
-    fn login_module(self) -> &'static str {
-        match self {
-            Mechanism::Plain => "PlainLoginModule",
-            Mechanism::ScramSha256 | Mechanism::ScramSha512 => "ScramLoginModule",
-            Mechanism::OAuthBearer => "OAuthBearerLoginModule",
-        }
-    }
-}
 
 /// What a mechanism step produced.
 #[derive(Debug)]
@@ -398,8 +328,8 @@ impl Exchange {
     fn new(m: Mechanism) -> Exchange {
         match m {
             Mechanism::Plain => Exchange::Plain(None),
-            Mechanism::ScramSha256 => Exchange::Scram(scram::Server::new(m, scram::Hash::Sha256)),
-            Mechanism::ScramSha512 => Exchange::Scram(scram::Server::new(m, scram::Hash::Sha512)),
+            Mechanism::ScramSha256 => Exchange::Scram(scram::Server::new(m, Hash::Sha256)),
+            Mechanism::ScramSha512 => Exchange::Scram(scram::Server::new(m, Hash::Sha512)),
             Mechanism::OAuthBearer => Exchange::OAuth(oauthbearer::Server::default()),
         }
     }

@@ -1,87 +1,17 @@
-//! SASL/SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), server side: the key
-//! derivations Kafka's `ScramFormatter` performs, and the two-round exchange Kafka's
-//! `ScramSaslServer` runs (client-first → server-first, client-final → server-final).
+//! SASL/SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 5802, RFC 7677), server side: the two-round
+//! exchange Kafka's `ScramSaslServer` runs (client-first → server-first, client-final →
+//! server-final).
 //!
-//! Not here: where credentials are kept (`security::credentials`).
+//! Not here: the key derivations (`security::scram_keys`), where credentials are kept
+//! (`security::credentials`).
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use ring::rand::SecureRandom;
 
-use super::{Failure, Mechanism, Progress};
-use crate::security::credentials::{ScramCredential, ScramStore};
-
-/// Kafka's smallest accepted iteration count (`ScramMechanism.minIterations`, 4096 for both).
-pub const MIN_ITERATIONS: i32 = 4096;
-/// Kafka's largest accepted iteration count (`ScramControlManager.MAX_ITERATIONS`).
-pub const MAX_ITERATIONS: i32 = 16384;
-
-/// Which hash a SCRAM mechanism uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Hash {
-    /// SCRAM-SHA-256.
-    Sha256,
-    /// SCRAM-SHA-512.
-    Sha512,
-}
-
-impl Hash {
-    fn digest_alg(self) -> &'static ring::digest::Algorithm {
-        match self {
-            Hash::Sha256 => &ring::digest::SHA256,
-            Hash::Sha512 => &ring::digest::SHA512,
-        }
-    }
-
-    /// `H(data)`.
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        ring::digest::digest(self.digest_alg(), data)
-            .as_ref()
-            .to_vec()
-    }
-
-    /// `HMAC(key, data)`.
-    pub fn hmac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
-        let alg = match self {
-            Hash::Sha256 => ring::hmac::HMAC_SHA256,
-            Hash::Sha512 => ring::hmac::HMAC_SHA512,
-        };
-        ring::hmac::sign(&ring::hmac::Key::new(alg, key), data)
-            .as_ref()
-            .to_vec()
-    }
-
-    /// `Hi(password, salt, i)`: PBKDF2 with this HMAC, as RFC 5802 defines it. Zero
-    /// iterations count as one (callers check Kafka's bounds first).
-    pub fn hi(self, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-        let (alg, len) = match self {
-            Hash::Sha256 => (ring::pbkdf2::PBKDF2_HMAC_SHA256, 32),
-            Hash::Sha512 => (ring::pbkdf2::PBKDF2_HMAC_SHA512, 64),
-        };
-        let mut out = vec![0u8; len];
-        let rounds = std::num::NonZeroU32::new(iterations).unwrap_or(std::num::NonZeroU32::MIN);
-        ring::pbkdf2::derive(alg, rounds, salt, password, &mut out);
-        out
-    }
-
-    /// The credential kept for a salted password: `StoredKey = H(HMAC(SaltedPassword,
-    /// "Client Key"))`, `ServerKey = HMAC(SaltedPassword, "Server Key")`, as Kafka's
-    /// controller derives them from an AlterUserScramCredentials upsertion.
-    pub fn credential(
-        self,
-        salt: &[u8],
-        salted_password: &[u8],
-        iterations: i32,
-    ) -> ScramCredential {
-        let client_key = self.hmac(salted_password, b"Client Key");
-        ScramCredential {
-            salt: salt.to_vec(),
-            stored_key: self.digest(&client_key),
-            server_key: self.hmac(salted_password, b"Server Key"),
-            iterations,
-        }
-    }
-}
+use super::{Failure, Progress};
+use crate::security::credentials::ScramStore;
+use crate::security::mechanism::Mechanism;
+use crate::security::scram_keys::{random_bytes, Hash, ScramCredential, MIN_ITERATIONS};
 
 /// RFC 5802 `saslname`: `=2C` is `,` and `=3D` is `=`; any other `=` is malformed.
 fn decode_saslname(s: &str) -> Option<String> {
@@ -98,13 +28,6 @@ fn decode_saslname(s: &str) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
-}
-
-/// `N` bytes from the OS CSPRNG (None if the OS gives none).
-pub fn random_bytes<const N: usize>() -> Option<[u8; N]> {
-    let mut b = [0u8; N];
-    ring::rand::SystemRandom::new().fill(&mut b).ok()?;
-    Some(b)
 }
 
 /// A fresh server nonce: 24 random bytes, base64 (printable, no commas).
