@@ -1,6 +1,6 @@
 //! The `hdfs` sink (Flume's `HDFSEventSink` and `BucketWriter`): events go to files whose
 //! directory and name prefix are escaped per event (`escape`), on the local filesystem or a
-//! real HDFS (`fs`), as SequenceFiles, plain or compressed streams (`writer`) of the
+//! real HDFS (`resolve` picks one by scheme, `fs` and `hdfs_fs` write), as SequenceFiles, plain or compressed streams (`writer`) of the
 //! serializer's output (`serializer`).
 //!
 //! Keys (prefix `hdfs.` unless noted) and defaults: **path**, `filePrefix` FlumeData,
@@ -40,6 +40,7 @@
 pub mod escape;
 pub mod fs;
 mod hdfs_fs;
+pub mod resolve;
 pub mod serializer;
 pub mod writer;
 
@@ -61,7 +62,8 @@ use crate::conf::{ConfigError, Context};
 use crate::counters::{Counters, Kind};
 use crate::event::Event;
 use escape::{EscapeSettings, RoundUnit, Template, Zone};
-use fs::{FileSystem, Filesystems, OutFile};
+use fs::{FileSystem, OutFile};
+use resolve::Filesystems;
 use serializer::SerializerSpec;
 use writer::{Codec, FileFormat, FormatWriter, WriteFormat};
 
@@ -274,7 +276,7 @@ pub fn build(
     // A constant path on an unsupported filesystem is a configuration error now rather than
     // an I/O error on every batch.
     if cfg.path.is_constant() {
-        if let Err(e) = fs::locate(&cfg.path.to_string()) {
+        if let Err(e) = resolve::locate(&cfg.path.to_string()) {
             if e.kind() == io::ErrorKind::Unsupported {
                 return Err(ctx.error("hdfs.path", &e.to_string()));
             }
