@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, SaslAuthenticateRequest, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -23,7 +25,7 @@ use tokio_rustls::TlsConnector;
 use crate::config::ClientConfig;
 use crate::error::{At, Error, Result};
 use crate::frame::{self, FrameError};
-use crate::security::{sasl, TlsConfig};
+use crate::security::{sasl, SaslConfig, TlsConfig};
 use crate::versions::{implemented, Versions};
 
 /// Name sent in ApiVersions v3+. Kafka checks it against `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`.
@@ -192,7 +194,8 @@ impl Connection {
             .await
             .map_err(transport_to_connect)?;
         if let Some(creds) = sasl_creds {
-            let lifetime = sasl::authenticate(&mut conn, creds, config.request_timeout)
+            let lifetime = conn
+                .authenticate(creds, config.request_timeout)
                 .await
                 .map_err(transport_to_connect)?;
             conn.reuse_until =
@@ -200,6 +203,73 @@ impl Connection {
         }
         tracing::debug!(addr, versions = %conn.versions, protocol = ?security.protocol, "connected");
         Ok(conn)
+    }
+
+    /// Authenticates with `sasl`: SaslHandshake v1 names the mechanism, then
+    /// SaslAuthenticate requests carry the tokens of a [`sasl::Conversation`] until it is
+    /// over. Returns the session lifetime the broker granted (SaslAuthenticate v1+, Kafka's
+    /// `connections.max.reauth.ms`), if it set one: past it the broker closes the connection
+    /// on its next request. The outer errors are transport failures; a refusal is
+    /// [`Error::Authentication`], with the broker's message (Kafka's is "Authentication
+    /// failed: Invalid username or password" and the like, and never echoes the
+    /// credentials).
+    async fn authenticate(
+        &mut self,
+        sasl: &SaslConfig,
+        timeout: Duration,
+    ) -> Result<Option<Duration>> {
+        let mut conversation = sasl::Conversation::new(sasl);
+        let version = self.version(ApiKey::SaslHandshake)?;
+        let handshake = self
+            .call(
+                version,
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(conversation.mechanism())),
+                timeout,
+            )
+            .await?;
+        if let Some(e) = ResponseError::try_from_code(handshake.error_code) {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(conversation.refused(
+                &self.addr,
+                format!(
+                    "the broker refused the mechanism ({e:?}); it offers [{}]",
+                    offered.join(", ")
+                ),
+            ));
+        }
+        let version = self.version(ApiKey::SaslAuthenticate)?;
+        let mut token = conversation
+            .start()
+            .map_err(|why| conversation.refused(&self.addr, why))?;
+        loop {
+            let resp = self
+                .call(
+                    version,
+                    &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
+                    timeout,
+                )
+                .await?;
+            if let Some(e) = ResponseError::try_from_code(resp.error_code) {
+                let why = match resp.error_message.as_deref() {
+                    Some(m) if !m.is_empty() => format!("{m} ({e:?})"),
+                    _ => format!("{e:?}"),
+                };
+                return Err(conversation.refused(&self.addr, why));
+            }
+            match conversation
+                .reply(&resp.auth_bytes)
+                .map_err(|why| conversation.refused(&self.addr, why))?
+            {
+                Some(next) => token = next,
+                None => {
+                    return Ok(u64::try_from(resp.session_lifetime_ms)
+                        .ok()
+                        .filter(|ms| *ms > 0)
+                        .map(Duration::from_millis))
+                }
+            }
+        }
     }
 
     /// Sends ApiVersions at our highest version. Kafka answers a version it does not know

@@ -1,8 +1,9 @@
 //! Connection security: which of Kafka's four `security.protocol`s a connection speaks, the
 //! SASL credentials and the TLS settings, parsed from Kafka's (and librdkafka's) client keys.
-//! TLS itself is `tls.rs` (rustls), the SASL exchange with a broker is `sasl.rs`, the SCRAM
-//! mechanism's messages are `scram.rs` and Kafka's JAAS line is read by `jaas.rs`. Sockets
-//! and the order of the steps (TCP, TLS, ApiVersions, SASL) live in `connection.rs`.
+//! TLS itself is `tls.rs` (rustls), the SASL tokens are `sasl.rs`, the SCRAM mechanism's
+//! messages are `scram.rs` and Kafka's JAAS line is read by `jaas.rs`. Sockets, the order of
+//! the steps (TCP, TLS, ApiVersions, SASL) and the SASL requests live in `connection.rs`;
+//! nothing here depends on it.
 
 mod jaas;
 pub(crate) mod sasl;
