@@ -8,12 +8,13 @@
 //! - `frame`: length-prefixed framing, request/response headers, correlation ids.
 //! - `versions`: the table of API versions implemented here, and negotiation.
 //! - `security`: [`Security`]: `security.protocol`, SASL (PLAIN, SCRAM-SHA-256/512) and TLS
-//!   (rustls) settings from Kafka's client keys, and the SASL exchange.
+//!   (rustls) settings from Kafka's client keys, and the SASL tokens.
 //! - `connection`: one negotiated connection ([`Connection`]), TLS or not, authenticated.
 //! - `pool`: pooled connections per broker; a failed connection is replaced.
 //! - `metadata`: brokers, topics, partition leaders.
 //! - `client`: [`Client`]: routing, metadata refresh, retries, topic admin.
 //! - `produce`: [`Client::produce`], [`Client::produce_batches`].
+//! - [`partitioner`]: Kafka's default partition for a keyed record (murmur2).
 //! - `fetch`: [`Client::fetch`], [`Client::fetch_many`], [`Client::list_offsets`].
 //! - `offsets`: [`Client::find_coordinator`], [`Client::commit_offsets`],
 //!   [`Client::fetch_committed`].
@@ -29,6 +30,7 @@ mod frame;
 pub mod group;
 mod metadata;
 mod offsets;
+pub mod partitioner;
 mod pool;
 mod produce;
 pub mod security;

@@ -19,6 +19,7 @@
 //! Records are keyed and partitioned as Kafka's default partitioner does for keyed records
 //! (murmur2 of the key), so a word always lands in the same output partition.
 
+use sluice_client::partitioner::partition_for_key;
 use sluice_client::{
     Client, CommitOffset, Generation, ProduceBatch, ProduceRecord, TransactionConfig,
     TransactionalProducer,
@@ -257,58 +258,15 @@ pub fn parse_watermark_metadata(text: &str) -> Option<WatermarkState> {
     })
 }
 
-/// Kafka's default partition for a keyed record: `toPositive(murmur2(key)) % partitions`.
+/// Kafka's default partition for a keyed record (see `sluice_client::partitioner`).
 /// Keyless records go to partition 0 (the sink writes only keyed ones).
 fn partition_for(key: Option<&[u8]>, partitions: i32) -> i32 {
-    match key {
-        Some(k) if partitions > 0 => {
-            let positive = i32::try_from(murmur2(k) & 0x7fff_ffff).unwrap_or(0);
-            positive % partitions
-        }
-        _ => 0,
-    }
-}
-
-/// MurmurHash2 (32-bit) with Kafka's seed, as Kafka's `Utils.murmur2` computes it.
-fn murmur2(data: &[u8]) -> u32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    // Kafka hashes `length` as a Java int; keys are far shorter than 2^31.
-    let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-    let mut h = SEED ^ len;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let tail = chunks.remainder();
-    if !tail.is_empty() {
-        for (i, b) in tail.iter().enumerate().rev() {
-            h ^= u32::from(*b) << (8 * i);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h
+    key.map_or(0, |k| partition_for_key(k, partitions))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn murmur2_matches_kafkas() {
-        // Values from Kafka's UtilsTest.testMurmur2 (as Java ints).
-        assert_eq!(murmur2(b"21") as i32, -973_932_308);
-        assert_eq!(murmur2(b"foobar") as i32, -790_332_482);
-    }
 
     #[test]
     fn records_carry_the_batch_and_its_ranges() {

@@ -602,7 +602,9 @@ pub async fn produce(
     .into_response())
 }
 
-/// Kafka's `Utils.murmur2`, which its default partitioner hashes keys with.
+/// Kafka's `Utils.murmur2`, which its default partitioner hashes keys with. The connectors
+/// share `sluice_client::partitioner`; the broker does not depend on the client crate, so it
+/// keeps this one copy.
 fn murmur2(data: &[u8]) -> i32 {
     const M: u32 = 0x5bd1_e995;
     const R: u32 = 24;

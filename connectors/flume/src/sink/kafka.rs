@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use sluice_client::partitioner::partition_for_key;
 use sluice_client::{
     Acks, Client, ClientConfig, Compression, ProduceBatch, ProduceOptions, ProduceRecord, Security,
 };
@@ -317,48 +318,6 @@ impl LazyClient {
     }
 }
 
-/// Kafka's `Utils.murmur2`.
-pub(crate) fn murmur2(data: &[u8]) -> i32 {
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let len = data.len();
-    let mut h: u32 = 0x9747_b28c ^ (len as u32);
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        if let Some(b) = rest.get(2) {
-            h ^= u32::from(*b) << 16;
-        }
-        if let Some(b) = rest.get(1) {
-            h ^= u32::from(*b) << 8;
-        }
-        if let Some(b) = rest.first() {
-            h ^= u32::from(*b);
-        }
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
-/// Kafka's default partitioner for a keyed record: `toPositive(murmur2(key)) % n`.
-pub(crate) fn key_partition(key: &[u8], partitions: i32) -> i32 {
-    if partitions <= 0 {
-        return 0;
-    }
-    (murmur2(key) & 0x7fff_ffff) % partitions
-}
-
 /// A record on its way out: topic, explicit partition (if any), and the record.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
@@ -448,7 +407,7 @@ impl Partitioner {
                         }
                     };
                     match &o.record.key {
-                        Some(k) => key_partition(k, n),
+                        Some(k) => partition_for_key(k, n),
                         None => match sticky.get(&o.topic) {
                             Some(p) => *p,
                             None => {
@@ -805,30 +764,6 @@ impl Sink for KafkaSink {
 mod tests {
     use super::*;
     use crate::channel::memory::{MemoryChannel, MemoryConfig};
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Vectors from Kafka's UtilsTest.testMurmur2.
-        let cases: &[(&[u8], i32)] = &[
-            (b"21", -973_932_308),
-            (b"foobar", -790_332_482),
-            (b"a-little-bit-long-string", -985_981_536),
-            (b"a-little-bit-longer-string", -1_486_304_829),
-            (
-                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
-                -58_897_971,
-            ),
-            (b"abc", 479_470_107),
-        ];
-        for (data, want) in cases {
-            assert_eq!(murmur2(data), *want, "{:?}", String::from_utf8_lossy(data));
-        }
-        assert!((0..7).contains(&key_partition(b"foobar", 7)));
-        assert_eq!(
-            key_partition(b"foobar", 7),
-            (-790_332_482i32 & 0x7fff_ffff) % 7
-        );
-    }
 
     fn memory() -> Arc<dyn Channel> {
         Arc::new(MemoryChannel::new(
