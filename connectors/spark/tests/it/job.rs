@@ -554,31 +554,13 @@ transactional_id = "{}"
     })
     .await;
     let mut totals: HashMap<String, i64> = HashMap::new();
-    let mut offset = 0;
-    loop {
-        let r = client
-            .fetch_isolated(
-                &output,
-                0,
-                offset,
-                1 << 20,
-                Duration::ZERO,
-                sluice_spark::IsolationLevel::ReadCommitted,
-            )
-            .await
-            .unwrap();
-        if r.next_offset == offset {
-            break;
-        }
-        offset = r.next_offset;
-        for rec in r.records {
-            let v: serde_json::Value = serde_json::from_slice(&rec.value.unwrap()).unwrap();
-            assert_eq!(v["window"], serde_json::Value::Null);
-            assert_eq!(v["aggregate"], "count");
-            let key = String::from_utf8(rec.key.unwrap().to_vec()).unwrap();
-            assert_eq!(v["key"], key.as_str());
-            *totals.entry(key).or_insert(0) += v["value"].as_i64().unwrap();
-        }
+    for rec in read_committed_all(&client, &output, 1).await {
+        let v: serde_json::Value = serde_json::from_slice(&rec.value.unwrap()).unwrap();
+        assert_eq!(v["window"], serde_json::Value::Null);
+        assert_eq!(v["aggregate"], "count");
+        let key = String::from_utf8(rec.key.unwrap().to_vec()).unwrap();
+        assert_eq!(v["key"], key.as_str());
+        *totals.entry(key).or_insert(0) += v["value"].as_i64().unwrap();
     }
     let want: HashMap<String, i64> = [("a", 3), ("b", 1), ("c", 1)]
         .iter()
