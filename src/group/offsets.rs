@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::log::partition::now_ms;
 use crate::log::{LogManager, Partition};
@@ -347,96 +347,72 @@ impl OffsetStore {
     }
 
     fn replay(&self) -> Result<(), Error> {
-        let (mut offset, _, hw, _) = self.log.offsets();
         let mut applied = 0usize;
         let mut map = self.lock();
-        while offset < hw {
-            let data = self
-                .log
-                .read(offset, 1 << 20)
-                .map_err(|e| Error::Load(e.to_string()))?;
-            if data.records.is_empty() {
-                break;
-            }
-            let mut buf = data.records.clone();
-            let mut next = offset;
-            while buf.has_remaining() {
-                let set = match RecordBatchDecoder::decode(&mut buf) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!(error = %e, offset = next, "skipping an undecodable batch in {OFFSETS_TOPIC}");
-                        break;
+        self.log
+            .replay(|r| {
+                if r.control {
+                    // A transaction marker: its offsets become committed, or are dropped.
+                    if let Some(commit) = r.key.clone().and_then(control_is_commit) {
+                        self.complete_pending(&mut map, r.producer_id, commit);
                     }
-                };
-                for r in set.records {
-                    next = next.max(r.offset + 1);
-                    if r.control {
-                        // A transaction marker: its offsets become committed, or are dropped.
-                        if let Some(commit) = r.key.clone().and_then(control_is_commit) {
-                            self.complete_pending(&mut map, r.producer_id, commit);
-                        }
-                        continue;
-                    }
-                    if r.transactional {
-                        if let (Some((group, topic, partition)), Some(v)) = (
-                            r.key.clone().and_then(decode_key),
-                            r.value.clone().and_then(decode_value),
-                        ) {
-                            self.pending_lock().entry(r.producer_id).or_default().push((
-                                group,
-                                (topic, partition),
-                                v,
-                            ));
-                            applied += 1;
-                        }
-                        continue;
-                    }
-                    if let Some((version, group)) = r.key.clone().and_then(decode_group_key) {
-                        if version == GROUP_KEY_VERSION {
-                            let mut loaded =
-                                self.loaded_groups.lock().unwrap_or_else(|p| p.into_inner());
-                            match r.value.and_then(decode_group) {
-                                Some(g) => loaded.insert(group, g),
-                                None => loaded.remove(&group),
-                            };
-                        } else {
-                            let mut loaded = self
-                                .loaded_consumer_groups
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner());
-                            match r.value {
-                                Some(v) => loaded.insert(group, v),
-                                None => loaded.remove(&group),
-                            };
-                        }
+                    return;
+                }
+                if r.transactional {
+                    if let (Some((group, topic, partition)), Some(v)) = (
+                        r.key.clone().and_then(decode_key),
+                        r.value.clone().and_then(decode_value),
+                    ) {
+                        self.pending_lock().entry(r.producer_id).or_default().push((
+                            group,
+                            (topic, partition),
+                            v,
+                        ));
                         applied += 1;
-                        continue;
                     }
-                    let Some(key) = r.key.and_then(decode_key) else {
-                        continue;
-                    };
-                    let (group, topic, partition) = key;
-                    match r.value.and_then(decode_value) {
-                        Some(v) => {
-                            map.entry(group).or_default().insert((topic, partition), v);
-                        }
-                        None => {
-                            if let Some(g) = map.get_mut(&group) {
-                                g.remove(&(topic, partition));
-                                if g.is_empty() {
-                                    map.remove(&group);
-                                }
+                    return;
+                }
+                if let Some((version, group)) = r.key.clone().and_then(decode_group_key) {
+                    if version == GROUP_KEY_VERSION {
+                        let mut loaded =
+                            self.loaded_groups.lock().unwrap_or_else(|p| p.into_inner());
+                        match r.value.and_then(decode_group) {
+                            Some(g) => loaded.insert(group, g),
+                            None => loaded.remove(&group),
+                        };
+                    } else {
+                        let mut loaded = self
+                            .loaded_consumer_groups
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        match r.value {
+                            Some(v) => loaded.insert(group, v),
+                            None => loaded.remove(&group),
+                        };
+                    }
+                    applied += 1;
+                    return;
+                }
+                let Some(key) = r.key.and_then(decode_key) else {
+                    return;
+                };
+                let (group, topic, partition) = key;
+                match r.value.and_then(decode_value) {
+                    Some(v) => {
+                        map.entry(group).or_default().insert((topic, partition), v);
+                    }
+                    None => {
+                        if let Some(g) = map.get_mut(&group) {
+                            g.remove(&(topic, partition));
+                            if g.is_empty() {
+                                map.remove(&group);
                             }
                         }
                     }
-                    applied += 1;
                 }
-            }
-            if next <= offset {
-                break;
-            }
-            offset = next;
-        }
+                applied += 1;
+            })
+            .map_err(|e| Error::Load(e.to_string()))?;
         info!(
             records = applied,
             groups = map.len(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -968,6 +968,47 @@ impl Partition {
         Ok((rp, ls))
     }
 
+    /// Hands every record from the log start to the high watermark to `f`, in offset order,
+    /// control records included: how the coordinators rebuild their state from their
+    /// internal topics at start-up. Records of the first batch below the log start are left
+    /// out. A batch that does not decode ends its chunk with a warning, and the read stops
+    /// there if nothing before it in the chunk moved it forward.
+    pub fn replay(
+        &self,
+        mut f: impl FnMut(kafka_protocol::records::Record),
+    ) -> Result<(), ReadError> {
+        let (mut offset, _, hw, _) = self.offsets();
+        while offset < hw {
+            let data = self.read(offset, 1 << 20)?;
+            if data.records.is_empty() {
+                break;
+            }
+            let mut buf = data.records.clone();
+            let mut next = offset;
+            while buf.has_remaining() {
+                let set = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, offset = next, topic = %self.topic,
+                            "skipping an undecodable batch while replaying");
+                        break;
+                    }
+                };
+                for r in set.records {
+                    next = next.max(r.offset + 1);
+                    if r.offset >= offset {
+                        f(r);
+                    }
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(())
+    }
+
     /// Find the bytes to serve for a fetch at `offset`: whole batches, starting with the one
     /// that contains `offset`, up to `max_bytes` (but always the first whole batch, as
     /// Kafka does since KIP-74 so a consumer can make progress). Copies them into memory;
@@ -1566,6 +1607,27 @@ mod tests {
         let p = open(dir.path(), c, Some(20));
         assert_eq!(p.offsets().1, 20);
         assert!(!p.read(7, 1 << 20).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn replay_hands_over_every_record_from_the_log_start_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Arc::new(LogConfig {
+            segment_bytes: 200,
+            ..LogConfig::default()
+        });
+        let p = open(dir.path(), Arc::clone(&c), None);
+        for _ in 0..10 {
+            p.append(&make_batch(2, 1, -1, -1)).unwrap();
+        }
+        let mut seen = Vec::new();
+        p.replay(|r| seen.push(r.offset)).unwrap();
+        assert_eq!(seen, (0..20).collect::<Vec<i64>>());
+        // The log start inside a batch (offsets 6..=7): offset 6 is not handed over.
+        p.delete_records(7).unwrap();
+        let mut seen = Vec::new();
+        p.replay(|r| seen.push(r.offset)).unwrap();
+        assert_eq!(seen, (7..20).collect::<Vec<i64>>());
     }
 
     #[test]

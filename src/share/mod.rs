@@ -28,9 +28,9 @@ pub mod records;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
@@ -616,48 +616,24 @@ impl Coordinator {
 
 /// Read every record of `__share_group_state`: the last value of each key wins.
 fn replay(log: &Partition) -> Result<HashMap<Key, Snapshot>, Error> {
-    let (mut offset, _, hw, _) = log.offsets();
     let mut out: HashMap<Key, Snapshot> = HashMap::new();
-    while offset < hw {
-        let data = log
-            .read(offset, 1 << 20)
-            .map_err(|e| Error::Load(e.to_string()))?;
-        if data.records.is_empty() {
-            break;
+    log.replay(|r| {
+        if r.control {
+            return;
         }
-        let mut buf = data.records.clone();
-        let mut next = offset;
-        while buf.has_remaining() {
-            let set = match RecordBatchDecoder::decode(&mut buf) {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %e, offset = next, "skipping an undecodable batch in {SHARE_STATE_TOPIC}");
-                    break;
-                }
-            };
-            for r in set.records {
-                next = next.max(r.offset + 1);
-                if r.offset < offset || r.control {
-                    continue;
-                }
-                let Some(key) = r.key.and_then(records::decode_key) else {
-                    continue;
-                };
-                match r.value.and_then(records::decode_value) {
-                    Some(s) => {
-                        out.insert(key, s);
-                    }
-                    None => {
-                        out.remove(&key);
-                    }
-                }
+        let Some(key) = r.key.and_then(records::decode_key) else {
+            return;
+        };
+        match r.value.and_then(records::decode_value) {
+            Some(s) => {
+                out.insert(key, s);
+            }
+            None => {
+                out.remove(&key);
             }
         }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
+    })
+    .map_err(|e| Error::Load(e.to_string()))?;
     Ok(out)
 }
 

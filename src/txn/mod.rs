@@ -27,10 +27,10 @@ pub mod state;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError as Code;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tracing::{error, info, warn};
@@ -556,50 +556,26 @@ fn alloc(env: Env<'_>) -> Result<i64, Code> {
 
 /// Read every record of `__transaction_state`: the last value of each id wins.
 fn replay(log: &Partition) -> Result<HashMap<String, TxnMeta>, Error> {
-    let (mut offset, _, hw, _) = log.offsets();
     let mut out: HashMap<String, TxnMeta> = HashMap::new();
     let mut records = 0usize;
-    while offset < hw {
-        let data = log
-            .read(offset, 1 << 20)
-            .map_err(|e| Error::Load(e.to_string()))?;
-        if data.records.is_empty() {
-            break;
+    log.replay(|r| {
+        if r.control {
+            return;
         }
-        let mut buf = data.records.clone();
-        let mut next = offset;
-        while buf.has_remaining() {
-            let set = match RecordBatchDecoder::decode(&mut buf) {
-                Ok(s) => s,
-                Err(e) => {
-                    warn!(error = %e, offset = next, "skipping an undecodable batch in {TRANSACTION_STATE_TOPIC}");
-                    break;
-                }
-            };
-            for r in set.records {
-                next = next.max(r.offset + 1);
-                if r.offset < offset || r.control {
-                    continue;
-                }
-                let Some(id) = r.key.and_then(records::decode_key) else {
-                    continue;
-                };
-                records += 1;
-                match r.value.and_then(|v| records::decode_value(&id, v)) {
-                    Some(m) if m.state != TxnState::Dead => {
-                        out.insert(id, m);
-                    }
-                    _ => {
-                        out.remove(&id);
-                    }
-                }
+        let Some(id) = r.key.and_then(records::decode_key) else {
+            return;
+        };
+        records += 1;
+        match r.value.and_then(|v| records::decode_value(&id, v)) {
+            Some(m) if m.state != TxnState::Dead => {
+                out.insert(id, m);
+            }
+            _ => {
+                out.remove(&id);
             }
         }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
+    })
+    .map_err(|e| Error::Load(e.to_string()))?;
     info!(records, "replayed {TRANSACTION_STATE_TOPIC}");
     Ok(out)
 }
