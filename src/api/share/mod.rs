@@ -15,8 +15,35 @@ pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
 
+use kafka_protocol::messages::GroupId;
+use kafka_protocol::protocol::StrBytes;
+
+use crate::api::Code;
 use crate::api::Ctx;
 use crate::group::configs::ShareGroupConfig;
+use crate::security::acl::Operation;
+
+/// The group and member a ShareFetch or ShareAcknowledge names, once this client may READ
+/// the group (else GROUP_AUTHORIZATION_FAILED, checked first as Kafka does) and both are set
+/// (else INVALID_REQUEST): the request-level error and its message otherwise.
+pub(crate) fn group_and_member(
+    ctx: &Ctx<'_>,
+    group_id: Option<&GroupId>,
+    member_id: Option<&StrBytes>,
+) -> Result<(String, String), (Code, String)> {
+    let group = group_id.map(|g| g.0.to_string()).unwrap_or_default();
+    let member = member_id.map(|m| m.to_string()).unwrap_or_default();
+    if !ctx.authorize_group(Operation::Read, &group) {
+        return Err((Code::GroupAuthorizationFailed, "not authorized".into()));
+    }
+    if group.is_empty() || member.is_empty() {
+        return Err((
+            Code::InvalidRequest,
+            "group id and member id must be set".into(),
+        ));
+    }
+    Ok((group, member))
+}
 
 /// The effective settings of a share group.
 pub(crate) fn config(ctx: &Ctx<'_>, group: &str) -> ShareGroupConfig {

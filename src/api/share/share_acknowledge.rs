@@ -13,7 +13,6 @@ use kafka_protocol::messages::{RequestHeader, ShareAcknowledgeRequest, ShareAckn
 
 use crate::api::fetch::LEADER_EPOCH;
 use crate::api::{blocking, sb, ApiError, Code, Ctx};
-use crate::security::acl::Operation;
 use crate::share::Acks;
 
 /// The acknowledgement batches of one partition, as the coordinator takes them.
@@ -27,34 +26,16 @@ pub(crate) async fn handle(
     _hdr: &RequestHeader,
     req: ShareAcknowledgeRequest,
 ) -> Result<ShareAcknowledgeResponse, ApiError> {
-    let group = req
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = req
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
     let fail = |code: Code, msg: String| {
         ShareAcknowledgeResponse::default()
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
     };
-    // READ on the group (Kafka: GROUP_AUTHORIZATION_FAILED for the whole request).
-    if !ctx.authorize_group(Operation::Read, &group) {
-        return Ok(fail(
-            Code::GroupAuthorizationFailed,
-            "not authorized".into(),
-        ));
-    }
-    if group.is_empty() || member.is_empty() {
-        return Ok(fail(
-            Code::InvalidRequest,
-            "group id and member id must be set".into(),
-        ));
-    }
+    let (group, member) =
+        match super::group_and_member(ctx, req.group_id.as_ref(), req.member_id.as_ref()) {
+            Ok(gm) => gm,
+            Err((code, msg)) => return Ok(fail(code, msg)),
+        };
     let config = super::config(ctx, &group);
     let epoch = req.share_session_epoch;
     if let Err(code) = ctx

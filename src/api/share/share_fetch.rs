@@ -32,7 +32,6 @@ use crate::group::configs::{ShareAutoOffsetReset, ShareGroupConfig};
 use crate::log::batch::BatchView;
 use crate::log::partition::now_ms;
 use crate::log::{Partition, ReadError};
-use crate::security::acl::Operation;
 use crate::share::partition::{Acquired, BatchInfo};
 
 /// Kafka caps how long a fetch may wait; so do we (it also bounds shutdown).
@@ -61,34 +60,16 @@ pub(crate) async fn handle(
     _hdr: &RequestHeader,
     req: ShareFetchRequest,
 ) -> Result<ShareFetchResponse, ApiError> {
-    let group = req
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = req
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
     let fail = |code: Code, msg: String| {
         ShareFetchResponse::default()
             .with_error_code(code.code())
             .with_error_message(Some(sb(msg)))
     };
-    // READ on the group (Kafka: GROUP_AUTHORIZATION_FAILED for the whole request).
-    if !ctx.authorize_group(Operation::Read, &group) {
-        return Ok(fail(
-            Code::GroupAuthorizationFailed,
-            "not authorized".into(),
-        ));
-    }
-    if group.is_empty() || member.is_empty() {
-        return Ok(fail(
-            Code::InvalidRequest,
-            "group id and member id must be set".into(),
-        ));
-    }
+    let (group, member) =
+        match super::group_and_member(ctx, req.group_id.as_ref(), req.member_id.as_ref()) {
+            Ok(gm) => gm,
+            Err((code, msg)) => return Ok(fail(code, msg)),
+        };
     let config = super::config(ctx, &group);
     let shares = &ctx.broker.shares;
     let mut add = Vec::new();
