@@ -350,9 +350,14 @@ async fn hdfs_escapes_bucket_per_event() {
         .unwrap()
         .trim()
         .to_string();
-    let found = poll_until(WAIT, "one file per bucket", || {
+    // A file exists as soon as its bucket opens; its lines follow. Wait for all 17 bytes.
+    let found = poll_until(WAIT, "one file per bucket, with every event", || {
         let f = files_under(out.path());
-        (f.len() == 2).then_some(f)
+        let bytes: u64 = f
+            .iter()
+            .map(|p| fs::metadata(p).map_or(0, |m| m.len()))
+            .sum();
+        (f.len() == 2 && bytes >= 17).then_some(f)
     });
     let by_dir: BTreeMap<String, (String, String)> = found
         .iter()
