@@ -204,16 +204,7 @@ impl KafkaSink {
         ranges: &[OffsetRange],
         counts: &Counts,
     ) -> Vec<ProduceRecord> {
-        let ranges_text = ranges
-            .iter()
-            .map(|r| {
-                format!(
-                    "{}:{}:{}:{}",
-                    r.topic, r.partition, r.from_offset, r.until_offset
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(",");
+        let ranges_text = offset_ranges_header(ranges);
         let mut words: Vec<(&String, &i64)> = counts.iter().collect();
         words.sort();
         words
@@ -226,6 +217,21 @@ impl KafkaSink {
             })
             .collect()
     }
+}
+
+/// The [`OFFSET_RANGES_HEADER`] value of a batch: `topic:partition:from:until` per range,
+/// joined by `,`.
+pub(crate) fn offset_ranges_header(ranges: &[OffsetRange]) -> String {
+    ranges
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}:{}:{}",
+                r.topic, r.partition, r.from_offset, r.until_offset
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The offset-commit metadata holding `w`:

@@ -12,7 +12,7 @@ use sluice_client::{Client, ProduceBatch, ProduceOptions, ProduceRecord};
 use crate::agg::{Cell, Partial, Updates};
 use crate::error::Result;
 use crate::job::record::LateOutput;
-use crate::kafka_sink::{BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
+use crate::kafka_sink::{offset_ranges_header, BATCH_TIME_HEADER, OFFSET_RANGES_HEADER};
 use crate::range::OffsetRange;
 use crate::window::Windows;
 
@@ -127,16 +127,7 @@ pub fn kafka_records(
     updates: &Updates,
     windows: Option<&Windows>,
 ) -> Vec<ProduceRecord> {
-    let ranges_text = ranges
-        .iter()
-        .map(|r| {
-            format!(
-                "{}:{}:{}:{}",
-                r.topic, r.partition, r.from_offset, r.until_offset
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",");
+    let ranges_text = offset_ranges_header(ranges);
     updates
         .cells
         .iter()
