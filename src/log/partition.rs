@@ -979,11 +979,10 @@ impl Partition {
     ) -> Result<(), ReadError> {
         let (mut offset, _, hw, _) = self.offsets();
         while offset < hw {
-            let data = self.read(offset, 1 << 20)?;
-            if data.records.is_empty() {
+            let mut buf = self.read(offset, 1 << 20)?.records;
+            if buf.is_empty() {
                 break;
             }
-            let mut buf = data.records.clone();
             let mut next = offset;
             while buf.has_remaining() {
                 let set = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
@@ -1573,17 +1572,23 @@ mod tests {
         assert!(p.read_region(40, 100).unwrap().region.is_none());
     }
 
-    #[test]
-    fn rolls_by_size_and_reads_across_segments() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A partition with 200-byte segments holding ten two-record batches (offsets 0..20).
+    fn ten_batches_in_small_segments(dir: &Path) -> (Arc<LogConfig>, Partition) {
         let c = Arc::new(LogConfig {
             segment_bytes: 200,
             ..LogConfig::default()
         });
-        let p = open(dir.path(), Arc::clone(&c), None);
+        let p = open(dir, Arc::clone(&c), None);
         for _ in 0..10 {
             p.append(&make_batch(2, 1, -1, -1)).unwrap();
         }
+        (c, p)
+    }
+
+    #[test]
+    fn rolls_by_size_and_reads_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, p) = ten_batches_in_small_segments(dir.path());
         let logs = std::fs::read_dir(dir.path())
             .unwrap()
             .filter(|e| {
@@ -1612,14 +1617,7 @@ mod tests {
     #[test]
     fn replay_hands_over_every_record_from_the_log_start_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Arc::new(LogConfig {
-            segment_bytes: 200,
-            ..LogConfig::default()
-        });
-        let p = open(dir.path(), Arc::clone(&c), None);
-        for _ in 0..10 {
-            p.append(&make_batch(2, 1, -1, -1)).unwrap();
-        }
+        let (_, p) = ten_batches_in_small_segments(dir.path());
         let mut seen = Vec::new();
         p.replay(|r| seen.push(r.offset)).unwrap();
         assert_eq!(seen, (0..20).collect::<Vec<i64>>());
